@@ -1,0 +1,3 @@
+from auhm.cli import app
+
+app()

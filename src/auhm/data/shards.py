@@ -1,0 +1,152 @@
+"""Training shards: one Parquet file per video of JPEG face crops, crop-space landmarks and labels.
+
+Shards are written whole and atomically (temp + rename), so a shard that exists is complete
+and ``prepare`` can resume by skipping them. Reading keeps the encoded crops in Arrow buffers
+(shared copy-on-write by DataLoader workers) and decodes one JPEG per item.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import cv2
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from auhm.io import au_columns, write_parquet_atomic
+from auhm.targets import au_name
+
+
+def shard_schema(aus: Sequence[int], metadata: dict | None = None) -> pa.Schema:
+    from auhm.io import encode_metadata
+
+    fields = [
+        pa.field("video", pa.string()),
+        pa.field("subject", pa.string()),
+        pa.field("split", pa.string()),
+        pa.field("frame", pa.int32()),
+        pa.field("image", pa.binary()),  # JPEG, crop_size × crop_size RGB
+        pa.field("landmarks", pa.list_(pa.float32(), 136)),  # x0, y0, x1, y1 … in crop pixels
+        pa.field("crop_affine", pa.list_(pa.float32(), 6)),  # frame → crop, row-major 2×3
+    ] + [pa.field(au_name(a), pa.float32()) for a in aus]
+    return pa.schema(fields, metadata=encode_metadata(metadata or {}))
+
+
+def encode_jpeg(image_rgb: np.ndarray, quality: int = 92) -> bytes:
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+def decode_jpeg(data: bytes) -> np.ndarray:
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError("corrupt JPEG in shard")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+@dataclass
+class ShardRows:
+    """Columns of one video's shard, filled frame by frame then written at once."""
+
+    video: str
+    subject: str
+    split: str
+    aus: Sequence[int]
+
+    def __post_init__(self) -> None:
+        self.frames: list[int] = []
+        self.images: list[bytes] = []
+        self.landmarks: list[np.ndarray] = []
+        self.affines: list[np.ndarray] = []
+        self.labels: list[np.ndarray] = []
+
+    def add(self, frame: int, crop_rgb: np.ndarray, landmarks_crop: np.ndarray, affine: np.ndarray, labels: np.ndarray) -> None:
+        self.frames.append(int(frame))
+        self.images.append(encode_jpeg(crop_rgb))
+        self.landmarks.append(np.asarray(landmarks_crop, np.float32).reshape(136))
+        self.affines.append(np.asarray(affine, np.float32).reshape(6))
+        self.labels.append(np.asarray(labels, np.float32))
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def write(self, path: str | os.PathLike, metadata: dict | None = None) -> Path:
+        n = len(self.frames)
+        labels = np.stack(self.labels) if n else np.zeros((0, len(self.aus)), np.float32)
+        cols = {
+            "video": pa.array([self.video] * n, pa.string()),
+            "subject": pa.array([self.subject] * n, pa.string()),
+            "split": pa.array([self.split] * n, pa.string()),
+            "frame": pa.array(self.frames, pa.int32()),
+            "image": pa.array(self.images, pa.binary()),
+            "landmarks": pa.FixedSizeListArray.from_arrays(pa.array(np.concatenate(self.landmarks) if n else [], pa.float32()), 136),
+            "crop_affine": pa.FixedSizeListArray.from_arrays(pa.array(np.concatenate(self.affines) if n else [], pa.float32()), 6),
+        }
+        for j, a in enumerate(self.aus):
+            v = labels[:, j]
+            cols[au_name(a)] = pa.array(v, pa.float32(), mask=np.isnan(v))
+        schema = shard_schema(self.aus, metadata)
+        table = pa.table(cols, schema=schema)
+        return write_parquet_atomic(table, path)
+
+
+class ShardDataset:
+    """Random access over the frames of some shards (a torch-style map dataset).
+
+    Items are dicts: ``image`` uint8 (S, S, 3) RGB, ``landmarks`` float32 (68, 2) crop pixels,
+    ``labels`` float32 (N_aus,) with NaN where unlabelled, plus ``video``/``frame``/``subject``.
+    """
+
+    def __init__(self, paths: Iterable[str | os.PathLike], aus: Sequence[int] | None = None, splits: Sequence[str] | None = None):
+        tables = []
+        for p in sorted(Path(x) for x in paths):
+            t = pq.read_table(p)
+            if splits is not None:
+                import pyarrow.compute as pc
+
+                t = t.filter(pc.is_in(t["split"], value_set=pa.array(list(splits), pa.string())))
+            if t.num_rows:
+                tables.append(t)
+        if not tables:
+            raise ValueError("no frames in the selected shards" + (f" for splits {list(splits)}" if splits else ""))
+        if aus is None:
+            aus = [int(c[2:]) for c in au_columns(tables[0].column_names)]
+        self.aus = list(aus)
+        cols = [au_name(a) for a in self.aus]
+        for t in tables:
+            missing = [c for c in cols if c not in t.column_names]
+            if missing:
+                raise ValueError(f"shard lacks AU columns {missing}")
+        table = pa.concat_tables([t.select(["video", "subject", "split", "frame", "image", "landmarks", "crop_affine"] + cols) for t in tables])
+        self._images = table["image"].combine_chunks()
+        self.landmarks = table["landmarks"].combine_chunks().flatten().to_numpy().reshape(-1, 68, 2).astype(np.float32)
+        self.labels = np.stack([table[c].to_numpy(zero_copy_only=False).astype(np.float32) for c in cols], axis=1) if cols else np.zeros((table.num_rows, 0), np.float32)
+        self.video = table["video"].to_numpy(zero_copy_only=False)
+        self.subject = table["subject"].to_numpy(zero_copy_only=False)
+        self.split = table["split"].to_numpy(zero_copy_only=False)
+        self.frame = table["frame"].to_numpy().astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def image(self, i: int) -> np.ndarray:
+        return decode_jpeg(self._images[i].as_py())
+
+    def __getitem__(self, i: int) -> dict:
+        return {
+            "image": self.image(i),
+            "landmarks": self.landmarks[i].copy(),
+            "labels": self.labels[i].copy(),
+            "index": i,
+        }
+
+
+def list_shards(data_dir: str | os.PathLike) -> list[Path]:
+    """The complete shards of a prepared corpus (temp files of an interrupted run excluded)."""
+    return sorted(p for p in (Path(data_dir) / "shards").glob("*.parquet") if not p.name.startswith("."))

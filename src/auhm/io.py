@@ -1,0 +1,153 @@
+"""Tables auhm reads and writes: the prediction schema, labels, atomic Parquet writes.
+
+Every table keys frames by ``video`` (path as given) and 0-based ``frame``; AU columns are
+``AU01``, ``AU02``… (float32, null where unknown).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from auhm import __version__
+from auhm.targets import au_name, parse_au
+
+# Columns of a prediction table before the AU columns (DESIGN.md "Files").
+PREDICTION_FIELDS: list[pa.Field] = [
+    pa.field("video", pa.string()),
+    pa.field("frame", pa.int32()),
+    pa.field("timestamp", pa.float64()),
+    pa.field("face", pa.int16()),
+    pa.field("success", pa.bool_()),
+    pa.field("confidence", pa.float32()),
+    pa.field("x0", pa.float32()),
+    pa.field("y0", pa.float32()),
+    pa.field("x1", pa.float32()),
+    pa.field("y1", pa.float32()),
+]
+
+_AU_COLUMN = re.compile(r"^AU(\d+)$")
+
+
+def prediction_schema(aus: Iterable[int], metadata: dict | None = None) -> pa.Schema:
+    """The prediction schema for these AUs, with auhm's key-value metadata attached."""
+    fields = PREDICTION_FIELDS + [pa.field(au_name(a), pa.float32()) for a in aus]
+    return pa.schema(fields, metadata=encode_metadata(metadata or {}))
+
+
+def encode_metadata(meta: dict) -> dict[bytes, bytes]:
+    """Parquet key-value metadata: every value JSON-encoded under an ``auhm.`` key."""
+    meta = {"version": __version__, **meta}
+    return {f"auhm.{k}".encode(): json.dumps(v).encode() for k, v in meta.items()}
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """auhm's key-value metadata of a Parquet file (empty for other files)."""
+    kv = pq.read_schema(path).metadata or {}
+    out = {}
+    for k, v in kv.items():
+        k = k.decode()
+        if k.startswith("auhm."):
+            out[k[5:]] = json.loads(v.decode())
+    return out
+
+
+def au_columns(columns: Iterable[str]) -> list[str]:
+    """The AU columns of a table, in numeric AU order."""
+    found = [c for c in columns if _AU_COLUMN.match(str(c))]
+    return sorted(found, key=parse_au)
+
+
+def write_parquet_atomic(table: pa.Table | pd.DataFrame, path: str | os.PathLike, schema: pa.Schema | None = None) -> Path:
+    """Write a Parquet file so that a reader never sees half of it (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, schema=schema, preserve_index=False)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_json_atomic(obj, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)
+    return path
+
+
+def clean_labels(df: pd.DataFrame) -> pd.DataFrame:
+    """AU values outside 0–5 (9 marks an unlabelled frame) become null; AU columns float32."""
+    df = df.copy()
+    for c in au_columns(df.columns):
+        v = pd.to_numeric(df[c], errors="coerce").astype("float32")
+        df[c] = v.where((v >= 0) & (v <= 5))
+    return df
+
+
+def _openface_to_auhm(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    df = df.rename(columns=lambda c: str(c).strip())
+    out = pd.DataFrame()
+    out["video"] = df["video"] if "video" in df else Path(source).stem
+    out["frame"] = df["frame"].astype("int32") - 1  # OpenFace numbers frames from 1
+    out["timestamp"] = df.get("timestamp", pd.Series(np.nan, index=df.index)).astype("float64")
+    out["face"] = df.get("face_id", pd.Series(0, index=df.index)).astype("int16")
+    out["success"] = df.get("success", pd.Series(1, index=df.index)).astype(bool)
+    out["confidence"] = df.get("confidence", pd.Series(np.nan, index=df.index)).astype("float32")
+    for c in df.columns:
+        m = re.match(r"^AU(\d+)_r$", c)
+        if m:
+            out[au_name(int(m.group(1)))] = df[c].astype("float32").where(out["success"])
+    return out
+
+
+def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
+    """Any prediction table: an auhm Parquet file, a directory of them, or an OpenFace 2.2 CSV."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or directory")
+    if path.is_dir():
+        files = sorted(p for p in path.glob("*.parquet") if not p.name.startswith("."))
+        if not files:
+            raise ValueError(f"{path}: directory holds no .parquet prediction files")
+        return pd.concat([read_predictions(f) for f in files], ignore_index=True)
+    if path.suffix.lower() == ".csv":
+        df = pd.read_csv(path, skipinitialspace=True)
+        df.columns = [str(c).strip() for c in df.columns]
+        if any(re.match(r"^AU\d+_r$", c) for c in df.columns):
+            return _openface_to_auhm(df, str(path))
+        return clean_labels(df)
+    df = pd.read_parquet(path)
+    if "success" in df:
+        for c in au_columns(df.columns):
+            df.loc[~df["success"].astype(bool), c] = np.nan
+    return df
+
+
+def read_labels(path: str | os.PathLike) -> pd.DataFrame:
+    """A labels table (Parquet or CSV with video, frame, AUxx), cleaned of out-of-range codes."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    df = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+    missing = {"video", "frame"} - set(df.columns)
+    if missing:
+        raise ValueError(f"{path}: labels table lacks columns {sorted(missing)}")
+    return clean_labels(df)
