@@ -104,7 +104,7 @@ def clean_labels(df: pd.DataFrame) -> pd.DataFrame:
 
 def _openface_to_auhm(df: pd.DataFrame, source: str) -> pd.DataFrame:
     df = df.rename(columns=lambda c: str(c).strip())
-    out = pd.DataFrame()
+    out = pd.DataFrame(index=df.index)
     out["video"] = df["video"] if "video" in df else Path(source).stem
     out["frame"] = df["frame"].astype("int32") - 1  # OpenFace numbers frames from 1
     out["timestamp"] = df.get("timestamp", pd.Series(np.nan, index=df.index)).astype("float64")

@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+
+from auhm.video import VideoError, VideoReader
+from tests.conftest import write_test_video
+
+
+def test_generated_video_round_trip(tmp_path):
+    for ext in (".avi", ".mp4"):
+        p = write_test_video(tmp_path / f"v{ext}", n=30)
+        r = VideoReader(p)
+        batches = list(r.batches(batch_size=8))
+        assert [len(b) for b in batches] == [8, 8, 8, 6]
+        idx = np.concatenate([b.indices for b in batches])
+        assert idx.tolist() == list(range(30))
+        assert batches[0].frames.shape == (8, 64, 96, 3) and batches[0].frames.dtype == np.uint8
+        ts = np.concatenate([b.timestamps for b in batches])
+        np.testing.assert_allclose(ts, np.arange(30) / 10.0)
+
+
+def test_every_keeps_every_kth_frame(small_video):
+    idx = np.concatenate([b.indices for b in VideoReader(small_video).batches(5, every=4)])
+    assert idx.tolist() == list(range(0, 24, 4))
+
+
+def test_pyav_backend_matches_decord(small_video):
+    a = np.concatenate([b.frames for b in VideoReader(small_video, backend="decord").batches(64)])
+    b = np.concatenate([b.frames for b in VideoReader(small_video, backend="pyav").batches(64)])
+    assert a.shape == b.shape
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 2.0
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00garbage" * 100])
+def test_broken_files_raise_video_error_naming_the_file(tmp_path, content):
+    p = tmp_path / "broken.mp4"
+    p.write_bytes(content)
+    with pytest.raises(VideoError, match="broken.mp4"):
+        list(VideoReader(p).batches())
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(VideoError, match="no such file"):
+        VideoReader(tmp_path / "nope.mp4")
+
+
+def test_truncated_video_yields_only_real_frames(tmp_path):
+    p = write_test_video(tmp_path / "full.mp4", n=60)
+    data = p.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    try:
+        n = sum(len(b) for b in VideoReader(cut).batches())
+    except VideoError as e:
+        assert "cut.mp4" in str(e)
+    else:
+        assert 0 < n <= 60
+
+
+def test_no_face_clip_has_95_decodable_frames_not_98(media):
+    r = VideoReader(media / "no_face.mp4")
+    assert r.info.frames_claimed == 98
+    frames = list(r.frames())
+    assert len(frames) == 95
+    assert [i for i, _, _ in frames] == list(range(95))
+
+
+def test_real_media_frame_counts(media):
+    for name, n in [("single_face.mp4", 72), ("face_noface.mov", 169)]:
+        assert sum(len(b) for b in VideoReader(media / name).batches(32)) == n
