@@ -72,7 +72,17 @@ def synth(
 
     Example: [bold]auhm synth /tmp/s --subjects 3 --frames 120 --seed 1[/bold]
     """
-    _not_built("issue 2")
+    from auhm.synth import SynthConfig, make_corpus, parse_size
+
+    try:
+        width, height = parse_size(size)
+        config = SynthConfig(out, layout=layout, subjects=subjects, frames=frames, width=width, height=height, fps=fps,
+                             seed=seed, difficulty=difficulty, first_subject=first_subject)
+    except UsageError as e:
+        _usage(e)
+    result = make_corpus(config, quiet=quiet)
+    console.print(f"wrote {len(result.videos)} {config.layout} videos, {result.frames} frames to {out} "
+                  f"({result.frames / max(result.seconds, 1e-9):,.0f} frames/s); truth in {out}/auhm_truth")
 
 
 # ── landmarks ───────────────────────────────────────────────────────────────────────────────
@@ -88,9 +98,23 @@ def landmarks(
 ) -> None:
     """Face detection + tracked 68-point landmarks per frame → Parquet.
 
-    Example: [bold]auhm landmarks clip.mp4 --backend dlib --out landmarks.parquet[/bold]
+    Example: [bold]auhm landmarks 'videos/*.mp4' @more.txt --backend dlib --out landmarks.parquet[/bold]
     """
-    _not_built("issue 4")
+    from auhm.face.base import BackendUnavailable
+    from auhm.face.extract import LandmarksConfig, expand_inputs, extract_landmarks
+
+    config = LandmarksConfig(backend=backend, model=model, truth=truth, batch_size=batch_size, quiet=quiet)
+    try:
+        result = extract_landmarks(expand_inputs(videos), out, config)
+    except (UsageError, BackendUnavailable) as e:
+        _usage(e)
+    rate = result.frames / result.seconds if result.seconds else 0.0
+    console.print(
+        f"{result.out}: {result.frames} frames from {result.videos} videos, face in {result.faces} "
+        f"({rate:.1f} frames/s, backend {backend})",
+        highlight=False,
+    )
+    _finish(result.failures)
 
 
 # ── heatmaps ────────────────────────────────────────────────────────────────────────────────
@@ -106,7 +130,17 @@ def heatmaps(
 
     Example: [bold]auhm heatmaps work/disfa --out grid.png[/bold]
     """
-    _not_built("issue 3")
+    from auhm.viz.heatmap_grid import HeatmapGridConfig, render_heatmap_grid
+
+    if mode not in ("paper", "bmvc"):
+        _usage(UsageError(f"--mode must be paper or bmvc, not {mode!r}"))
+    if n < 1:
+        _usage(UsageError("--n must be at least 1"))
+    try:
+        path = render_heatmap_grid(data, out, HeatmapGridConfig(n=n, mode=mode, seed=seed))
+    except (ValueError, FileNotFoundError) as e:
+        _usage(e)
+    console.print(f"wrote {path}")
 
 
 # ── models ──────────────────────────────────────────────────────────────────────────────────
@@ -119,7 +153,24 @@ def models(
 
     Example: [bold]auhm models --preset paper[/bold]
     """
-    _not_built("issue 3")
+    from rich.console import Console
+    from rich.table import Table
+
+    from auhm.models.complexity import COUNTING_NOTE, complexity_table, first_aus
+
+    try:
+        rows = complexity_table(first_aus(n_aus), preset)
+    except ValueError as e:
+        _usage(e)
+    table = Table(title=f"auhm methods, preset {preset}, {n_aus} AUs")
+    for col in ("method", "params", "trainable", "GFLOPs", "paper params", "paper GFLOPs"):
+        table.add_column(col, justify="left" if col == "method" else "right")
+    for r in rows:
+        paper = (f"{r.paper_parameters_m:.2f}M", f"{r.paper_gflops:.2f}") if r.paper_parameters_m and preset == "paper" else ("–", "–")
+        table.add_row(r.method, f"{r.parameters / 1e6:.2f}M", f"{r.trainable / 1e6:.3f}M", f"{r.gflops:.2f}", *paper)
+    out = Console()
+    out.print(table)
+    out.print(COUNTING_NOTE, style="dim")
 
 
 # ── prepare ─────────────────────────────────────────────────────────────────────────────────
@@ -138,14 +189,29 @@ def prepare(
 
     Example: [bold]auhm prepare disfa /data/DISFA --out work/disfa --landmarks dlib[/bold]
     """
-    _not_built("issue 4")
+    from auhm.data import PrepareConfig, prepare_corpus
+    from auhm.face.crop import CropConfig
+
+    config = PrepareConfig(landmarks=landmarks_backend, landmark_model=landmark_model, crop=CropConfig(size=size), every=every)
+    try:
+        report = prepare_corpus(kind, root, out, config, quiet=quiet)
+    except UsageError as e:
+        _usage(e)
+    skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(report.skipped.items())) or "none"
+    console.print(
+        f"prepared {len(report.written)} sessions ({report.frames} crops; skipped frames: {skipped}), "
+        f"{len(report.resumed)} already done, {len(report.failures)} failed → {out}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    _finish(report.failures)
 
 
 # ── train ───────────────────────────────────────────────────────────────────────────────────
 @app.command()
 def train(
     data: Path = typer.Argument(..., help="Prepared corpus directory."),
-    out: Path = typer.Option(..., "--out", "-o", help="Run directory."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (not needed with --resume)."),
     method: str = typer.Option("adaptation", help="scratch, finetune, adaptation, attention, reparam, random-backbone, resnet18."),
     task: str = typer.Option("au", help="au, or landmarks to train the landmark network."),
     backbone: Optional[Path] = typer.Option(None, help="Landmark-network checkpoint for transfer methods."),
@@ -167,8 +233,35 @@ def train(
     """Train an AU model (or, with --task landmarks, the landmark network used for transfer).
 
     Example: [bold]auhm train work/disfa --method adaptation --backbone runs/fan/best.pt --folds 3 --out runs/disfa[/bold]
+
+    Landmark network first: [bold]auhm train work/disfa --task landmarks --out runs/fan[/bold].
+    Multi-GPU: [bold]torchrun --nproc_per_node 4 -m auhm train …[/bold] (--batch-size is per process).
     """
-    _not_built("issue 5")
+    from auhm.train.config import DEFAULT_LR, TrainConfig
+    from auhm.train.loop import FoldsResult, run_training
+
+    if list_methods:
+        for name, rate in DEFAULT_LR.items():
+            typer.echo(f"{name:16s} default lr {rate:g}")
+        raise typer.Exit()
+    if out is None and resume is None:
+        _usage(UsageError("--out RUN is required (or --resume RUN)"))
+    try:
+        config = TrainConfig(data=data, out=out or resume, method=method, task=task, backbone=backbone, fold=fold, folds=folds, epochs=epochs,
+                             batch_size=batch_size, lr=lr, preset=preset, device=device, precision=precision, workers=workers,
+                             max_steps=max_steps, resume=resume, seed=seed, quiet=quiet)
+        result = run_training(config)
+    except (UsageError, FileNotFoundError, ValueError) as e:
+        _usage(e)
+    if isinstance(result, FoldsResult):
+        from auhm.train.evaluate import render_scores
+
+        for table in render_scores(result.scores, int(result.scores.loc["n"].max()) if "n" in result.scores.index else 0, "pooled out-of-fold"):
+            console.print(table)
+        console.print(f"out-of-fold predictions: {result.predictions}")
+    elif result.best:
+        best = ", ".join(f"{k} {v:.4g}" for k, v in result.best.items() if k.startswith("val_"))
+        console.print(f"best epoch {result.best['epoch']:g} ({best}) → {result.out / 'best.pt'}")
 
 
 # ── evaluate ────────────────────────────────────────────────────────────────────────────────
@@ -187,7 +280,21 @@ def evaluate(
 
     Example: [bold]auhm evaluate runs/disfa/best.pt work/disfa --split part1[/bold]
     """
-    _not_built("issue 5")
+    from auhm.train.config import EvaluateConfig
+    from auhm.train.evaluate import evaluate as evaluate_checkpoint, render_scores
+
+    try:
+        result = evaluate_checkpoint(EvaluateConfig(checkpoint=ckpt, data=data, split=split, out=out, batch_size=batch_size,
+                                                    device=device, precision=precision, quiet=quiet))
+    except (UsageError, FileNotFoundError, ValueError) as e:
+        _usage(e)
+    if "ICC" in result.scores.index:
+        for table in render_scores(result.scores, len(result.predictions), f"{ckpt} on {result.split}"):
+            console.print(table)
+    else:
+        console.print(f"{ckpt} on {result.split}: NME {result.scores.loc['NME', 'Avg.']:.4f} over {int(result.scores.loc['n', 'Avg.'])} crops")
+    if result.path is not None:
+        console.print(f"predictions: {result.path}")
 
 
 # ── annotate ────────────────────────────────────────────────────────────────────────────────
@@ -212,7 +319,23 @@ def annotate(
 
     Example: [bold]auhm annotate 'videos/*.mp4' --model runs/disfa/best.pt --out predictions.parquet[/bold]
     """
-    _not_built("issue 6")
+    from auhm.infer.annotate import AnnotateConfig, annotate as run_annotate
+
+    config = AnnotateConfig(
+        model=model, out=out, landmarks=landmarks_backend, landmark_model=landmark_model, per_video=per_video,
+        batch_size=batch_size, device=device, precision=precision, workers=workers, every=every,
+        overwrite=overwrite, engine=engine, quiet=quiet,
+    )
+    try:
+        result = run_annotate(videos, config)
+    except UsageError as e:
+        _usage(e)
+    if not quiet:
+        console.print(
+            f"annotate: {len(result.written)} video(s), {result.frames} frames written, "
+            f"{len(result.skipped)} already done, {len(result.failures)} failed → {result.out}"
+        )
+    _finish(result.failures)
 
 
 # ── score ───────────────────────────────────────────────────────────────────────────────────
@@ -230,9 +353,31 @@ def score(
 ) -> None:
     """Score predictions: ICC(3,1), MSE, MAE, Pearson r, F1 per AU and averaged.
 
-    Example: [bold]auhm score predictions.parquet --labels work/disfa/labels.parquet[/bold]
+    Example: [bold]auhm score predictions.parquet --labels work/disfa/labels.parquet --ci 0.95 --json scores.json[/bold]
     """
-    _not_built("issue 7")
+    from rich.console import Console
+
+    from auhm.io import write_json_atomic
+    from auhm.metrics.scores import ScoreConfig, score as score_predictions, scores_table
+
+    try:
+        config = ScoreConfig(pred, labels, kind=kind, by=by, threshold=threshold, ci=ci, boot=boot)
+        report = score_predictions(config)
+    except (UsageError, ValueError) as e:
+        _usage(e)
+    for line in report.join.summary():
+        console.print(line, highlight=False, soft_wrap=True)
+    out = Console()
+    for table in scores_table(report):
+        out.print(table)
+    if json_out:
+        write_json_atomic(report.to_dict(), json_out)
+        console.print(f"wrote {json_out}")
+    if csv_out:
+        csv_out.parent.mkdir(parents=True, exist_ok=True)
+        report.long_frame().to_csv(csv_out, index=False)
+        console.print(f"wrote {csv_out}")
+    _finish(report.failures)
 
 
 # ── plot / render ───────────────────────────────────────────────────────────────────────────
@@ -247,7 +392,13 @@ def plot(
 
     Example: [bold]auhm plot predictions.parquet --video clip.mp4 --out timeline.png[/bold]
     """
-    _not_built("issue 7")
+    from auhm.viz.timeline import TimelineConfig, timeline
+
+    try:
+        written = timeline(TimelineConfig(pred, out, video=video, labels=labels))
+    except (UsageError, ValueError) as e:
+        _usage(e)
+    console.print(f"wrote {written}")
 
 
 @app.command()
@@ -262,9 +413,18 @@ def render(
 ) -> None:
     """The video with predicted AU heatmaps drawn back onto the face and intensities beside it.
 
-    Example: [bold]auhm render clip.mp4 --model runs/disfa/best.pt --out overlay.mp4[/bold]
+    Example: [bold]auhm render clip.mp4 --model runs/disfa/best.pt --out overlay.mp4 --max-frames 300[/bold]
     """
-    _not_built("issue 7")
+    from auhm.infer.render import RenderConfig, render as run_render
+
+    config = RenderConfig(
+        model=model, out=out, landmarks=landmarks_backend, landmark_model=landmark_model, device=device, max_frames=max_frames,
+    )
+    try:
+        result = run_render(video, config)
+    except UsageError as e:
+        _usage(e)
+    console.print(f"render: {result.frames} frames ({result.faces} with a face, landmarks: {result.landmark_backend}) → {result.out}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from auhm import __version__
+from auhm.errors import InputFailure
 from auhm.targets import au_name, parse_au
 
 # Columns of a prediction table before the AU columns (DESIGN.md "Files").
@@ -118,8 +119,12 @@ def _openface_to_auhm(df: pd.DataFrame, source: str) -> pd.DataFrame:
     return out
 
 
-def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
-    """Any prediction table: an auhm Parquet file, a directory of them, or an OpenFace 2.2 CSV."""
+def read_predictions(path: str | os.PathLike, failures: list[InputFailure] | None = None) -> pd.DataFrame:
+    """Any prediction table: an auhm Parquet file, a directory of them, or an OpenFace 2.2 CSV.
+
+    With a ``failures`` list, an unreadable file in a directory is appended to it as an
+    ``InputFailure`` and the others are still read; without one it raises.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or directory")
@@ -127,7 +132,17 @@ def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
         files = sorted(p for p in path.glob("*.parquet") if not p.name.startswith("."))
         if not files:
             raise ValueError(f"{path}: directory holds no .parquet prediction files")
-        return pd.concat([read_predictions(f) for f in files], ignore_index=True)
+        tables = []
+        for f in files:
+            try:
+                tables.append(read_predictions(f))
+            except (OSError, ValueError, pa.ArrowException) as e:
+                if failures is None:
+                    raise
+                failures.append(InputFailure(str(f), f"cannot read predictions ({e})"))
+        if not tables:
+            raise ValueError(f"{path}: none of its {len(files)} .parquet files could be read")
+        return pd.concat(tables, ignore_index=True)
     if path.suffix.lower() == ".csv":
         df = pd.read_csv(path, skipinitialspace=True)
         df.columns = [str(c).strip() for c in df.columns]

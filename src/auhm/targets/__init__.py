@@ -10,6 +10,19 @@ from auhm.targets.au_table import (
     check_aus,
     parse_au,
 )
+from auhm.targets.heatmaps import (
+    attention_maps,
+    au_centres,
+    au_heatmaps,
+    au_target_mask,
+    crop_to_map,
+    flip_landmarks,
+    heatmap_intensities,
+    heatmaps_to_landmarks,
+    landmark_heatmaps,
+    map_to_crop,
+    masked_mse,
+)
 
 __all__ = [
     "AU_TABLE",
@@ -20,4 +33,15 @@ __all__ = [
     "au_name",
     "check_aus",
     "parse_au",
+    "attention_maps",
+    "au_centres",
+    "au_heatmaps",
+    "au_target_mask",
+    "crop_to_map",
+    "flip_landmarks",
+    "heatmap_intensities",
+    "heatmaps_to_landmarks",
+    "landmark_heatmaps",
+    "map_to_crop",
+    "masked_mse",
 ]

@@ -1,0 +1,110 @@
+"""BP4D / FERA 2015: image folders ``F001/T1/2440.jpg`` and per-AU intensity CSVs.
+
+Intensity files sit in a folder per AU (``AU Intensity Codes3.0/AU06/F001_T1_AU06.csv`` or
+``…/AU06/F001_T1.csv``), two columns ``frame,intensity``, no header, 9 = unlabelled. Frame
+indices are the numbers in the image names (any offset), which the label files' frame
+column matches; a truth-landmark sidecar (``auhm_truth/F001_T1.parquet``) counts the
+sequence's frames from 0 in that order. The occurrence files (``AUCoding/F001_T1.csv``) are not intensities and are
+ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from auhm.data.readers import (
+    IMAGE_SUFFIXES,
+    Corpus,
+    Session,
+    labels_frame,
+    read_frame_values,
+    relative_key,
+    truth_sidecar,
+    walk_files,
+)
+from auhm.errors import InputFailure
+from auhm.targets import DATASET_AUS, au_name
+
+AUS = DATASET_AUS["bp4d"]
+_SUBJECT = re.compile(r"[FM]\d{3}", re.IGNORECASE)
+_TASK = re.compile(r"T\d+", re.IGNORECASE)
+_INTENSITY = re.compile(r"([FM]\d{3})_(T\d+)(?:_AU?(\d+))?(?:_int)?\.csv", re.IGNORECASE)
+_AU_FOLDER = re.compile(r"AU_?(\d+)", re.IGNORECASE)
+_NUMBER = re.compile(r"(\d+)")
+
+
+def find_sequences(root: Path) -> dict[tuple[str, str], tuple[Path, list[tuple[int, Path]]]]:
+    """{(subject, task): (folder, [(frame, image) sorted by frame])} for every image folder."""
+    images: dict[Path, list[tuple[int, Path]]] = {}
+    for p in walk_files(root):
+        if p.suffix.lower() in IMAGE_SUFFIXES and _TASK.fullmatch(p.parent.name) and _SUBJECT.fullmatch(p.parent.parent.name):
+            m = _NUMBER.findall(p.stem)
+            if m:
+                images.setdefault(p.parent, []).append((int(m[-1]), p))
+    return {
+        (folder.parent.name.upper(), folder.name.upper()): (folder, sorted(files))
+        for folder, files in sorted(images.items())
+    }
+
+
+def find_intensity_files(root: Path) -> dict[tuple[str, str], dict[int, Path]]:
+    """{(subject, task): {au: file}}; the AU comes from the file name or its AU folder."""
+    out: dict[tuple[str, str], dict[int, Path]] = {}
+    for p in walk_files(root):
+        m = _INTENSITY.fullmatch(p.name)
+        if not m:
+            continue
+        folder = _AU_FOLDER.fullmatch(p.parent.name)
+        au = m.group(3) or (folder.group(1) if folder else None)
+        if au is None:
+            continue  # occurrence coding, not intensity
+        out.setdefault((m.group(1).upper(), m.group(2).upper()), {})[int(au)] = p
+    return out
+
+
+def _expected_file(sibling: Path, subject: str, task: str, au: int) -> Path:
+    """Where a missing AU file would be, judged from one found for the same session."""
+    name = f"{subject}_{task}_{au_name(au)}.csv"
+    if _AU_FOLDER.fullmatch(sibling.parent.name):
+        return sibling.parent.parent / au_name(au) / name
+    return sibling.parent / name
+
+
+def read(root: Path) -> Corpus:
+    corpus = Corpus(kind="bp4d", root=root, aus=AUS, sessions=[])
+    sequences = find_sequences(root)
+    intensity = find_intensity_files(root)
+    for (subject, task), (folder, files) in sequences.items():
+        found = intensity.get((subject, task), {})
+        if not found:
+            corpus.failures.append(InputFailure(str(folder), f"no intensity files for {subject}_{task}"))
+            continue
+        per_au = {}
+        for au in AUS:
+            if au not in found:
+                expected = _expected_file(next(iter(found.values())), subject, task, au)
+                corpus.warnings.append(InputFailure(str(expected), f"missing intensity file; {au_name(au)} is null for {subject}_{task}"))
+                continue
+            try:
+                per_au[au] = read_frame_values(found[au])
+            except (OSError, ValueError) as e:
+                corpus.warnings.append(InputFailure(str(found[au]), f"{e}; {au_name(au)} is null for {subject}_{task}"))
+        if not per_au:
+            corpus.failures.append(InputFailure(str(folder), f"no readable intensity file for {subject}_{task}"))
+            continue
+        corpus.sessions.append(
+            Session(
+                key=relative_key(root, folder),
+                path=folder,
+                subject=subject,
+                task=task,
+                kind="bp4d",
+                labels=labels_frame(per_au, AUS),
+                frame_files=files,
+                truth=truth_sidecar(root, f"{subject}_{task}"),
+            )
+        )
+    for subject, task in sorted(set(intensity) - set(sequences)):
+        corpus.warnings.append(InputFailure(f"{subject}_{task}", "intensity labels but no image folder; skipped"))
+    return corpus

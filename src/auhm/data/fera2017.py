@@ -1,0 +1,71 @@
+"""FERA 2017: ``FERA17_TR_<subject>_<task>_<view>.mp4`` and ``FERA17_TR_<subject>_<task>_<AU>_Int.csv``.
+
+``TR`` sessions are the training split, ``VA`` the validation (dev) one; the nine views of a
+session share its labels. Rows are ``frame,intensity``, a header row is skipped when present.
+Frames are numbered from 1 (as in DISFA) unless a file starts at frame 0.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from auhm.data.readers import Corpus, Session, labels_frame, read_frame_values, relative_key, truth_sidecar, walk_files
+from auhm.errors import InputFailure
+from auhm.targets import DATASET_AUS, au_name
+
+AUS = DATASET_AUS["fera2017"]
+_VIDEO = re.compile(r"FERA17_(TR|VA)_([A-Z0-9]+)_([A-Z0-9]+)_(\w+?)\.(?:mp4|avi|mov|mkv)", re.IGNORECASE)
+_INTENSITY = re.compile(r"FERA17_(TR|VA)_([A-Z0-9]+)_([A-Z0-9]+)_AU_?(\d+)_Int\.csv", re.IGNORECASE)
+SPLIT_OF_PREFIX = {"TR": "train", "VA": "dev"}
+
+
+def read(root: Path) -> Corpus:
+    corpus = Corpus(kind="fera2017", root=root, aus=AUS, sessions=[])
+    videos, intensity = [], {}
+    for p in walk_files(root):
+        if m := _VIDEO.fullmatch(p.name):
+            videos.append((m.group(1).upper(), m.group(2).upper(), m.group(3).upper(), m.group(4), p))
+        elif m := _INTENSITY.fullmatch(p.name):
+            intensity.setdefault((m.group(1).upper(), m.group(2).upper(), m.group(3).upper()), {})[int(m.group(4))] = p
+    cache: dict[tuple, object] = {}
+    for prefix, subject, task, view, path in videos:
+        session_id = (prefix, subject, task)
+        name = f"FERA17_{prefix}_{subject}_{task}"
+        found = intensity.get(session_id, {})
+        if not found:
+            corpus.failures.append(InputFailure(str(path), f"no intensity files {name}_AUxx_Int.csv"))
+            continue
+        if session_id not in cache:
+            per_au = {}
+            for au in AUS:
+                if au not in found:
+                    corpus.warnings.append(InputFailure(str(path.parent / f"{name}_{au_name(au)}_Int.csv"), f"missing intensity file; {au_name(au)} is null for {name}"))
+                    continue
+                try:
+                    frames, values = read_frame_values(found[au])
+                except (OSError, ValueError) as e:
+                    corpus.warnings.append(InputFailure(str(found[au]), f"{e}; {au_name(au)} is null for {name}"))
+                    continue
+                per_au[au] = (frames - (1 if frames.min() >= 1 else 0), values)
+            cache[session_id] = labels_frame(per_au, AUS) if per_au else None
+        labels = cache[session_id]
+        if labels is None:
+            corpus.failures.append(InputFailure(str(path), f"no readable intensity file for {name}"))
+            continue
+        corpus.sessions.append(
+            Session(
+                key=relative_key(root, path),
+                path=path,
+                subject=subject,
+                task=f"{task}_{view}",
+                kind="fera2017",
+                labels=labels.copy(),
+                split=SPLIT_OF_PREFIX[prefix],
+                truth=truth_sidecar(root, path.stem),
+            )
+        )
+    with_video = {(p, s, t) for p, s, t, _, _ in videos}
+    for prefix, subject, task in sorted(set(intensity) - with_video):
+        corpus.warnings.append(InputFailure(f"FERA17_{prefix}_{subject}_{task}", "intensity labels but no video; skipped"))
+    return corpus

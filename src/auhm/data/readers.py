@@ -1,0 +1,218 @@
+"""What every corpus reader returns: sessions (one video or image sequence each) with their labels.
+
+The readers accept the layouts of DESIGN.md "What is known of the real corpora's layouts"
+tolerantly (names matched case-insensitively, both variants where public loaders disagree).
+A problem that loses part of a session's labels is a warning; one that loses a whole session
+is an ``InputFailure``. Neither stops the rest of the corpus from loading.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+from auhm.errors import InputFailure, UsageError
+from auhm.targets import au_name
+
+KINDS = ("disfa", "bp4d", "fera2017", "synth", "csv")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+TRUTH_DIR = "auhm_truth"  # sidecar of true landmarks written by `auhm synth`
+_LAYOUT = {
+    "disfa": "Videos_LeftCamera/LeftVideoSN001_comp.avi and ActionUnit_Labels/SN001/SN001_au1.txt",
+    "synth": "the DISFA layout written by `auhm synth`",
+    "bp4d": "F001/T1/<frame>.jpg and AU06/F001_T1_AU06.csv intensity files",
+    "fera2017": "FERA17_TR_F001_T1_1.mp4 and FERA17_TR_F001_T1_AU01_Int.csv",
+    "csv": "rows of video, frame, AUxx",
+}
+
+
+@dataclass
+class Session:
+    """One video (or one BP4D image-folder sequence) of a corpus and its frame labels."""
+
+    key: str  # path relative to the corpus root: the ``video`` value of every table
+    path: Path
+    subject: str
+    task: str
+    kind: str
+    labels: pd.DataFrame  # frame (0-based int64) + AUxx float32, NaN = unlabelled
+    split: str = ""
+    frame_files: list[tuple[int, Path]] | None = None  # image sequences: (frame index, file), ordered
+    truth: Path | None = None  # true-landmark sidecar, when the corpus has one
+
+    def label_array(self, aus: Sequence[int]) -> np.ndarray:
+        """Dense (max frame + 1, len(aus)) float32 labels indexed by frame, NaN where absent."""
+        n = int(self.labels["frame"].max()) + 1 if len(self.labels) else 0
+        out = np.full((n, len(aus)), np.nan, np.float32)
+        frames = self.labels["frame"].to_numpy(np.int64)
+        for j, a in enumerate(aus):
+            col = au_name(a)
+            if col in self.labels:
+                out[frames, j] = self.labels[col].to_numpy(np.float32)
+        return out
+
+
+@dataclass
+class Corpus:
+    """The sessions of one corpus, the subjects of each split, and what went wrong reading it."""
+
+    kind: str
+    root: Path
+    aus: tuple[int, ...]
+    sessions: list[Session]
+    failures: list[InputFailure] = field(default_factory=list)
+    warnings: list[InputFailure] = field(default_factory=list)
+    splits: dict[str, list[str]] = field(default_factory=dict)  # split -> subjects
+    folds: list[str] | None = None  # split names in fold order (k-fold corpora), else None
+    heldout: tuple[str, ...] = ()  # subjects the corpus itself reserves for testing (synth)
+
+    def __iter__(self) -> Iterator[Session]:
+        return iter(self.sessions)
+
+    def __len__(self) -> int:
+        return len(self.sessions)
+
+    def __getitem__(self, i: int) -> Session:
+        return self.sessions[i]
+
+
+# ── label files ─────────────────────────────────────────────────────────────────────────────
+def read_frame_values(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """(frames, values) of a two-column ``frame,intensity`` file; a header row is skipped.
+
+    Values stay raw (9 = unlabelled is cleaned by ``labels_frame``). Commas, semicolons or
+    whitespace separate the columns.
+    """
+    path = Path(path)
+    text = path.read_text(errors="replace")
+    rows = [r for r in re.split(r"[\r\n]+", text) if r.strip()]
+    if not rows:
+        raise ValueError("empty label file")
+    frames, values = [], []
+    for i, row in enumerate(rows):
+        parts = [p for p in re.split(r"[,;\s]+", row.strip()) if p]
+        try:
+            f, v = float(parts[0]), float(parts[1])
+        except (ValueError, IndexError):
+            if i == 0:  # header row
+                continue
+            raise ValueError(f"line {i + 1} is not 'frame,intensity': {row.strip()[:60]!r}") from None
+        frames.append(int(f))
+        values.append(v)
+    if not frames:
+        raise ValueError("no 'frame,intensity' rows")
+    return np.asarray(frames, np.int64), np.asarray(values, np.float64)
+
+
+def clean_intensity(values: np.ndarray) -> np.ndarray:
+    """float32 intensities with everything outside 0–5 (the 9 of unlabelled frames) as NaN."""
+    v = np.asarray(values, np.float32)
+    return np.where((v >= 0) & (v <= 5), v, np.float32(np.nan)).astype(np.float32)
+
+
+def labels_frame(per_au: dict[int, tuple[np.ndarray, np.ndarray]], aus: Sequence[int]) -> pd.DataFrame:
+    """Join per-AU (frames, values) on frame index: one row per frame any file lists.
+
+    AUs without a file are all NaN; a frame one file lists and another does not is NaN there.
+    """
+    all_frames = np.unique(np.concatenate([f for f, _ in per_au.values()])) if per_au else np.zeros(0, np.int64)
+    out = pd.DataFrame({"frame": all_frames.astype(np.int64)})
+    for a in aus:
+        col = np.full(len(all_frames), np.nan, np.float32)
+        if a in per_au:
+            frames, values = per_au[a]
+            col[np.searchsorted(all_frames, frames)] = clean_intensity(values)  # duplicates: last wins
+        out[au_name(a)] = col
+    return out
+
+
+# ── tolerant path matching ──────────────────────────────────────────────────────────────────
+def find_dirs(root: Path, pattern: str) -> list[Path]:
+    """Direct sub-folders of ``root`` whose name fully matches ``pattern``, case-insensitively."""
+    rx = re.compile(pattern, re.IGNORECASE)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and rx.fullmatch(p.name))
+
+
+def walk_files(root: Path, skip_dirs: Sequence[str] = (TRUTH_DIR,)) -> Iterator[Path]:
+    """Every file under ``root`` (sorted per folder), hidden entries and ``skip_dirs`` left out."""
+    skip = {s.lower() for s in skip_dirs}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d.lower() not in skip)
+        for name in sorted(filenames):
+            if not name.startswith("."):
+                yield Path(dirpath) / name
+
+
+def truth_sidecar(root: Path, stem: str) -> Path | None:
+    """``ROOT/auhm_truth/<stem>.parquet`` when the corpus carries true landmarks."""
+    p = root / TRUTH_DIR / f"{stem}.parquet"
+    return p if p.is_file() else None
+
+
+def relative_key(root: Path, path: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+# ── entry points ────────────────────────────────────────────────────────────────────────────
+def load_sessions(kind: str, root: str | os.PathLike, *, right_camera: bool = False) -> Corpus:
+    """All sessions of a corpus, each with its labels and split.
+
+    ``root`` is the dataset folder (the manifest CSV for kind ``csv``); ``right_camera`` adds
+    DISFA's right-camera videos.
+    """
+    from auhm.data import bp4d, csv_manifest, disfa, fera2017, synth
+    from auhm.data.splits import assign_splits
+
+    kind = kind.lower()
+    root = Path(root)
+    if kind not in KINDS:
+        raise UsageError(f"unknown corpus kind {kind!r} (known: {', '.join(KINDS)})")
+    if not root.exists():
+        raise UsageError(f"{root}: no such {'file' if kind == 'csv' else 'directory'}")
+    if kind != "csv" and not root.is_dir():
+        raise UsageError(f"{root}: not a directory (a {kind} corpus root is a folder)")
+    if kind == "disfa":
+        corpus = disfa.read(root, right_camera=right_camera)
+    elif kind == "synth":
+        corpus = synth.read(root, right_camera=right_camera)
+    else:
+        corpus = {"bp4d": bp4d.read, "fera2017": fera2017.read, "csv": csv_manifest.read}[kind](root)
+    if not corpus.sessions and not corpus.failures:
+        raise UsageError(f"{root}: no {kind} sessions found (expected {_LAYOUT[kind]})")
+    assign_splits(corpus)
+    return corpus
+
+
+def load_labels(kind: str, root: str | os.PathLike) -> pd.DataFrame:
+    """Labels of a whole corpus as one table (video, frame, AUxx), in the schema ``auhm score`` reads.
+
+    Raises ``ValueError`` naming the root when no session has labels.
+    """
+    corpus = load_sessions(kind, root)
+    if not corpus.sessions:
+        reasons = "; ".join(str(f) for f in corpus.failures[:3])
+        raise ValueError(f"{root}: no labelled {kind} sessions found" + (f" ({reasons})" if reasons else ""))
+    return labels_table(corpus)
+
+
+def labels_table(corpus: Corpus) -> pd.DataFrame:
+    """Every session's label rows, keyed by the session key (video int32 frame, float32 AUs)."""
+    parts = []
+    for s in corpus.sessions:
+        df = s.labels.copy()
+        df.insert(0, "video", s.key)
+        parts.append(df)
+    cols = ["video", "frame"] + [au_name(a) for a in corpus.aus]
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype="float32") for c in cols}).astype({"video": str, "frame": "int32"})
+    table = pd.concat(parts, ignore_index=True)[cols]
+    table["frame"] = table["frame"].astype("int32")
+    return table

@@ -1,0 +1,119 @@
+"""The landmark-backend interface, the per-frame result, and the backend registry.
+
+A backend does two things on batches of RGB frames: ``detect`` faces (first frame, and when
+the track is lost) and ``fit`` 68 landmarks inside a given region. The :class:`~auhm.face.
+tracking.Tracker` decides which to call; backends hold no tracking state of their own.
+One face per frame: the tracker follows the largest, most confident face.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+N_LANDMARKS = 68
+
+# (box (4,) x0, y0, x1, y1 in frame pixels, score in (0, 1])
+Detection = tuple[np.ndarray, float]
+
+
+class BackendUnavailable(RuntimeError):
+    """A backend whose library or weights are missing; the message says what to install where."""
+
+
+@dataclass
+class FaceTrack:
+    """One face per frame for a batch of frames; NaN box and landmarks where no face was found."""
+
+    indices: np.ndarray  # (n,) int64 frame numbers
+    timestamps: np.ndarray  # (n,) float64 s
+    success: np.ndarray  # (n,) bool
+    confidence: np.ndarray  # (n,) float32
+    boxes: np.ndarray  # (n, 4) float32 x0, y0, x1, y1 frame pixels
+    landmarks: np.ndarray  # (n, 68, 2) float32 frame pixels
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @classmethod
+    def empty(cls, indices: np.ndarray, timestamps: np.ndarray) -> "FaceTrack":
+        """A track of ``n`` frames with no face found yet."""
+        n = len(indices)
+        return cls(
+            indices=np.asarray(indices, np.int64),
+            timestamps=np.asarray(timestamps, np.float64),
+            success=np.zeros(n, bool),
+            confidence=np.zeros(n, np.float32),
+            boxes=np.full((n, 4), np.nan, np.float32),
+            landmarks=np.full((n, N_LANDMARKS, 2), np.nan, np.float32),
+        )
+
+
+def landmark_boxes(landmarks: np.ndarray) -> np.ndarray:
+    """(…, 4) x0, y0, x1, y1 bounding boxes of (…, 68, 2) landmarks: the box every backend reports."""
+    lo, hi = landmarks.min(axis=-2), landmarks.max(axis=-2)
+    return np.concatenate([lo, hi], axis=-1).astype(np.float32)
+
+
+def region_boxes(regions: np.ndarray) -> np.ndarray:
+    """Boxes (n, 4) from what ``fit`` is given: boxes (n, 4) as they are, landmarks (n, 68, 2) bounded."""
+    regions = np.asarray(regions, np.float64)
+    return regions if regions.ndim == 2 else landmark_boxes(regions).astype(np.float64)
+
+
+class LandmarkBackend(ABC):
+    """Face detection and 68-point landmark fitting on batches of RGB uint8 (n, H, W, 3) frames."""
+
+    name: str = "?"
+    min_confidence: float = 0.3  # fit confidence below which the tracker calls the face lost
+
+    def start(self, video: str) -> None:
+        """A new video begins (the truth backend needs its path); nothing by default."""
+
+    def read(self, indices: np.ndarray, timestamps: np.ndarray) -> FaceTrack | None:
+        """Backends that know every frame's answer without looking at pixels return it here."""
+        return None
+
+    @abstractmethod
+    def detect(self, frames: np.ndarray) -> list[list[Detection]]:
+        """Faces in each frame: a list of (box, score) per frame, score in (0, 1]."""
+
+    @abstractmethod
+    def fit(self, frames: np.ndarray, regions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Landmarks (n, 68, 2) frame px and confidence (n,) in [0, 1] of the face in each region.
+
+        ``regions`` are detector boxes (n, 4) or the previous frame's landmarks (n, 68, 2).
+        """
+
+    def metadata(self) -> dict:
+        """What to record in an output table's metadata so that it says how it was made."""
+        return {"backend": self.name}
+
+
+BACKENDS = ("dlib", "fan", "auhm", "truth")
+
+
+def make_backend(name: str, *, model: Path | None = None, truth: Path | None = None, device: str = "cpu") -> LandmarkBackend:
+    """The backend called ``name``; imports its library only now, so others need not be installed."""
+    if name == "dlib":
+        from auhm.face.dlib_backend import DlibBackend
+
+        return DlibBackend()
+    if name == "fan":
+        from auhm.face.fan_backend import FanBackend
+
+        return FanBackend(device=device)
+    if name == "auhm":
+        if model is None:
+            raise ValueError("--backend auhm needs a landmark checkpoint (--model PATH, from `auhm train --task landmarks`)")
+        from auhm.face.auhm_backend import AuhmBackend
+
+        return AuhmBackend.from_checkpoint(model, device=device)
+    if name == "truth":
+        from auhm.face.truth_backend import TruthBackend
+
+        return TruthBackend(truth)
+    raise ValueError(f"unknown landmark backend {name!r}; choose one of {', '.join(BACKENDS)}")

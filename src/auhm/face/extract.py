@@ -1,0 +1,165 @@
+"""The ``auhm landmarks`` job: tracked 68-point landmarks for every decoded frame → one Parquet.
+
+Rows are written as Parquet row groups while videos are read, so memory stays flat; the file
+appears under its final name only when the job ends (temp file + rename). A video that cannot
+be opened or decoded is reported as an InputFailure and the others go on; frames decoded
+before a mid-stream decoding error are kept (they are real frames).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from auhm.console import console, progress
+from auhm.errors import InputFailure, UsageError
+from auhm.face.base import FaceTrack, make_backend
+from auhm.face.tracking import Tracker, TrackerConfig
+from auhm.io import encode_metadata
+from auhm.video import VideoError, VideoReader
+
+_GLOB_CHARS = set("*?[")
+
+
+def expand_inputs(patterns: list[str]) -> list[str]:
+    """Paths from videos, glob patterns and ``@list.txt`` files, in order, without repeats.
+
+    A list file holds one path or pattern per line (blank lines and ``#`` comments skipped);
+    relative entries are relative to the list file's folder. A pattern that matches nothing is
+    kept as given, so that it is reported as a missing input instead of vanishing silently.
+    """
+    out: list[str] = []
+    for pattern in patterns:
+        if pattern.startswith("@"):
+            listing = Path(pattern[1:])
+            if not listing.is_file():
+                raise UsageError(f"{listing}: list file not found")
+            entries = [line.strip() for line in listing.read_text().splitlines()]
+            entries = [e if os.path.isabs(e) else str(listing.parent / e) for e in entries if e and not e.startswith("#")]
+            out += expand_inputs(entries)
+        elif _GLOB_CHARS & set(pattern):
+            out += sorted(glob.glob(pattern, recursive=True)) or [pattern]
+        else:
+            out.append(pattern)
+    return list(dict.fromkeys(out))
+
+
+def landmark_schema(metadata: dict | None = None) -> pa.Schema:
+    """video, frame, timestamp, success, confidence, x0, y0, x1, y1, x_0…x_67, y_0…y_67."""
+    fields = [
+        pa.field("video", pa.string()),
+        pa.field("frame", pa.int32()),
+        pa.field("timestamp", pa.float64()),
+        pa.field("success", pa.bool_()),
+        pa.field("confidence", pa.float32()),
+    ]
+    fields += [pa.field(c, pa.float32()) for c in ("x0", "y0", "x1", "y1")]
+    fields += [pa.field(f"x_{k}", pa.float32()) for k in range(68)]
+    fields += [pa.field(f"y_{k}", pa.float32()) for k in range(68)]
+    return pa.schema(fields, metadata=encode_metadata(metadata or {}))
+
+
+def track_table(video: str, track: FaceTrack, schema: pa.Schema) -> pa.Table:
+    """One row group: a FaceTrack as rows of the landmark schema."""
+    n = len(track)
+    columns = [
+        pa.array([video] * n, pa.string()),
+        pa.array(track.indices.astype(np.int32)),
+        pa.array(track.timestamps.astype(np.float64)),
+        pa.array(track.success),
+        pa.array(track.confidence.astype(np.float32)),
+    ]
+    columns += [pa.array(track.boxes[:, j], pa.float32(), from_pandas=True) for j in range(4)]
+    columns += [pa.array(track.landmarks[:, k, 0], pa.float32(), from_pandas=True) for k in range(68)]
+    columns += [pa.array(track.landmarks[:, k, 1], pa.float32(), from_pandas=True) for k in range(68)]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+@dataclass
+class LandmarksConfig:
+    backend: str = "dlib"
+    model: Path | None = None  # landmark checkpoint for the auhm backend
+    truth: Path | None = None  # sidecar file or folder for the truth backend
+    device: str = "cpu"
+    batch_size: int = 16
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    quiet: bool = False
+
+
+@dataclass
+class LandmarksResult:
+    out: Path
+    videos: int = 0  # videos with at least one frame written
+    frames: int = 0
+    faces: int = 0  # frames with success
+    seconds: float = 0.0
+    failures: list[InputFailure] = field(default_factory=list)
+
+
+def extract_landmarks(videos: list[str], out: Path, config: LandmarksConfig = LandmarksConfig()) -> LandmarksResult:
+    """Track landmarks through every video and write one row per decoded frame to ``out``."""
+    import time
+
+    if config.batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    try:
+        backend = make_backend(config.backend, model=config.model, truth=config.truth, device=config.device)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    tracker = Tracker(backend, config.tracker)
+    schema = landmark_schema(backend.metadata())
+    result = LandmarksResult(Path(out))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    start = time.perf_counter()
+    try:
+        with pq.ParquetWriter(tmp, schema) as writer, progress(config.quiet) as bar:
+            task = bar.add_task("landmarks", total=None, unit="frames")
+            for video in videos:
+                bar.update(task, description=Path(video).name)
+                n, faces, failure = _one_video(video, tracker, writer, schema, config.batch_size, lambda k: bar.advance(task, k))
+                result.frames += n
+                result.faces += faces
+                result.videos += n > 0
+                if failure is not None:
+                    result.failures.append(failure)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _one_video(video: str, tracker: Tracker, writer: pq.ParquetWriter, schema: pa.Schema, batch_size: int, advance) -> tuple[int, int, InputFailure | None]:
+    """(frames written, frames with a face, failure or None) for one video."""
+    frames = faces = 0
+    try:
+        reader = VideoReader(video)
+        tracker.start(video)
+        for batch in reader.batches(batch_size):
+            track = tracker.update(batch)
+            writer.write_table(track_table(video, track, schema))
+            frames += len(track)
+            faces += int(track.success.sum())
+            advance(len(track))
+    except VideoError as e:
+        reason = str(e).removeprefix(f"{video}: ").removeprefix(f"{Path(video)}: ")
+        kept = f" ({frames} frames before it kept)" if frames else ""
+        return frames, faces, InputFailure(video, reason + kept)
+    except (FileNotFoundError, ValueError, OSError) as e:  # e.g. truth sidecar missing or unreadable
+        return frames, faces, InputFailure(video, str(e))
+    except Exception as e:  # one broken input must not lose the others
+        return frames, faces, InputFailure(video, f"{type(e).__name__}: {e}")
+    if reader.info.frames_claimed and frames != reader.info.frames_claimed:
+        console.print(f"{video}: {frames} frames decoded (container claims {reader.info.frames_claimed})", highlight=False, soft_wrap=True)
+    return frames, faces, None

@@ -1,0 +1,717 @@
+"""Streaming, batched, resumable AU annotation of video corpora.
+
+Three stages run at once, joined by bounded queues so memory stays flat whatever the video
+length: decode + face tracking + cropping in ``workers`` threads (one video each), and the AU
+model in the calling thread (torch releases the GIL). Crops from consecutive frames *and* from
+different videos share model batches, so short clips still fill them.
+
+Every decoded frame gets exactly one row; frames without a face get ``success = false`` and
+null AUs. Each video's table is written as it goes (Parquet row groups) to a temporary file that
+is renamed into place only when the video is complete, so a killed run leaves only whole
+videos behind and a re-run skips them (same checkpoint hash) — per-video files in a directory,
+or parts in ``<out>.parts/`` merged into one file at the end.
+
+Tracking with the AU model's own backbone (``--landmarks auto`` on a transfer checkpoint): the
+crop of a frame is cut from the landmarks the model predicted for the latest frame already
+scored of that video, so with batching it lags by up to ``queue depth × batch`` frames. A frame
+whose own predicted landmarks put the face more than ``refine_drift`` of the crop side away from
+the crop it was cut with is re-cut from them and re-scored (one extra forward for those frames
+only); a frame whose landmarks are not confident is re-detected. The lag therefore costs
+forwards, never accuracy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import shutil
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from auhm.console import console, progress
+from auhm.errors import InputFailure, UsageError
+from auhm.face.crop import CropConfig, crop_affine, crop_image, crop_square, invert_affine, warp_points
+from auhm.io import prediction_schema, read_metadata
+from auhm.targets import au_name
+from auhm.train.device import autocast_context, resolve_device, resolve_precision, use_channels_last
+from auhm.video import FrameBatch, VideoError, VideoReader
+
+ENGINES = ("local", "ray")
+_ROW_GROUP_ROWS = 4096
+
+
+@dataclass
+class AnnotateConfig:
+    model: Path
+    out: Path = Path("predictions.parquet")
+    landmarks: str = "auto"  # auto, auhm, dlib, fan or truth
+    landmark_model: Path | None = None
+    per_video: bool = False
+    batch_size: int = 32
+    device: str = "auto"
+    precision: str = "auto"
+    workers: int = 1  # decode + tracking threads (local) or actors (ray)
+    every: int = 1
+    overwrite: bool = False
+    engine: str = "local"
+    quiet: bool = False
+    refine_drift: float = 0.10  # self-tracking: re-cut when the face moved more than this × crop side
+    min_landmark_confidence: float = 0.25  # self-tracking: below this the face is re-detected
+
+    def check(self) -> None:
+        if self.batch_size < 1 or self.workers < 1 or self.every < 1:
+            raise UsageError("--batch-size, --workers and --every must be at least 1")
+        if self.engine not in ENGINES:
+            raise UsageError(f"--engine {self.engine}: choose one of {', '.join(ENGINES)}")
+        if not Path(self.model).is_file():
+            raise UsageError(f"--model {self.model}: no such checkpoint")
+        if self.per_video and Path(self.out).suffix.lower() == ".parquet":
+            raise UsageError(f"--per-video writes a directory; --out {self.out} looks like a file")
+        if not self.per_video and Path(self.out).is_dir():
+            raise UsageError(f"--out {self.out} is a directory: add --per-video, or name a .parquet file")
+
+
+@dataclass
+class AnnotateResult:
+    out: Path
+    landmark_backend: str
+    written: list[str] = field(default_factory=list)  # videos annotated in this run
+    skipped: list[str] = field(default_factory=list)  # already done with the same checkpoint
+    failures: list[InputFailure] = field(default_factory=list)
+    frames: int = 0  # rows written in this run
+
+
+# ── the model ───────────────────────────────────────────────────────────────────────────────
+@dataclass
+class Prediction:
+    intensities: np.ndarray  # (B, N) float32, 0–5
+    landmarks: np.ndarray | None = None  # (B, 68, 2) crop pixels (transfer methods)
+    landmark_confidence: np.ndarray | None = None  # (B,) mean peak of the landmark maps
+    heatmaps: np.ndarray | None = None  # (B, N, h, w) float32, only when asked for
+
+
+class Predictor:
+    """An AU checkpoint ready for batched inference on uint8 crops: device, precision, layout."""
+
+    def __init__(self, model: torch.nn.Module, info: dict, device: str = "auto", precision: str = "auto"):
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(self.device, precision)
+        self.channels_last = use_channels_last(self.device, self.precision)
+        model = model.eval().to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.info = info
+        self.aus = tuple(int(a) for a in info["aus"])
+        self.method = str(info.get("method", "unknown"))
+        self.input_size = int(info.get("input_size") or getattr(model, "input_size", 256))
+        crop = CropConfig.from_dict(info.get("crop") or {})
+        # The crop is cut directly at the model's input size (same square, no second resize).
+        self.crop = CropConfig(size=self.input_size, scale=crop.scale, shift_y=crop.shift_y)
+        # The backbone's landmarks can track the face only when they come out of a trained
+        # landmark network (not the random-backbone ablation).
+        probe = {}
+        if self.method != "random-backbone":
+            with torch.inference_mode():
+                probe = self.model(torch.zeros(1, 3, self.input_size, self.input_size, device=self.device))
+        self.has_landmarks = probe.get("landmark_heatmaps") is not None
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, device: str = "auto", precision: str = "auto") -> "Predictor":
+        from auhm.models import load_checkpoint
+
+        model, info = load_checkpoint(path)
+        return cls(model, info, device, precision)
+
+    @torch.inference_mode()
+    def __call__(self, crops: np.ndarray, keep_heatmaps: bool = False) -> Prediction:
+        from auhm.targets.heatmaps import heatmap_intensities, heatmaps_to_landmarks
+
+        x = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device, non_blocking=True)
+        x = x.permute(0, 3, 1, 2).float().div_(255.0)  # NHWC memory: already channels_last
+        if not self.channels_last:
+            x = x.contiguous()
+        with autocast_context(self.device, self.precision):
+            out = self.model(x)
+        if "intensities" in out and getattr(self.model, "output_kind", "heatmap") == "regression":
+            intensities = out["intensities"].float().clamp(0, 5)
+        else:
+            intensities = heatmap_intensities(out["heatmaps"].float())
+        pred = Prediction(intensities.cpu().numpy().astype(np.float32))
+        if self.has_landmarks and out.get("landmark_heatmaps") is not None:
+            pts, conf = heatmaps_to_landmarks(out["landmark_heatmaps"].float(), self.input_size)
+            pred.landmarks = pts.cpu().numpy().astype(np.float32)
+            conf = conf.float()
+            pred.landmark_confidence = (conf.mean(-1) if conf.ndim > 1 else conf).cpu().numpy()
+        if keep_heatmaps:
+            pred.heatmaps = out["heatmaps"].float().cpu().numpy()
+        return pred
+
+
+# ── face tracking ───────────────────────────────────────────────────────────────────────────
+@dataclass
+class FaceSource:
+    """How faces are found: a name for the metadata and a factory of per-thread backends."""
+
+    name: str
+    make_backend: Callable[[], object]  # -> auhm.face LandmarkBackend
+    self_tracking: bool = False  # crops follow the AU model's own backbone landmarks
+
+    def tracker(self):
+        from auhm.face import Tracker
+
+        return Tracker(self.make_backend())
+
+
+def _dlib_available() -> bool:
+    try:
+        from auhm.face.dlib_backend import predictor_path
+
+        import dlib  # noqa: F401
+
+        return predictor_path().is_file()
+    except Exception:
+        return False
+
+
+def face_source(config: AnnotateConfig, predictor: Predictor) -> FaceSource:
+    """The tracker the options ask for; ``auto`` prefers the model's own backbone landmarks."""
+    from auhm.face import make_backend
+
+    name = config.landmarks
+    if name == "auto":
+        if predictor.has_landmarks:
+            detector = "auhm" if config.landmark_model else "dlib"
+            if detector == "dlib" and not _dlib_available():
+                raise UsageError("--landmarks auto: the backbone tracks, but detection needs dlib or --landmark-model")
+            return FaceSource(f"backbone+{detector}", lambda: make_backend(detector, model=config.landmark_model), True)
+        if not _dlib_available():
+            raise UsageError("--landmarks auto: this checkpoint has no landmark backbone and dlib is not installed")
+        name = "dlib"
+    try:  # fail now, with the backend's own message, if it is unusable
+        make_backend(name, model=config.landmark_model)
+    except (ValueError, RuntimeError) as e:
+        raise UsageError(f"--landmarks {name}: {e}") from None
+    return FaceSource(name, lambda: make_backend(name, model=config.landmark_model))
+
+
+# ── pipeline items ──────────────────────────────────────────────────────────────────────────
+@dataclass
+class _Chunk:
+    """Consecutive frames of one video, tracked and cropped, waiting for the model."""
+
+    job: int
+    indices: np.ndarray
+    timestamps: np.ndarray
+    success: np.ndarray  # (n,) bool
+    confidence: np.ndarray  # (n,) float32
+    boxes: np.ndarray  # (n, 4) float32
+    rows: np.ndarray  # (k,) rows of this chunk that have a crop
+    crops: np.ndarray  # (k, S, S, 3) uint8
+    affines: np.ndarray  # (k, 2, 3) frame → crop
+    frames: np.ndarray | None = None  # (k, H, W, 3), kept only for self-tracking refinement
+    intensities: np.ndarray | None = None  # (n, N) filled by the model
+    scored: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.scored >= len(self.rows)
+
+
+@dataclass
+class _VideoEnd:
+    job: int
+    error: str | None = None
+
+
+_WORKER_DONE = object()
+
+
+@dataclass
+class _TrackState:
+    """Self-tracking: the latest landmarks the model predicted for a video (frame px)."""
+
+    frame: int = -1
+    landmarks: np.ndarray | None = None
+
+
+def _box_of(landmarks: np.ndarray) -> np.ndarray:
+    return np.concatenate([landmarks.min(-2), landmarks.max(-2)], -1).astype(np.float32)
+
+
+def _cut(frame: np.ndarray, landmarks: np.ndarray, crop: CropConfig) -> tuple[np.ndarray, np.ndarray]:
+    m = crop_affine(crop_square(landmarks, crop), crop.size)
+    return crop_image(frame, m, crop.size), m
+
+
+def track_and_crop(batch: FrameBatch, tracker, crop: CropConfig, job: int = 0) -> _Chunk:
+    """Run the tracker on a batch of frames and cut the crops of the frames with a face."""
+    track = tracker.update(batch)
+    n = len(batch)
+    success = np.asarray(track.success, bool) & np.isfinite(np.asarray(track.landmarks)).all(axis=(1, 2))
+    rows = np.flatnonzero(success)
+    crops = np.empty((len(rows), crop.size, crop.size, 3), np.uint8)
+    affines = np.empty((len(rows), 2, 3), np.float64)
+    for k, r in enumerate(rows):
+        crops[k], affines[k] = _cut(batch.frames[r], np.asarray(track.landmarks[r]), crop)
+    boxes = np.full((n, 4), np.nan, np.float32)
+    if getattr(track, "boxes", None) is not None:
+        boxes[:] = np.asarray(track.boxes, np.float32)
+    boxes[~success] = np.nan
+    confidence = np.asarray(track.confidence, np.float32).copy()
+    return _Chunk(job, batch.indices, batch.timestamps, success, confidence, boxes, rows, crops, affines)
+
+
+def _self_track_and_crop(batch: FrameBatch, state: _TrackState, detect, crop: CropConfig, job: int) -> _Chunk:
+    """Crops from the model's latest landmarks for the video; detection where there are none."""
+    n = len(batch)
+    success = np.zeros(n, bool)
+    confidence = np.zeros(n, np.float32)
+    boxes = np.full((n, 4), np.nan, np.float32)
+    rows, crops, affines = [], [], []
+    for r in range(n):
+        lms = state.landmarks
+        if lms is None:
+            lms, conf = detect(batch, r)
+            if lms is None:
+                continue
+            state.landmarks, state.frame = lms, int(batch.indices[r])
+            confidence[r] = conf
+        c, m = _cut(batch.frames[r], lms, crop)
+        success[r] = True
+        boxes[r] = _box_of(lms)
+        rows.append(r)
+        crops.append(c)
+        affines.append(m)
+    rows = np.asarray(rows, np.int64)
+    chunk = _Chunk(
+        job, batch.indices, batch.timestamps, success, confidence, boxes, rows,
+        np.stack(crops) if crops else np.empty((0, crop.size, crop.size, 3), np.uint8),
+        np.stack(affines) if affines else np.empty((0, 2, 3)),
+    )
+    chunk.frames = batch.frames[rows] if len(rows) else None
+    return chunk
+
+
+def _detector(backend):
+    """detect(batch, r) -> (landmarks | None, confidence): a fresh search on one frame."""
+    from auhm.face.tracking import choose_detection
+
+    def detect(batch: FrameBatch, r: int):
+        frame = batch.frames[r : r + 1]
+        chosen = choose_detection(backend.detect(frame)[0])
+        if chosen is None:
+            return None, 0.0
+        lms, conf = backend.fit(frame, chosen[0][None])
+        lms = np.asarray(lms[0], np.float64)
+        if not np.isfinite(lms).all():
+            return None, 0.0
+        return lms, float(conf[0])
+
+    return detect
+
+
+# ── writing ─────────────────────────────────────────────────────────────────────────────────
+class _AtomicParquetStream:
+    """Row groups appended as they come to a temp file, renamed into place on commit."""
+
+    def __init__(self, path: Path, schema: pa.Schema):
+        self.path = path
+        self.schema = schema
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        self._writer = pq.ParquetWriter(self.tmp, schema)
+        self._pending: list[pa.RecordBatch] = []
+        self._rows = 0
+        self.rows_written = 0
+
+    def append(self, batch: pa.RecordBatch) -> None:
+        self._pending.append(batch)
+        self._rows += batch.num_rows
+        if self._rows >= _ROW_GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._writer.write_table(pa.Table.from_batches(self._pending, self.schema))
+            self.rows_written += self._rows
+            self._pending, self._rows = [], 0
+
+    def commit(self) -> None:
+        self._flush()
+        self._writer.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        try:
+            self._writer.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+
+def _rows(video: str, chunk: _Chunk, schema: pa.Schema, aus: Sequence[int]) -> pa.RecordBatch:
+    n = len(chunk.indices)
+    null = ~chunk.success
+    cols = [
+        pa.array([video] * n, pa.string()),
+        pa.array(chunk.indices.astype(np.int32)),
+        pa.array(chunk.timestamps.astype(np.float64)),
+        pa.array(np.zeros(n, np.int16)),
+        pa.array(chunk.success),
+        pa.array(chunk.confidence.astype(np.float32)),
+    ]
+    cols += [pa.array(chunk.boxes[:, j], pa.float32(), mask=null) for j in range(4)]
+    intens = chunk.intensities if chunk.intensities is not None else np.full((n, len(aus)), np.nan, np.float32)
+    cols += [pa.array(intens[:, j], pa.float32(), mask=null) for j in range(len(aus))]
+    return pa.RecordBatch.from_arrays(cols, schema=schema)
+
+
+# ── planning and resume ─────────────────────────────────────────────────────────────────────
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class VideoJob:
+    video: str  # path as given
+    dest: Path  # the video's final table (per-video file, or part)
+    claimed: int = 0  # frames the container claims (for the progress total)
+
+
+def output_names(videos: Sequence[str]) -> list[str]:
+    """A file name per video: its stem, plus a short path hash where stems collide."""
+    stems = [Path(v).stem for v in videos]
+    counts = {s: stems.count(s) for s in stems}
+    return [f"{s}.parquet" if counts[s] == 1 else f"{s}-{hashlib.sha1(v.encode()).hexdigest()[:8]}.parquet" for s, v in zip(stems, videos)]
+
+
+def is_done(dest: Path, video: str, meta: dict) -> bool:
+    """True when ``dest`` holds this video's complete table, made the same way."""
+    if not dest.is_file():
+        return False
+    try:
+        have = read_metadata(dest)
+    except Exception:
+        return False
+    return have.get("video") == video and all(have.get(k) == meta[k] for k in ("checkpoint", "every"))
+
+
+def _claimed_frames(video: str) -> int:
+    try:
+        import av
+
+        with av.open(video) as c:
+            return int(c.streams.video[0].frames or 0)
+    except Exception:
+        return 0
+
+
+# ── the local engine ────────────────────────────────────────────────────────────────────────
+def run_jobs(
+    jobs: Sequence[VideoJob],
+    predictor: Predictor,
+    source: FaceSource,
+    meta: dict,
+    config: AnnotateConfig,
+    on_frames: Callable[[int], None] = lambda n: None,
+) -> tuple[list[str], list[InputFailure], int]:
+    """Annotate ``jobs`` (threads for decode + tracking, this thread for the model).
+
+    Returns (videos written, failures, rows written).
+    """
+    if not jobs:
+        return [], [], 0
+    aus = predictor.aus
+    crop = predictor.crop
+    bs = config.batch_size
+    chunk_frames = bs if source.self_tracking else max(bs, 8)
+    n_workers = max(1, min(config.workers, len(jobs)))
+    items: queue.Queue = queue.Queue(maxsize=2 * n_workers + 2)
+    todo: queue.Queue = queue.Queue()
+    for i in range(len(jobs)):
+        todo.put(i)
+    stop = threading.Event()
+    states = [_TrackState() for _ in jobs]
+
+    def put(item) -> None:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def worker() -> None:
+        tracker = source.tracker()
+        detect = _detector(tracker.backend) if source.self_tracking else None
+        while not stop.is_set():
+            try:
+                j = todo.get_nowait()
+            except queue.Empty:
+                break
+            video = jobs[j].video
+            try:
+                reader = VideoReader(video)
+                if not source.self_tracking:
+                    tracker.start(video)
+                for batch in reader.batches(chunk_frames, config.every):
+                    if stop.is_set():
+                        return
+                    if source.self_tracking:
+                        put(_self_track_and_crop(batch, states[j], detect, crop, j))
+                    else:
+                        put(track_and_crop(batch, tracker, crop, j))
+                put(_VideoEnd(j))
+            except (VideoError, OSError, ValueError, RuntimeError) as e:
+                put(_VideoEnd(j, _reason(e, video)))
+        put(_WORKER_DONE)
+
+    threads = [threading.Thread(target=worker, name=f"auhm-track-{k}", daemon=True) for k in range(n_workers)]
+    schema = prediction_schema(aus, {})
+    writers: dict[int, _AtomicParquetStream] = {}
+    pending: deque = deque()  # chunks and video ends, in arrival order
+    queued_crops = 0
+    written, failures, rows = [], [], 0
+
+    def writer_for(j: int) -> _AtomicParquetStream:
+        if j not in writers:
+            writers[j] = _AtomicParquetStream(jobs[j].dest, prediction_schema(aus, {**meta, "video": jobs[j].video}))
+        return writers[j]
+
+    def score(limit: int) -> None:
+        """Score up to ``limit`` crops from the front of the pending chunks (one batch)."""
+        nonlocal queued_crops
+        parts, taken = [], 0
+        for item in pending:
+            if taken >= limit:
+                break
+            if isinstance(item, _Chunk) and not item.done:
+                k = min(limit - taken, len(item.rows) - item.scored)
+                parts.append((item, item.scored, k))
+                taken += k
+        if not taken:
+            return
+        crops = np.concatenate([c.crops[s : s + k] for c, s, k in parts])
+        pred = predictor(crops)
+        at = 0
+        for c, s, k in parts:
+            if c.intensities is None:
+                c.intensities = np.full((len(c.indices), len(aus)), np.nan, np.float32)
+            sl = slice(at, at + k)
+            c.intensities[c.rows[s : s + k]] = pred.intensities[sl]
+            if source.self_tracking and pred.landmarks is not None:
+                _follow(c, s, k, pred, sl, states[c.job], predictor, config, detect_in_model)
+            c.scored += k
+            at += k
+        queued_crops -= taken
+
+    detect_in_model = _detector(source.make_backend()) if source.self_tracking else None
+
+    def drain() -> None:
+        """Write every finished item at the front, in order."""
+        nonlocal rows
+        while pending and (not isinstance(pending[0], _Chunk) or pending[0].done):
+            item = pending.popleft()
+            if isinstance(item, _Chunk):
+                writer_for(item.job).append(_rows(jobs[item.job].video, item, schema, aus))
+                item.crops = item.frames = None
+                on_frames(len(item.indices))
+                continue
+            w = writers.pop(item.job, None)
+            if item.error is not None:
+                if w is not None:
+                    w.abort()
+                failures.append(InputFailure(jobs[item.job].video, item.error))
+                continue
+            if w is None:  # a video whose every row was written before (or that had none)
+                w = writer_for(item.job)
+                writers.pop(item.job)
+            w.commit()
+            rows += w.rows_written
+            written.append(jobs[item.job].video)
+
+    for t in threads:
+        t.start()
+    done_workers = 0
+    try:
+        while done_workers < n_workers:
+            item = items.get()
+            if item is _WORKER_DONE:
+                done_workers += 1
+                continue
+            pending.append(item)
+            if isinstance(item, _Chunk):
+                queued_crops += len(item.rows)
+            while queued_crops >= bs:
+                score(bs)
+            drain()
+        while queued_crops:
+            score(bs)
+        drain()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=5)
+        for w in writers.values():
+            w.abort()
+    return written, failures, rows
+
+
+def _follow(c: _Chunk, s: int, k: int, pred: Prediction, sl: slice, state: _TrackState, predictor: Predictor,
+            config: AnnotateConfig, detect) -> None:
+    """Self-tracking: update the video's landmarks from the model, re-cut frames that drifted."""
+    lms_crop = pred.landmarks[sl]
+    conf = pred.landmark_confidence[sl] if pred.landmark_confidence is not None else np.ones(k, np.float32)
+    redo_rows, redo_crops, redo_affines = [], [], []
+    for q in range(k):
+        slot = s + q
+        r = int(c.rows[slot])
+        frame_lms = warp_points(lms_crop[q].astype(np.float64), invert_affine(c.affines[slot]))
+        ok = conf[q] >= config.min_landmark_confidence
+        if not ok:  # lost: search this frame afresh
+            batch = FrameBatch(c.indices[r : r + 1], c.timestamps[r : r + 1], c.frames[slot : slot + 1])
+            frame_lms, det_conf = detect(batch, 0)
+            if frame_lms is None:
+                c.success[r] = False
+                c.confidence[r] = 0.0
+                if int(c.indices[r]) >= state.frame:
+                    state.landmarks, state.frame = None, int(c.indices[r])
+                continue
+        else:
+            c.confidence[r] = float(conf[q])
+            used = _square_of(c.affines[slot], predictor.crop.size)
+            now = crop_square(frame_lms, predictor.crop)
+            ok = max(abs(now[0] - used[0]), abs(now[1] - used[1]), abs(now[2] - used[2])) <= config.refine_drift * used[2]
+        if int(c.indices[r]) >= state.frame:
+            state.landmarks, state.frame = frame_lms, int(c.indices[r])
+        c.boxes[r] = _box_of(frame_lms)
+        if not ok:
+            crop_img, m = _cut(c.frames[slot], frame_lms, predictor.crop)
+            redo_rows.append(r)
+            redo_crops.append(crop_img)
+            redo_affines.append(m)
+    if redo_rows:
+        again = predictor(np.stack(redo_crops))
+        c.intensities[redo_rows] = again.intensities
+        if again.landmark_confidence is not None:
+            c.confidence[redo_rows] = again.landmark_confidence
+
+
+def _square_of(affine: np.ndarray, size: int) -> np.ndarray:
+    """(cx, cy, side) in frame pixels of the square a frame → crop affine cuts."""
+    scale = affine[0, 0]
+    return np.array([(size / 2 - affine[0, 2]) / scale, (size / 2 - affine[1, 2]) / scale, size / scale])
+
+
+def _reason(e: Exception, video: str) -> str:
+    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+    prefix = f"{video}: "
+    return msg[len(prefix):] if msg.startswith(prefix) else msg
+
+
+# ── entry point ─────────────────────────────────────────────────────────────────────────────
+def expand_videos(patterns: Iterable[str]) -> list[str]:
+    from auhm.face.extract import expand_inputs
+
+    return [str(p) for p in expand_inputs(list(patterns))]
+
+
+def annotate(videos: Sequence[str], config: AnnotateConfig) -> AnnotateResult:
+    """Annotate videos (paths, globs or @list.txt) with per-frame AU intensities; see the module doc."""
+    config.check()
+    paths = expand_videos(videos)
+    if not paths:
+        raise UsageError("no videos matched the given paths")
+    checkpoint = file_sha256(config.model)
+    try:
+        predictor = Predictor.from_checkpoint(config.model, config.device, config.precision)
+    except ValueError as e:  # unreadable or foreign checkpoint
+        raise UsageError(str(e)) from None
+    source = face_source(config, predictor)
+    if not config.quiet:
+        console.print(
+            f"annotate: {len(paths)} video(s), {predictor.method} on {predictor.device} ({predictor.precision}), "
+            f"landmarks: {source.name}"
+        )
+    meta = {
+        "checkpoint": checkpoint,
+        "checkpoint_path": str(config.model),
+        "aus": list(predictor.aus),
+        "method": predictor.method,
+        "landmark_backend": source.name,
+        "every": config.every,
+    }
+    out = Path(config.out)
+    folder = out if config.per_video else out.with_name(out.name + ".parts")
+    jobs = [VideoJob(v, folder / n) for v, n in zip(paths, output_names(paths))]
+    result = AnnotateResult(out, source.name)
+
+    if not config.per_video and out.exists() and not config.overwrite and _whole_file_done(out, paths, meta):
+        result.skipped = list(paths)
+        return result
+    todo = []
+    for job in jobs:
+        if not config.overwrite and is_done(job.dest, job.video, meta):
+            result.skipped.append(job.video)
+        else:
+            todo.append(job)
+    if result.skipped and not config.quiet:
+        console.print(f"annotate: {len(result.skipped)} video(s) already done with this checkpoint, skipped")
+
+    for job in todo:
+        job.claimed = _claimed_frames(job.video)
+    with progress(config.quiet) as bar:
+        task = bar.add_task("annotate", total=sum(j.claimed for j in todo) or None, unit="frames")
+        advance = lambda n: bar.advance(task, n)  # noqa: E731
+        if config.engine == "ray":
+            from auhm.infer.ray_engine import run_jobs_ray
+
+            written, failures, rows = run_jobs_ray(todo, config, meta, advance)
+        else:
+            written, failures, rows = run_jobs(todo, predictor, source, meta, config, advance)
+    result.written, result.failures, result.frames = written, failures, rows
+
+    if not config.per_video:
+        done = set(result.skipped) | set(written)
+        merge_parts([j for j in jobs if j.video in done], out, predictor.aus, meta)
+        if not failures:
+            shutil.rmtree(folder, ignore_errors=True)
+    return result
+
+
+def _whole_file_done(out: Path, paths: Sequence[str], meta: dict) -> bool:
+    try:
+        have = read_metadata(out)
+        videos = set(pq.read_table(out, columns=["video"]).column("video").unique().to_pylist())
+    except Exception:
+        return False
+    return all(have.get(k) == meta[k] for k in ("checkpoint", "every")) and set(paths) <= videos
+
+
+def merge_parts(jobs: Sequence[VideoJob], out: Path, aus: Sequence[int], meta: dict) -> Path:
+    """Concatenate the videos' part files, in input order, into ``out`` (atomically)."""
+    writer = _AtomicParquetStream(out, prediction_schema(aus, meta))
+    try:
+        for job in jobs:
+            pf = pq.ParquetFile(job.dest)
+            for g in range(pf.num_row_groups):
+                for b in pf.read_row_group(g).to_batches():
+                    writer.append(pa.RecordBatch.from_arrays(b.columns, schema=writer.schema))
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    return out

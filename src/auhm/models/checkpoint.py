@@ -1,0 +1,83 @@
+"""One-file checkpoints: weights plus everything needed to rebuild and use the model.
+
+A checkpoint holds the state dict (frozen backbones included, so the backbone file is never
+needed again) and an ``info`` dict stored as JSON: method, task, aus, preset, crop,
+input_size, map_size, model_options, train_config, auhm_version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from auhm import __version__
+from auhm.models.base import AUModel
+from auhm.models.registry import build_model
+
+FORMAT = "auhm-checkpoint/1"
+
+
+def model_info(model: AUModel) -> dict:
+    """The part of a checkpoint's info that the model itself knows."""
+    return {
+        "method": model.method,
+        "task": "landmarks" if model.method == "landmarks" else "au",
+        "aus": list(model.aus),
+        "preset": model.preset.name,
+        "input_size": model.input_size,
+        "map_size": model.map_size,
+        "output_kind": model.output_kind,
+        "model_options": dict(model.model_options),
+        "auhm_version": __version__,
+    }
+
+
+def save_checkpoint(path: str | os.PathLike, model: AUModel, info: dict | None = None) -> Path:
+    """Write weights + info atomically (temp file + rename); ``info`` adds crop, train_config, …"""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    full = {**model_info(model), **(info or {})}
+    for key in ("method", "aus", "preset", "model_options"):  # what rebuilds the model is the model's
+        full[key] = model_info(model)[key]
+    payload = {"format": FORMAT, "info_json": json.dumps(full, default=str), "state_dict": model.state_dict()}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_checkpoint_info(path: str | os.PathLike) -> dict:
+    return _read(path)[1]
+
+
+def _read(path: str | os.PathLike, map_location="cpu") -> tuple[dict, dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated file, not a torch file, …
+        raise ValueError(f"{path}: unreadable checkpoint ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path}: not an auhm checkpoint")
+    return payload["state_dict"], json.loads(payload["info_json"])
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[AUModel, dict]:
+    """Rebuild the model through build_model and load its weights; returns (model in eval mode, info)."""
+    state, info = _read(path, map_location)
+    options = dict(info.get("model_options", {}))
+    if "backbone" in options:
+        options["pretrained"] = False  # the backbone's weights are in the state dict
+    model = build_model(info["method"], info["aus"], info["preset"], **options)
+    model.load_state_dict(state)
+    return model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu").eval(), info

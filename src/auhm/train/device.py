@@ -1,0 +1,69 @@
+"""Device and precision choice, shared by training and annotation.
+
+``auto`` means: CUDA when present with bf16 autocast (fp16 + GradScaler on cards without bf16);
+on CPU, bf16 autocast + channels_last only where the CPU has native bf16 (AVX512_BF16 or AMX),
+since emulated bf16 is slower than fp32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from auhm.errors import UsageError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' → cuda if available else cpu; 'cuda:1' etc. pass through after a check."""
+    name = (name or "auto").lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: CUDA is not available on this machine")
+    try:
+        return torch.device(name)
+    except RuntimeError as e:
+        raise UsageError(f"--device {name}: {e}") from None
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU computes bf16 in hardware (AVX512_BF16 or AMX)."""
+    cap = torch.backends.cpu.get_cpu_capability().upper()
+    return "AVX512_BF16" in cap or "AMX" in cap
+
+
+def resolve_precision(device: torch.device, precision: str = "auto") -> str:
+    """Concrete precision ('fp32', 'bf16' or 'fp16') for this device."""
+    precision = (precision or "auto").lower()
+    if precision not in PRECISIONS:
+        raise UsageError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+    if device.type == "cuda":
+        if precision == "auto":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return precision
+    if precision == "auto":
+        return "bf16" if cpu_has_native_bf16() else "fp32"
+    if precision == "fp16":
+        raise UsageError("--precision fp16 is for CUDA; on CPU use bf16 or fp32")
+    return precision
+
+
+def autocast_context(device: torch.device, precision: str):
+    """Autocast for bf16/fp16, a no-op for fp32."""
+    if precision not in _DTYPES:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=_DTYPES[precision])
+
+
+def use_channels_last(device: torch.device, precision: str) -> bool:
+    """channels_last pays off with tensor cores (CUDA AMP) and oneDNN bf16 on CPU, not in fp32 CPU."""
+    return precision in _DTYPES
+
+
+def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
+    """A GradScaler that is active only for fp16 (bf16 has fp32's range)."""
+    return torch.amp.GradScaler(device.type, enabled=(precision == "fp16" and device.type == "cuda"))

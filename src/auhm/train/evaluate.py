@@ -1,0 +1,161 @@
+"""Running a model over prepared shards: predictions, the prediction table, scores.
+
+Used by validation during training, by the k-fold out-of-fold pass, and by ``auhm evaluate``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from auhm.console import progress
+from auhm.errors import UsageError
+from auhm.face.crop import invert_affine, warp_points
+from auhm.io import prediction_schema, write_parquet_atomic
+from auhm.metrics import au_scores
+from auhm.targets import au_name
+from auhm.targets.heatmaps import heatmap_intensities, heatmaps_to_landmarks
+from auhm.train.augment import ShardView
+from auhm.train.config import EvaluateConfig
+from auhm.train.corpus import Corpus, load_corpus, split_corpus
+from auhm.train.device import autocast_context, resolve_device, resolve_precision, use_channels_last
+
+OUTER_EYE_CORNERS = (36, 45)
+
+
+@torch.no_grad()
+def predict(model, view: ShardView, batch_size: int, device: torch.device, precision: str, workers: int = 0, task: str = "au", quiet: bool = True) -> np.ndarray:
+    """AU intensities (n, N) clipped to [0, 5], or for the landmark network points (n, 68, 2) in input pixels."""
+    channels_last = use_channels_last(device, precision)
+    loader = DataLoader(view, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=device.type == "cuda", generator=torch.Generator())
+    out = []
+    with progress(quiet) as bar:
+        tid = bar.add_task("predict", total=len(view), unit="img")
+        for batch in loader:
+            x = batch["image"].to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast_context(device, precision):
+                y = model(x)
+            if task == "landmarks":
+                points, _ = heatmaps_to_landmarks(y["heatmaps"].float(), model.input_size)
+                out.append(points.cpu().numpy())
+            elif model.output_kind == "regression":
+                out.append(y["intensities"].float().clamp(0.0, 5.0).cpu().numpy())
+            else:
+                out.append(heatmap_intensities(y["heatmaps"].float()).cpu().numpy())
+            bar.update(tid, advance=x.shape[0])
+    return np.concatenate(out).astype(np.float32)
+
+
+def landmark_nme(pred: np.ndarray, true: np.ndarray) -> float:
+    """Mean point-to-point error normalised by the inter-ocular (outer eye corners 36–45) distance."""
+    a, b = OUTER_EYE_CORNERS
+    iod = np.linalg.norm(true[:, a] - true[:, b], axis=-1)
+    err = np.linalg.norm(pred - true, axis=-1).mean(axis=-1)
+    return float(np.mean(err / np.maximum(iod, 1e-6)))
+
+
+def crop_boxes(affines: np.ndarray, crop_size: int) -> np.ndarray:
+    """(n, 4) x0, y0, x1, y1 in frame pixels of each crop square, from its frame→crop affine."""
+    corners = np.array([[-0.5, -0.5], [crop_size - 0.5, crop_size - 0.5]])
+    boxes = [warp_points(corners, invert_affine(m)).reshape(4) for m in affines]
+    return np.asarray(boxes, np.float32).reshape(-1, 4)
+
+
+def prediction_frame(corpus: Corpus, indices: np.ndarray, intensities: np.ndarray, aus) -> pd.DataFrame:
+    """Predictions of shard frames in the prediction schema (timestamp unknown: NaN; box: the crop's square)."""
+    indices = np.asarray(indices, np.int64)
+    shards = corpus.shards
+    boxes = crop_boxes(corpus.affines[indices], corpus.crop_size)
+    df = pd.DataFrame(
+        {
+            "video": shards.video[indices].astype(str),
+            "frame": shards.frame[indices].astype(np.int32),
+            "timestamp": np.full(len(indices), np.nan),
+            "face": np.zeros(len(indices), np.int16),
+            "success": np.ones(len(indices), bool),
+            "confidence": np.ones(len(indices), np.float32),
+            "x0": boxes[:, 0], "y0": boxes[:, 1], "x1": boxes[:, 2], "y1": boxes[:, 3],
+        }
+    )
+    for j, a in enumerate(aus):
+        df[au_name(a)] = intensities[:, j].astype(np.float32)
+    return df
+
+
+@dataclass
+class EvaluateResult:
+    scores: pd.DataFrame  # rows ICC, MSE…; columns AUxx, Avg. (landmarks: one NME row)
+    predictions: pd.DataFrame
+    split: str
+    path: Path | None
+
+
+def evaluate(config: EvaluateConfig) -> EvaluateResult:
+    """Run a checkpoint on a split of a prepared corpus, score it and optionally write predictions."""
+    from auhm.models import load_checkpoint
+    if not Path(config.checkpoint).exists():
+        raise UsageError(f"{config.checkpoint}: no such checkpoint")
+    model, info = load_checkpoint(config.checkpoint)
+    device = resolve_device(config.device)
+    precision = resolve_precision(device, config.precision)
+    model.to(device).eval()
+    if use_channels_last(device, precision):
+        model.to(memory_format=torch.channels_last)
+    aus = list(info["aus"])
+    task = info.get("task", "au")
+    corpus = load_corpus(config.data, aus if task != "landmarks" else None)
+    manifest, shards = corpus.manifest, corpus.shards
+    if config.split is not None:
+        known = sorted(set(shards.split))
+        if config.split not in known:
+            raise UsageError(f"--split {config.split}: the corpus has splits {', '.join(known)}")
+        indices, split_name = np.flatnonzero(shards.split == config.split), config.split
+    else:
+        tc = info.get("train_config") or {}
+        split = split_corpus(manifest, shards, info.get("fold"), tc.get("folds"), tc.get("seed", 0), tc.get("holdout_fraction", 0.2))
+        if info.get("val_subjects") and sorted(split.val_subjects) != sorted(info["val_subjects"]):
+            raise UsageError(f"{config.data}: the checkpoint's held-out subjects {info['val_subjects']} are not this corpus's; pass --split")
+        indices, split_name = split.val, split.name
+    view = ShardView(shards, indices, model.input_size)
+    preds = predict(model, view, config.batch_size, device, precision, config.workers, task, config.quiet)
+    if task == "landmarks":
+        truth = np.stack([view[i]["landmarks"] for i in range(len(view))])
+        scores = pd.DataFrame({"Avg.": [landmark_nme(preds, truth), float(len(view))]}, index=["NME", "n"])
+        return EvaluateResult(scores, pd.DataFrame(), split_name, None)
+    table = prediction_frame(corpus, indices, preds, aus)
+    scores = au_scores(shards.labels[indices], preds, aus)
+    path = None
+    if config.out is not None:
+        meta = {"checkpoint": str(config.checkpoint), "checkpoint_sha256": _sha256(config.checkpoint), "aus": aus, "split": split_name}
+        path = write_parquet_atomic(table, config.out, schema=prediction_schema(aus, meta))
+    return EvaluateResult(scores, table, split_name, path)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def render_scores(scores: pd.DataFrame, frames: int, title: str | None = None) -> list:
+    """Rich tables of a score frame, in ``auhm score``'s layout (so the two read the same)."""
+    from auhm.metrics.scores import JoinReport, ScoreReport, scores_table
+    from auhm.targets import parse_au
+
+    aus = tuple(parse_au(c) for c in scores.columns if c != "Avg.")
+    tables = scores_table(ScoreReport(scores, JoinReport(aus=aus, rows_matched=int(frames)), 1.0))
+    if title:
+        tables[0].title = f"{title}: {tables[0].title}"
+    return tables

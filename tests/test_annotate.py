@@ -1,0 +1,387 @@
+"""auhm annotate: rows per decoded frame, null AUs without a face, resume, failure isolation.
+
+The model is a stand-in whose heatmap peaks are known functions of the crop (so intensities
+can be checked against crops cut independently here); faces come from truth sidecars.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from auhm.face.crop import CropConfig, crop_face
+from auhm.io import read_metadata
+from auhm.video import VideoReader, VideoWriter
+
+AUS = (1, 2, 12)
+SIZE = 32
+
+
+class StandInAU(torch.nn.Module):
+    """Heatmap peak of AU j = 5 × mean of colour channel j of the crop (independently checkable)."""
+
+    output_kind = "heatmap"
+    input_size = SIZE
+
+    def __init__(self, delay: float = 0.0, landmarks: bool = False):
+        super().__init__()
+        self.delay = delay
+        self.landmarks = landmarks
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        if self.delay:
+            time.sleep(self.delay)
+        b = x.shape[0]
+        means = x.float().mean(dim=(2, 3)) * 5 * self.scale  # (B, 3)
+        maps = torch.zeros(b, len(AUS), SIZE // 4, SIZE // 4)
+        maps[:, :, 3, 5] = means[:, : len(AUS)]
+        out = {"heatmaps": maps}
+        if self.landmarks:
+            out["landmark_heatmaps"] = torch.zeros(b, 68, SIZE // 4, SIZE // 4)
+        return out
+
+
+INFO = {"method": "scratch", "aus": list(AUS), "preset": "small", "crop": CropConfig(256, 1.3, -0.08).to_dict(), "input_size": SIZE}
+
+
+def make_clip(root: Path, name: str, n: int, face: np.ndarray, size=(96, 80), seed: int = 0) -> Path:
+    """A video of coloured noise and its truth sidecar: a face on frames where ``face`` is true."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    path = root / f"{name}.avi"
+    with VideoWriter(path, 10.0, w, h) as vw:
+        for i in range(n):
+            f = np.zeros((h, w, 3), np.uint8)
+            f[:] = (40 + 5 * i % 200, 90, 160)
+            f[20:60, 30:70] = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
+            vw.write(f)
+    t = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+    rows = []
+    for i in range(n):
+        if not face[i]:
+            continue
+        xs = 50 + 15 * np.cos(t) + 0.2 * i
+        ys = 40 + 18 * np.sin(t)
+        rows.append({"frame": i, **{f"x_{k}": xs[k] for k in range(68)}, **{f"y_{k}": ys[k] for k in range(68)}})
+    side = root / "auhm_truth"
+    side.mkdir(exist_ok=True)
+    pd.DataFrame(rows, columns=["frame"] + [f"x_{k}" for k in range(68)] + [f"y_{k}" for k in range(68)]).to_parquet(side / f"{name}.parquet")
+    return path
+
+
+@pytest.fixture
+def checkpoint(tmp_path: Path) -> Path:
+    p = tmp_path / "standin.pt"
+    p.write_bytes(b"stand-in checkpoint: the weights come from StandInAU")
+    return p
+
+
+@pytest.fixture
+def standin(monkeypatch):
+    from auhm.infer import annotate as mod
+
+    monkeypatch.setattr(mod.Predictor, "from_checkpoint", classmethod(lambda cls, path, device="auto", precision="auto": cls(StandInAU(), INFO, "cpu", precision)))
+
+
+def config(checkpoint: Path, out: Path, **kw):
+    from auhm.infer.annotate import AnnotateConfig
+
+    return AnnotateConfig(model=checkpoint, out=out, landmarks="truth", batch_size=8, device="cpu", precision="fp32", quiet=True, **kw)
+
+
+def test_rows_schema_metadata_and_intensities(tmp_path, checkpoint, standin):
+    from auhm.infer.annotate import annotate, file_sha256
+
+    face = np.ones(30, bool)
+    face[10:14] = False
+    clips = [make_clip(tmp_path, "a", 30, face, seed=1), make_clip(tmp_path, "b", 5, np.ones(5, bool), seed=2)]
+    out = tmp_path / "pred.parquet"
+    res = annotate([str(c) for c in clips], config(checkpoint, out, workers=2))
+    assert not res.failures and sorted(res.written) == sorted(map(str, clips)) and res.frames == 35
+    assert not (tmp_path / "pred.parquet.parts").exists()
+
+    table = pq.read_table(out)
+    assert [f.name for f in table.schema][:10] == ["video", "frame", "timestamp", "face", "success", "confidence", "x0", "y0", "x1", "y1"]
+    assert str(table.schema.field("frame").type) == "int32" and str(table.schema.field("face").type) == "int16"
+    assert [str(table.schema.field(c).type) for c in ("AU01", "AU02", "AU12")] == ["float", "float", "float"]
+    meta = read_metadata(out)
+    assert meta["checkpoint"] == file_sha256(checkpoint) and meta["aus"] == list(AUS)
+    assert meta["landmark_backend"] == "truth" and meta["method"] == "scratch" and "version" in meta
+
+    df = table.to_pandas()
+    a = df[df.video == str(clips[0])]
+    assert a.frame.tolist() == list(range(30)) and len(df) == 35
+    assert a.success.tolist() == face.tolist()
+    assert a.loc[~a.success, ["AU01", "AU02", "AU12", "x0"]].isna().all().all()
+    assert a.loc[a.success, ["AU01", "AU02", "AU12"]].notna().all().all()
+
+    # Independent reference: cut the crops here, at the model's input size, and apply the rule.
+    sidecar = pd.read_parquet(tmp_path / "auhm_truth" / "a.parquet").set_index("frame")
+    frames = {i: f for i, _, f in VideoReader(clips[0]).frames()}
+    crop = CropConfig(SIZE, 1.3, -0.08)
+    for i in (0, 9, 14, 29):
+        lms = np.stack([sidecar.loc[i, [f"x_{k}" for k in range(68)]], sidecar.loc[i, [f"y_{k}" for k in range(68)]]], -1).astype(np.float64)
+        c, _ = crop_face(frames[i], lms, crop)
+        expect = np.clip(c.reshape(-1, 3).mean(0) / 255 * 5, 0, 5)
+        got = a.set_index("frame").loc[i, ["AU01", "AU02", "AU12"]].to_numpy(float)
+        np.testing.assert_allclose(got, expect, atol=1e-4)
+        box = a.set_index("frame").loc[i, ["x0", "y0", "x1", "y1"]].to_numpy(float)
+        np.testing.assert_allclose(box, [*lms.min(0), *lms.max(0)], atol=1e-3)
+
+
+def test_batching_does_not_change_results(tmp_path, checkpoint, standin):
+    from auhm.infer.annotate import annotate
+
+    clips = [str(make_clip(tmp_path, n, k, np.arange(k) % 7 != 3, seed=k)) for n, k in (("x", 11), ("y", 3), ("z", 17))]
+    one = config(checkpoint, tmp_path / "one.parquet", workers=1)
+    one.batch_size = 1
+    a = annotate(clips, one)
+    cfg = config(checkpoint, tmp_path / "many.parquet", workers=3)
+    cfg.batch_size = 5
+    b = annotate(clips, cfg)
+    assert a.frames == b.frames == 31
+    da, db = pd.read_parquet(tmp_path / "one.parquet"), pd.read_parquet(tmp_path / "many.parquet")
+    pd.testing.assert_frame_equal(da, db)
+    assert da.video.unique().tolist() == clips  # merged in input order, whatever finished first
+
+
+def test_broken_video_among_good_ones(tmp_path, checkpoint, standin):
+    from auhm.infer.annotate import annotate
+
+    good = make_clip(tmp_path, "good", 12, np.ones(12, bool))
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video" * 20)
+    no_sidecar = make_clip(tmp_path, "lonely", 6, np.ones(6, bool))
+    (tmp_path / "auhm_truth" / "lonely.parquet").unlink()
+    out = tmp_path / "dir"
+    res = annotate([str(broken), str(good), str(no_sidecar)], config(checkpoint, out, per_video=True))
+    assert res.written == [str(good)]
+    assert sorted(f.path for f in res.failures) == sorted([str(broken), str(no_sidecar)])
+    assert all(f.reason and "\n" not in f.reason for f in res.failures)
+    assert sorted(p.name for p in out.iterdir()) == ["good.parquet"]  # no temp files left
+    assert len(pd.read_parquet(out / "good.parquet")) == 12
+
+
+def test_per_video_resume_skips_done_and_redoes_other_checkpoint(tmp_path, checkpoint, standin):
+    from auhm.infer.annotate import annotate
+
+    clips = [str(make_clip(tmp_path, n, 6, np.ones(6, bool))) for n in ("p", "q")]
+    out = tmp_path / "dir"
+    first = annotate(clips, config(checkpoint, out, per_video=True))
+    assert first.written == clips
+    again = annotate(clips, config(checkpoint, out, per_video=True))
+    assert again.written == [] and again.skipped == clips
+    checkpoint.write_bytes(b"another model")
+    third = annotate(clips, config(checkpoint, out, per_video=True))
+    assert third.written == clips
+
+
+KILL_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {tests!r})
+    import test_annotate as t
+    from auhm.infer import annotate as mod
+    mod.Predictor.from_checkpoint = classmethod(lambda cls, p, device="auto", precision="auto": cls(t.StandInAU(delay={delay}), t.INFO, "cpu", "fp32"))
+    from auhm.cli import app
+    app(sys.argv[1:], prog_name="auhm")
+    """
+)
+
+
+def test_kill_and_resume_gives_one_row_per_frame(tmp_path, checkpoint):
+    """kill -9 after the first video's part is written; the re-run completes, nothing lost or doubled."""
+    n = [24, 16, 20]
+    clips = [str(make_clip(tmp_path, f"k{i}", k, np.arange(k) % 5 != 0, seed=i)) for i, k in enumerate(n)]
+    listing = tmp_path / "list.txt"
+    listing.write_text("\n".join(clips) + "\n")
+    script = tmp_path / "run_auhm.py"
+    out = tmp_path / "all.parquet"
+    args = ["annotate", f"@{listing}", "--model", str(checkpoint), "--out", str(out), "--landmarks", "truth", "--batch-size", "4", "--device", "cpu", "--quiet"]
+
+    script.write_text(KILL_SCRIPT.format(tests=str(Path(__file__).parent), delay=0.15))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, str(script), *args], env=env, stderr=subprocess.PIPE)
+    parts = tmp_path / "all.parquet.parts"
+    deadline = time.time() + 30
+    while time.time() < deadline and not (parts.is_dir() and any(p.suffix == ".parquet" and not p.name.startswith(".") for p in parts.iterdir())):
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = [p.name for p in parts.iterdir() if not p.name.startswith(".")]
+    assert 1 <= len(done_before) < 3 and not out.exists()
+
+    script.write_text(KILL_SCRIPT.format(tests=str(Path(__file__).parent), delay=0.0))
+    rerun = subprocess.run([sys.executable, str(script), *args], env=env, capture_output=True, text=True, timeout=60)
+    assert rerun.returncode == 0, rerun.stderr
+    df = pd.read_parquet(out)
+    assert df.groupby("video").size().reindex(clips).tolist() == n
+    assert not df.duplicated(["video", "frame"]).any()
+    assert not parts.exists()
+    assert read_metadata(out)["landmark_backend"] == "truth"
+
+
+def test_every_kth_frame(tmp_path, checkpoint, standin):
+    from auhm.infer.annotate import annotate
+
+    clip = make_clip(tmp_path, "e", 10, np.ones(10, bool))
+    cfg = config(checkpoint, tmp_path / "e.parquet")
+    cfg.every = 3
+    annotate([str(clip)], cfg)
+    assert pd.read_parquet(tmp_path / "e.parquet").frame.tolist() == [0, 3, 6, 9]
+
+
+def test_usage_errors(tmp_path, checkpoint):
+    from auhm.errors import UsageError
+    from auhm.infer.annotate import annotate
+
+    with pytest.raises(UsageError, match="no such checkpoint"):
+        annotate(["x.mp4"], config(tmp_path / "missing.pt", tmp_path / "o.parquet"))
+    with pytest.raises(UsageError, match="--per-video"):
+        annotate(["x.mp4"], config(checkpoint, tmp_path / "o.parquet", per_video=True))
+
+
+@pytest.mark.parametrize("name", ["single_face.mp4", "no_face.mp4", "face_noface.mov", "WolfgangLanger_Pexels.mp4"])
+def test_real_media_rows_equal_decoded_frames(media, tmp_path, checkpoint, standin, name):
+    """With dlib tracking: one row per decoded frame; no face → null AUs."""
+    from auhm.infer.annotate import _dlib_available, annotate
+
+    if not _dlib_available():
+        pytest.skip("dlib is not installed")
+    video = media / name
+    decoded = sum(len(b) for b in VideoReader(video).batches(64))
+    cfg = config(checkpoint, tmp_path / "m.parquet")
+    cfg.landmarks = "dlib"
+    if name == "WolfgangLanger_Pexels.mp4":
+        cfg.every = 4  # keep the test fast: every 4th frame
+        decoded = len(range(0, decoded, 4))
+    res = annotate([str(video)], cfg)
+    df = pd.read_parquet(tmp_path / "m.parquet")
+    assert not res.failures and len(df) == decoded == res.frames
+    assert df.loc[~df.success, ["AU01", "AU02", "AU12"]].isna().all().all()
+    if name == "no_face.mp4":
+        assert not df.success.any()
+    if name == "single_face.mp4":
+        assert df.success.mean() > 0.9
+
+
+def test_ray_engine_writes_the_same_per_video_files(tmp_path):
+    """A local 2-CPU Ray instance, a real (small, untrained) checkpoint: same rows as the local engine."""
+    ray = pytest.importorskip("ray")
+    from test_render import _small_checkpoint
+
+    from auhm.infer.annotate import annotate
+
+    ckpt = _small_checkpoint(tmp_path / "m.pt")
+    clips = [str(make_clip(tmp_path, n, k, np.arange(k) % 4 != 1, seed=k)) for n, k in (("r1", 9), ("r2", 6))]
+    broken = tmp_path / "broken.avi"
+    broken.write_bytes(b"RIFF" + b"\x00" * 200)
+    cfg = config(ckpt, tmp_path / "ray", per_video=True, workers=2, engine="ray")
+    try:
+        res = annotate([*clips, str(broken)], cfg)
+    finally:
+        ray.shutdown()
+    assert res.written == clips and [f.path for f in res.failures] == [str(broken)]
+    local = annotate(clips, config(ckpt, tmp_path / "local", per_video=True))
+    for name in ("r1.parquet", "r2.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "ray" / name), pd.read_parquet(tmp_path / "local" / name), atol=1e-5)
+    assert local.frames == res.frames == 15
+
+
+# ── tracking with the AU model's own backbone landmarks (--landmarks auto, transfer methods) ──
+TRACK_SIZE = 64
+
+
+def _bright_box(img: np.ndarray):
+    ys, xs = np.nonzero(img.mean(-1) > 128)
+    return None if len(xs) < 4 else np.array([xs.min(), ys.min(), xs.max(), ys.max()], np.float64)
+
+
+def _ring(box: np.ndarray) -> np.ndarray:
+    t = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+    c, r = (box[:2] + box[2:]) / 2, (box[2:] - box[:2]) / 2
+    return np.stack([c[0] + r[0] * np.cos(t), c[1] + r[1] * np.sin(t)], -1)
+
+
+class SquareBackend:
+    """Detects the bright square; its 'landmarks' are the ellipse inscribed in it."""
+
+    name = "square"
+    detections = 0
+
+    def start(self, video):
+        pass
+
+    def detect(self, frames):
+        SquareBackend.detections += 1
+        box = _bright_box(frames[0])
+        return [[(box, 1.0)]] if box is not None else [[]]
+
+    def fit(self, frames, regions):
+        box = _bright_box(frames[0])
+        return _ring(box)[None], np.ones(1, np.float32)
+
+
+class SquareAU(torch.nn.Module):
+    """A transfer-method stand-in: landmark maps of the ellipse inscribed in the bright part of the crop."""
+
+    output_kind = "heatmap"
+    input_size = TRACK_SIZE
+
+    def forward(self, x):
+        from auhm.targets.heatmaps import landmark_heatmaps
+
+        imgs = (x.permute(0, 2, 3, 1).float() * 255).numpy()
+        lmh = torch.zeros(len(x), 68, TRACK_SIZE // 4, TRACK_SIZE // 4)
+        for b, img in enumerate(imgs):
+            box = _bright_box(img)
+            if box is not None:
+                lmh[b] = landmark_heatmaps(torch.from_numpy(_ring(box)).float()[None], TRACK_SIZE, TRACK_SIZE // 4)[0]
+        au = torch.zeros(len(x), len(AUS), TRACK_SIZE // 4, TRACK_SIZE // 4)
+        au[:, :, 0, 0] = x.mean(dim=(1, 2, 3))[:, None] * 5
+        return {"heatmaps": au, "landmark_heatmaps": lmh}
+
+
+def test_self_tracking_follows_the_face_with_one_detection(tmp_path):
+    from auhm.infer.annotate import FaceSource, Predictor, VideoJob, run_jobs
+
+    n, w, h = 30, 160, 96
+    path = tmp_path / "move.avi"
+    truth = []
+    with VideoWriter(path, 10.0, w, h) as vw:
+        for i in range(n):
+            f = np.full((h, w, 3), 30, np.uint8)
+            if i < 25:  # the face leaves for the last 5 frames
+                x0 = 20 + 3 * i
+                f[30:66, x0 : x0 + 36] = 230
+                truth.append([x0, 30, x0 + 35, 65])
+            vw.write(f)
+    info = {**INFO, "method": "adaptation", "input_size": TRACK_SIZE}
+    predictor = Predictor(SquareAU(), info, "cpu", "fp32")
+    assert predictor.has_landmarks
+    SquareBackend.detections = 0
+    source = FaceSource("backbone+square", SquareBackend, self_tracking=True)
+    cfg = config(tmp_path / "unused.pt", tmp_path / "d", per_video=True)
+    cfg.batch_size = 4
+    written, failures, rows = run_jobs([VideoJob(str(path), tmp_path / "d" / "move.parquet")], predictor, source, {"checkpoint": "x", "every": 1}, cfg)
+    df = pd.read_parquet(tmp_path / "d" / "move.parquet")
+    assert rows == n and df.frame.tolist() == list(range(n))
+    assert df.success.tolist() == [True] * 25 + [False] * 5
+    assert df.loc[~df.success, ["AU01", "x0"]].isna().all().all()
+    # The crops followed the moving square: boxes from the refined landmarks match it.
+    np.testing.assert_allclose(df.loc[df.success, ["x0", "y0", "x1", "y1"]].to_numpy(), np.array(truth), atol=3)
+    # One detection on frame 0, then one search per frame once the face has gone (none found).
+    assert SquareBackend.detections <= 1 + 2 * 5

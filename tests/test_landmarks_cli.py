@@ -1,0 +1,120 @@
+"""`auhm landmarks` end to end: bad inputs isolated, real media through dlib (skipped without it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from auhm.cli import app
+from auhm.io import read_metadata
+from auhm.video import VideoWriter
+
+MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+XS = [f"x_{k}" for k in range(68)]
+YS = [f"y_{k}" for k in range(68)]
+
+
+def run(*args: str):
+    return CliRunner().invoke(app, ["landmarks", *args, "--quiet"])
+
+
+def write_video(path: Path, n: int = 6) -> None:
+    rng = np.random.default_rng(0)
+    with VideoWriter(path, 10, 64, 48) as w:
+        for _ in range(n):
+            w.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+
+
+def write_truth(root: Path, stem: str, n: int) -> None:
+    pts = np.random.default_rng(1).uniform(5, 40, (n, 68, 2))
+    table = {"frame": np.arange(n)} | {x: pts[:, k, 0] for k, x in enumerate(XS)} | {y: pts[:, k, 1] for k, y in enumerate(YS)}
+    (root / "auhm_truth").mkdir(exist_ok=True)
+    pd.DataFrame(table).to_parquet(root / "auhm_truth" / f"{stem}.parquet")
+
+
+def test_bad_inputs_are_reported_one_line_each_and_the_rest_processed(tmp_path):
+    good = tmp_path / "good.mp4"
+    write_video(good, 6)
+    write_truth(tmp_path, "good", 6)
+    data = good.read_bytes()
+    bad = {
+        "empty.mp4": b"",
+        "random.mp4": np.random.default_rng(2).integers(0, 256, 5000, dtype=np.uint8).tobytes(),
+        "truncated.mp4": data[: len(data) // 2],
+    }
+    for name, content in bad.items():
+        (tmp_path / name).write_bytes(content)
+    missing = tmp_path / "missing.mp4"
+    inputs = [str(tmp_path / n) for n in ("empty.mp4", "random.mp4")] + [str(good), str(tmp_path / "truncated.mp4"), str(missing)]
+    out = tmp_path / "lm.parquet"
+    result = run(*inputs, "--backend", "truth", "--out", str(out))
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error ")]
+    assert len(errors) == 4
+    for name, reason in [("empty.mp4", "empty file"), ("random.mp4", "cannot decode"), ("truncated.mp4", "cannot decode"), ("missing.mp4", "no such file")]:
+        assert any(name in line and reason in line for line in errors), (name, errors)
+    table = pd.read_parquet(out)
+    assert set(table["video"]) == {str(good)} and len(table) == 6 and table["success"].all()
+    assert read_metadata(out)["backend"] == "truth"
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert run(str(tmp_path / "a.mp4"), "--backend", "nope", "--out", str(tmp_path / "o.parquet")).exit_code == 2
+    assert run("@" + str(tmp_path / "nolist.txt"), "--out", str(tmp_path / "o.parquet")).exit_code == 2
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_help_has_an_example():
+    result = CliRunner().invoke(app, ["landmarks", "--help"])
+    assert result.exit_code == 0 and "Example" in result.output
+
+
+# ── real media through dlib ─────────────────────────────────────────────────────────────────
+@pytest.fixture(scope="module")
+def media_run(tmp_path_factory):
+    if not MEDIA.is_dir():
+        pytest.skip(f"{MEDIA} absent")
+    pytest.importorskip("dlib")
+    out = tmp_path_factory.mktemp("media") / "lm.parquet"
+    videos = [str(MEDIA / n) for n in ("single_face.mp4", "no_face.mp4", "face_noface.mov")]
+    result = CliRunner().invoke(app, ["landmarks", *videos, "--backend", "dlib", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(out)
+    return result, table, {Path(v).name: table[table["video"] == v].reset_index(drop=True) for v in videos}, out
+
+
+def test_dlib_single_face_every_frame_plausible(media_run):
+    _, _, per, out = media_run
+    df = per["single_face.mp4"]
+    assert len(df) == 72 and df["success"].all() and list(df["frame"]) == list(range(72))
+    np.testing.assert_allclose(df["timestamp"], np.arange(72) / 30.0)
+    xy = np.stack([df[XS].to_numpy(), df[YS].to_numpy()], axis=-1)
+    assert (xy[..., 0] >= 0).all() and (xy[..., 0] < 640).all() and (xy[..., 1] >= 0).all() and (xy[..., 1] < 360).all()
+    eye = np.linalg.norm(xy[:, 36:42].mean(1) - xy[:, 42:48].mean(1), axis=1)
+    face_width = xy[:, 16, 0] - xy[:, 0, 0]
+    assert 0.3 < (eye / face_width).min() and (eye / face_width).max() < 0.6  # eyes ~ 0.45 of jaw width
+    assert np.abs(np.diff(xy, axis=0)).max() < 20  # no jumps between consecutive frames
+    assert (df["confidence"] > 0.5).all()
+    np.testing.assert_allclose(df["x0"], xy[..., 0].min(1))
+    assert pq.ParquetFile(out).metadata.num_row_groups > 1  # written as it went
+
+
+def test_dlib_no_face_rows_for_decoded_frames_only(media_run):
+    result, _, per, _ = media_run
+    df = per["no_face.mp4"]
+    assert len(df) == 95 and not df["success"].any() and df[XS + ["x0"]].isna().all().all()
+    assert "no_face.mp4: 95 frames decoded (container claims 98)" in result.output
+
+
+def test_dlib_face_then_no_face(media_run):
+    df = media_run[2]["face_noface.mov"]
+    assert len(df) == 169
+    s = df["success"].to_numpy()
+    first_miss = int(np.argmin(s))
+    assert 50 <= first_miss <= 90 and s[:first_miss].all() and not s[first_miss + 5 :].any()
+    assert df.loc[~df["success"], XS].isna().all().all()

@@ -1,0 +1,65 @@
+"""auhm render: a decodable overlay video with one frame per input frame, maps drawn where predicted."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from auhm.face.crop import crop_affine
+from auhm.video import VideoReader
+
+
+def _small_checkpoint(path, aus=(1, 2, 12)):
+    from auhm.face.crop import CropConfig
+    from auhm.models import build_model, save_checkpoint
+
+    model = build_model("scratch", aus, preset="small")
+    return save_checkpoint(path, model, {"crop": CropConfig(128).to_dict()})
+
+
+def test_draw_heatmaps_puts_the_au_colour_where_the_map_peaks():
+    from auhm.infer.render import au_colours, draw_heatmaps
+
+    frame = np.zeros((100, 120, 3), np.uint8)
+    affine = crop_affine(np.array([60.0, 50.0, 64.0]), 32)  # a 64-px square around (60, 50) → 32-px crop
+    maps = np.zeros((2, 8, 8), np.float32)
+    maps[1, 2, 6] = 5.0  # map cell (x=6, y=2) covers crop px 24–28 × 8–12 → frame px 76–84 × 34–42
+    colours = au_colours(2)
+    out = draw_heatmaps(frame, maps, affine, 32, colours, opacity=1.0)
+    y, x = np.unravel_index(out.astype(int).sum(-1).argmax(), out.shape[:2])
+    assert abs(x - 80) <= 2 and abs(y - 38) <= 2  # the brightest pixel is the peak, mapped back
+    np.testing.assert_allclose(out[y, x] / out[y, x].max(), colours[1] / colours[1].max(), atol=0.05)  # in the AU's hue
+    assert out[90, 10].max() == 0 and out[50, 40].max() == 0  # far from the peak: untouched
+
+
+def test_render_synthetic_clip(tmp_path):
+    from test_annotate import make_clip
+
+    from auhm.infer.render import PANEL_WIDTH, RenderConfig, render
+
+    face = np.ones(14, bool)
+    face[5:7] = False
+    clip = make_clip(tmp_path, "r", 14, face)
+    ckpt = _small_checkpoint(tmp_path / "m.pt")
+    out = tmp_path / "overlay.mp4"
+    res = render(clip, RenderConfig(model=ckpt, out=out, landmarks="truth", device="cpu", precision="fp32", batch_size=4, quiet=True))
+    assert res.frames == 14 and res.faces == 12
+    reader = VideoReader(out)
+    assert (reader.info.width, reader.info.height) == (96 + PANEL_WIDTH, 80)
+    assert sum(len(b) for b in reader.batches(16)) == 14
+
+    limited = render(clip, RenderConfig(model=ckpt, out=tmp_path / "short.mp4", landmarks="truth", device="cpu", max_frames=5, quiet=True))
+    assert limited.frames == 5 and sum(len(b) for b in VideoReader(tmp_path / "short.mp4").batches(16)) == 5
+
+
+def test_render_real_clip(media, tmp_path):
+    from auhm.infer.annotate import _dlib_available
+    from auhm.infer.render import RenderConfig, render
+
+    if not _dlib_available():
+        pytest.skip("dlib is not installed")
+    ckpt = _small_checkpoint(tmp_path / "m.pt")
+    out = tmp_path / "real.mp4"
+    res = render(media / "single_face.mp4", RenderConfig(model=ckpt, out=out, landmarks="dlib", device="cpu", max_frames=6, quiet=True))
+    assert res.frames == 6 and res.faces >= 5
+    assert sum(len(b) for b in VideoReader(out).batches(16)) == 6

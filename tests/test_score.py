@@ -1,0 +1,270 @@
+"""`auhm score` and `auhm plot` on small generated tables: joins, cleaning, reports, files, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from auhm.cli import app
+from auhm.metrics import au_scores, match_videos
+from auhm.metrics.scores import ScoreConfig, score_tables, subject_of
+
+AUS = ("AU01", "AU02", "AU04")
+
+
+def make_tables(n_videos=4, frames=80, seed=0, label_name="vid{v}", pred_name="/data/clips/vid{v}.mp4",
+                extra_label_frames=0):
+    """Predictions and labels of ``n_videos`` videos; labels = truth, predictions = truth + noise."""
+    rng = np.random.default_rng(seed)
+    preds, labels = [], []
+    for v in range(n_videos):
+        truth = rng.integers(0, 6, (frames + extra_label_frames, len(AUS))).astype(np.float32)
+        noisy = np.clip(truth[:frames] + rng.normal(0, 0.8, (frames, len(AUS))), 0, 5).astype(np.float32)
+        p = pd.DataFrame({"video": pred_name.format(v=v), "frame": np.arange(frames, dtype=np.int32),
+                          "timestamp": np.arange(frames) / 25.0, "face": np.int16(0), "success": True})
+        lab = pd.DataFrame({"video": label_name.format(v=v), "frame": np.arange(frames + extra_label_frames)})
+        for j, au in enumerate(AUS):
+            p[au] = noisy[:, j]
+            lab[au] = truth[:, j]
+        preds.append(p)
+        labels.append(lab)
+    return pd.concat(preds, ignore_index=True), pd.concat(labels, ignore_index=True)
+
+
+def run(*args):
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_score_joins_by_stem_and_matches_direct_scores(tmp_path):
+    pred, labels = make_tables()
+    pred.to_parquet(tmp_path / "pred.parquet")
+    labels.to_parquet(tmp_path / "labels.parquet")
+    code, out, err = run("score", tmp_path / "pred.parquet", "--labels", tmp_path / "labels.parquet",
+                         "--json", tmp_path / "s.json", "--csv", tmp_path / "s.csv")
+    assert code == 0, err
+    assert "matched 4 of 4 label videos" in err and "stem: 4" in err
+    assert "ICC" in out and "AU04" in out and "Avg." in out
+    report = json.loads((tmp_path / "s.json").read_text())
+    expected = au_scores(labels[list(AUS)].to_numpy(), pred[list(AUS)].to_numpy(), (1, 2, 4))
+    for metric in ("ICC", "MSE", "MAE", "PCC", "F1"):
+        for col in expected.columns:
+            assert report["scores"][metric][col] == pytest.approx(expected.loc[metric, col], abs=1e-6)
+    table = pd.read_csv(tmp_path / "s.csv")
+    assert list(table.columns) == ["group", "metric", "stat", *AUS, "Avg."]
+    icc_row = table[(table.metric == "ICC") & (table.stat == "value")].iloc[0]
+    assert icc_row["Avg."] == pytest.approx(expected.loc["ICC", "Avg."], abs=1e-9)
+
+
+def test_nines_are_left_out_and_length_mismatch_reported(tmp_path):
+    pred, labels = make_tables(n_videos=2, extra_label_frames=5)
+    labels.loc[labels.frame.isin([3, 4, 5]), "AU02"] = 9  # unlabelled
+    labels.loc[labels.frame == 7, "AU04"] = 7  # out of range
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    pred.to_parquet(tmp_path / "pred.parquet")
+    code, _, err = run("score", tmp_path / "pred.parquet", "--labels", tmp_path / "labels.csv", "--json", tmp_path / "s.json")
+    assert code == 0, err
+    report = json.loads((tmp_path / "s.json").read_text())
+    assert report["scores"]["n"] == {"AU01": 160, "AU02": 154, "AU04": 158, "Avg.": pytest.approx(472 / 3)}
+    assert report["join"]["left_out"] == {"AU01": 0, "AU02": 6, "AU04": 2}
+    mismatch = report["join"]["frame_mismatch"]
+    assert [(m["video"], m["labels"], m["predictions"], m["matched"]) for m in mismatch] == [("vid0", 85, 80, 80), ("vid1", 85, 80, 80)]
+    assert "frame counts differ in 2 videos" in err and "vid0 labels 85 / predictions 80" in err
+    keep = (labels.frame < 80) & (labels.AU02 != 9)
+    y = labels.loc[keep, "AU02"].to_numpy(float)
+    p = pred.set_index(["video", "frame"]).loc[list(zip("/data/clips/" + labels.loc[keep, "video"] + ".mp4", labels.loc[keep, "frame"])), "AU02"]
+    assert report["scores"]["ICC"]["AU02"] == pytest.approx(au_scores(y, p.to_numpy(float), (2,)).loc["ICC", "AU02"], abs=1e-6)
+
+
+def test_openface_csv_predictions_score_like_the_parquet(tmp_path):
+    pred, labels = make_tables(n_videos=1, label_name="interview", pred_name="interview")
+    labels.to_parquet(tmp_path / "labels.parquet")
+    pred.to_parquet(tmp_path / "pred.parquet")
+    openface = pd.DataFrame({"frame": pred.frame + 1, " face_id": 0, " timestamp": pred.timestamp,
+                             " confidence": 0.98, " success": 1})
+    for au in AUS:
+        openface[f" {au}_r"] = pred[au]
+        openface[f" {au}_c"] = (pred[au] >= 1).astype(int)
+    openface.to_csv(tmp_path / "interview.csv", index=False)
+    code_pq, _, err = run("score", tmp_path / "pred.parquet", "--labels", tmp_path / "labels.parquet", "--json", tmp_path / "a.json")
+    code_of, _, err_of = run("score", tmp_path / "interview.csv", "--labels", tmp_path / "labels.parquet", "--json", tmp_path / "b.json")
+    assert code_pq == 0 and code_of == 0, err + err_of
+    a, b = (json.loads((tmp_path / f).read_text()) for f in ("a.json", "b.json"))
+    assert b["scores"]["n"]["AU01"] == 80  # OpenFace frame 1 is frame 0: every frame matched
+    for metric in ("ICC", "MSE", "PCC"):
+        assert b["scores"][metric] == pytest.approx(a["scores"][metric], abs=1e-6)
+
+
+def test_unmatched_ignored_and_other_faces_are_reported():
+    pred, labels = make_tables(n_videos=3)
+    pred["AU12"] = np.float32(1.0)
+    labels = labels[labels.video != "vid2"].assign(video=lambda d: d.video.replace("vid1", "other"), AU06=np.float32(2))
+    second_face = pred[pred.video.str.endswith("vid0.mp4")].assign(face=np.int16(1))
+    report = score_tables(pd.concat([pred, second_face]), labels, ScoreConfig(Path("p"), Path("l"))).join
+    assert report.matched == {"vid0": "/data/clips/vid0.mp4"}
+    assert report.unmatched_labels == ["other"]
+    assert sorted(report.unmatched_predictions) == ["/data/clips/vid1.mp4", "/data/clips/vid2.mp4"]
+    assert report.ignored_aus == {"only in the labels": ["AU06"], "only in the predictions": ["AU12"]}
+    assert report.other_faces == 80
+    text = "\n".join(report.summary())
+    assert "label videos without predictions (1): other" in text and "AU06" in text and "AU12" in text
+
+
+def test_video_matching_rules():
+    preds = ["/d/Videos_LeftCamera/LeftVideoSN001_comp.avi", "/d/Videos_LeftCamera/LeftVideoSN002_comp.avi",
+             "/d/Video_RightCamera/RightVideoSN002_Comp.avi", "/bp4d/F001/T1", "/bp4d/F002/T1", "clip.MP4"]
+    labels = ["SN001", "SN002", "Videos_LeftCamera/LeftVideoSN002_comp.avi", "F002/T1", "CLIP", "T1"]
+    report = match_videos(labels, preds)
+    assert report.matched == {
+        "SN001": preds[0],  # the only prediction stem containing it
+        "Videos_LeftCamera/LeftVideoSN002_comp.avi": preds[1],  # path tail
+        "F002/T1": preds[4],  # path tail, though the stems T1 collide
+        "CLIP": "clip.MP4",  # stem in any case
+        "SN002": preds[2],  # the left camera went to a stronger rule: the right one is the only candidate left
+    }
+    assert report.how["SN001"] == "stem contained" and report.how["F002/T1"] == "path tail"
+    assert report.ambiguous == {"T1": ["/bp4d/F001/T1", "/bp4d/F002/T1"]}
+    assert report.unmatched_labels == [] and report.unmatched_predictions == ["/bp4d/F001/T1"]
+    both_cameras = match_videos(["SN003"], ["LeftVideoSN003_comp.avi", "RightVideoSN003_Comp.avi"])
+    assert both_cameras.matched == {} and both_cameras.ambiguous == {"SN003": ["LeftVideoSN003_comp.avi", "RightVideoSN003_Comp.avi"]}
+
+
+def test_subject_of_known_layouts():
+    assert subject_of("Videos_LeftCamera/LeftVideoSN004_comp.avi") == "SN004"
+    assert subject_of("F012/T3") == "F012"
+    assert subject_of("FERA17_TR_M007_T2_5.mp4") == "M007"
+    assert subject_of("/home/me/interview_03.mp4") == "interview_03"
+
+
+def test_bootstrap_ci_contains_estimate_and_narrows_with_more_videos(tmp_path):
+    widths = []
+    for n_videos in (5, 40):
+        pred, labels = make_tables(n_videos=n_videos, frames=40, seed=n_videos)
+        pred.to_parquet(tmp_path / "pred.parquet")
+        labels.to_parquet(tmp_path / "labels.parquet")
+        code, out, err = run("score", tmp_path / "pred.parquet", "--labels", tmp_path / "labels.parquet",
+                             "--ci", "0.9", "--boot", "300", "--json", tmp_path / "s.json")
+        assert code == 0, err
+        assert "90% CI" in out
+        r = json.loads((tmp_path / "s.json").read_text())
+        assert r["ci"]["level"] == 0.9 and r["ci"]["resampled"] == "videos"
+        for metric in ("ICC", "MSE", "MAE"):
+            for col, value in r["scores"][metric].items():
+                assert r["ci"]["low"][metric][col] - 1e-9 <= value <= r["ci"]["high"][metric][col] + 1e-9
+        widths.append(r["ci"]["high"]["ICC"]["Avg."] - r["ci"]["low"]["ICC"]["Avg."])
+    assert widths[1] < 0.7 * widths[0]
+
+
+def test_score_by_video_and_subject(tmp_path):
+    pred, labels = make_tables(n_videos=4, label_name="SN00{v}", pred_name="LeftVideoSN00{v}_comp.avi")
+    labels.to_parquet(tmp_path / "labels.parquet")
+    pred.to_parquet(tmp_path / "pred.parquet")
+    code, out, err = run("score", tmp_path / "pred.parquet", "--labels", tmp_path / "labels.parquet",
+                         "--by", "subject", "--json", tmp_path / "s.json")
+    assert code == 0, err
+    r = json.loads((tmp_path / "s.json").read_text())
+    assert sorted(r["groups"]) == ["SN000", "SN001", "SN002", "SN003"]
+    one = labels.video == "SN002"
+    expected = au_scores(labels.loc[one, list(AUS)].to_numpy(), pred.loc[one.to_numpy(), list(AUS)].to_numpy(), (1, 2, 4))
+    assert r["groups"]["SN002"]["ICC"]["Avg."] == pytest.approx(expected.loc["ICC", "Avg."], abs=1e-6)
+    assert "Per subject" in out
+    code, _, err = run("score", tmp_path / "pred.parquet", "--labels", tmp_path / "labels.parquet", "--by", "site")
+    assert code == 2 and "--by must be video or subject" in err
+
+
+def test_score_labels_from_a_disfa_root(tmp_path):
+    pytest.importorskip("auhm.data.disfa")
+    root = tmp_path / "DISFA"
+    (root / "Videos_LeftCamera").mkdir(parents=True)
+    (root / "Videos_LeftCamera" / "LeftVideoSN001_comp.avi").touch()
+    (root / "ActionUnit_Labels" / "SN001").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 6, (30, 2))
+    for j, au in enumerate((1, 2)):
+        lines = [f"{t + 1},{9 if t == 4 else truth[t, j]}" for t in range(30)]
+        (root / "ActionUnit_Labels" / "SN001" / f"SN001_au{au}.txt").write_text("\n".join(lines) + "\n")
+    pred = pd.DataFrame({"video": "/elsewhere/LeftVideoSN001_comp.avi", "frame": np.arange(30, dtype=np.int32),
+                         "AU01": truth[:, 0].astype(np.float32), "AU02": truth[:, 1].astype(np.float32)})
+    pred.to_parquet(tmp_path / "pred.parquet")
+    code, _, err = run("score", tmp_path / "pred.parquet", "--labels", root, "--kind", "disfa", "--json", tmp_path / "s.json")
+    assert code == 0, err
+    r = json.loads((tmp_path / "s.json").read_text())
+    assert r["aus"] == ["AU01", "AU02"] and r["scores"]["ICC"]["AU01"] == pytest.approx(1.0)
+    assert r["scores"]["n"]["AU01"] == 29  # the 9 on frame 4 left out
+    code, _, err = run("score", tmp_path / "pred.parquet", "--labels", root)
+    assert code == 2 and "--kind" in err
+
+
+def test_score_usage_errors_exit_2(tmp_path):
+    pred, labels = make_tables(n_videos=1)
+    pred.to_parquet(tmp_path / "pred.parquet")
+    labels.to_parquet(tmp_path / "labels.parquet")
+    code, _, err = run("score", tmp_path / "missing.parquet", "--labels", tmp_path / "labels.parquet")
+    assert code == 2 and "missing.parquet: no such file" in err
+    (tmp_path / "broken.parquet").write_bytes(b"not parquet at all")
+    code, _, err = run("score", tmp_path / "broken.parquet", "--labels", tmp_path / "labels.parquet")
+    assert code == 2 and "broken.parquet: cannot read predictions" in err
+    labels.rename(columns={"AU01": "AU05", "AU02": "AU06", "AU04": "AU07"}).to_parquet(tmp_path / "other.parquet")
+    code, _, err = run("score", tmp_path / "pred.parquet", "--labels", tmp_path / "other.parquet")
+    assert code == 2 and "share no AU" in err
+    labels.assign(video="someone_else").to_parquet(tmp_path / "nomatch.parquet")
+    code, _, err = run("score", tmp_path / "pred.parquet", "--labels", tmp_path / "nomatch.parquet")
+    assert code == 2 and "no (video, frame)" in err
+
+
+def test_a_broken_file_in_a_predictions_directory_loses_only_itself(tmp_path):
+    pred, labels = make_tables(n_videos=3)
+    labels.to_parquet(tmp_path / "labels.parquet")
+    folder = tmp_path / "per_video"
+    folder.mkdir()
+    for v, part in pred.groupby("video"):
+        part.to_parquet(folder / f"{Path(v).stem}.parquet")
+    (folder / "vid1.parquet").write_bytes(b"truncated")
+    code, out, err = run("score", folder, "--labels", tmp_path / "labels.parquet", "--json", tmp_path / "s.json")
+    assert code == 1
+    assert "vid1.parquet: cannot read predictions" in err
+    r = json.loads((tmp_path / "s.json").read_text())
+    assert r["scores"]["n"]["AU01"] == 160 and r["join"]["unmatched_labels"] == ["vid1"]
+    assert len(r["failures"]) == 1 and "ICC" in out
+
+
+# ── plot ────────────────────────────────────────────────────────────────────────────────────
+def test_plot_draws_timeline_with_labels_and_gaps(tmp_path):
+    import matplotlib.image
+
+    pred, labels = make_tables(n_videos=2, frames=60)
+    pred.loc[pred.frame.between(20, 29), "success"] = False
+    pred.to_parquet(tmp_path / "pred.parquet")
+    labels.to_parquet(tmp_path / "labels.parquet")
+    out = tmp_path / "t.png"
+    code, _, err = run("plot", tmp_path / "pred.parquet", "--video", "vid1", "--labels", tmp_path / "labels.parquet", "--out", out)
+    assert code == 0, err
+    image = matplotlib.image.imread(out)
+    assert image.shape[0] > 300 and image.shape[1] > 1000  # one row per AU, 11 in wide
+    assert image[..., :3].std() > 0.05  # something drawn
+    code, _, err = run("plot", tmp_path / "pred.parquet", "--video", "nobody", "--out", out)
+    assert code == 2 and "nobody" in err
+
+
+def test_plot_shades_lost_frames(tmp_path):
+    """Shading is the only light-grey (0.85) fill: it appears exactly when some frames failed."""
+    from auhm.viz.timeline import plot_timeline
+
+    pred, _ = make_tables(n_videos=1, frames=60)
+    grey = []
+    for lost in (False, True):
+        pred["success"] = True
+        if lost:
+            pred.loc[pred.frame.between(10, 40), "success"] = False
+            pred.loc[~pred.success, list(AUS)] = np.nan
+        path = plot_timeline(pred, tmp_path / f"t{lost}.png")
+        import matplotlib.image
+
+        rgb = matplotlib.image.imread(path)[..., :3]
+        grey.append(np.mean(np.all(np.abs(rgb - 0.85) < 0.01, axis=-1)))
+    assert grey[0] < 0.01 < grey[1]

@@ -1,0 +1,247 @@
+"""auhm.synth: layouts byte for byte, decodable videos, determinism, AU geometry and appearance."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from auhm.cli import app
+from auhm.synth import AU_MOVES, RENDERED_AUS, FaceModel, Identity, SynthConfig, disfa_subject, make_corpus
+from auhm.synth.corpus import simulate_subject
+from auhm.synth.episodes import au_trajectories, integer_labels
+from auhm.synth.face_model import project
+from auhm.synth.layouts import LAYOUTS, bp4d_subject
+from auhm.synth.render import Difficulty, Motion, Occluder, Renderer
+from auhm.targets import DATASET_AUS, au_name
+from auhm.video import VideoReader
+
+SMALL = dict(frames=16, width=128, height=96, fps=10.0)
+_ROW = re.compile(rb"^(\d+),(\d)$")
+
+
+def _parse_rows(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Frame numbers and codes of a `frame,intensity` label file, checking every line's syntax."""
+    raw = path.read_bytes()
+    assert raw.endswith(b"\n") and b"\r" not in raw
+    rows = [_ROW.match(line) for line in raw.splitlines()]
+    assert all(rows), f"{path}: malformed line"
+    return np.array([int(m.group(1)) for m in rows]), np.array([int(m.group(2)) for m in rows])
+
+
+def _truth(root: Path, stem: str) -> pd.DataFrame:
+    return pd.read_parquet(root / "auhm_truth" / f"{stem}.parquet")
+
+
+def _rounded(values) -> np.ndarray:
+    return np.floor(np.asarray(values, np.float64) + 0.5).astype(int)
+
+
+# -- layouts --------------------------------------------------------------------------------
+def test_disfa_corpus_from_the_cli(tmp_path):
+    out = tmp_path / "disfa"
+    res = CliRunner().invoke(app, ["synth", str(out), "--subjects", "2", "--frames", "24", "--size", "128x96",
+                                   "--fps", "10", "--seed", "1", "--quiet"])
+    assert res.exit_code == 0, res.output
+    videos = sorted((out / "Videos_LeftCamera").iterdir())
+    assert [v.name for v in videos] == ["LeftVideoSN001_comp.avi", "LeftVideoSN002_comp.avi"]
+    for video in videos:
+        reader = VideoReader(video)
+        assert (reader.info.width, reader.info.height) == (128, 96)
+        assert sum(1 for _ in reader.frames()) == 24
+    for sn in ("SN001", "SN002"):
+        names = sorted(p.name for p in (out / "ActionUnit_Labels" / sn).iterdir())
+        assert names == sorted(f"{sn}_au{a}.txt" for a in DATASET_AUS["disfa"])
+        truth = _truth(out, f"LeftVideo{sn}_comp")
+        assert truth["frame"].tolist() == list(range(24))
+        for au in DATASET_AUS["disfa"]:
+            path = out / "ActionUnit_Labels" / sn / f"{sn}_au{au}.txt"
+            frames, codes = _parse_rows(path)
+            assert frames.tolist() == list(range(1, 25))
+            assert codes.min() >= 0 and codes.max() <= 5
+            np.testing.assert_array_equal(codes, _rounded(truth[au_name(au)]))
+            assert path.read_bytes().startswith(f"1,{codes[0]}\n2,{codes[1]}\n".encode())
+    manifest = json.loads((out / "auhm_truth" / "manifest.json").read_text())
+    assert manifest["layout"] == "disfa" and manifest["subjects"] == ["SN001", "SN002"]
+    assert manifest["aus"] == list(DATASET_AUS["disfa"]) and manifest["frames"] == 24 and manifest["seed"] == 1
+    assert manifest["size"] == [128, 96] and manifest["auhm_version"]
+    sheet = cv2.imread(str(out / "auhm_truth" / "contact_sheet.png"))
+    assert sheet is not None and sheet.shape[1] == 4 * 128
+
+
+def test_video_holds_the_rendered_frames(tmp_path):
+    config = SynthConfig(tmp_path, subjects=1, seed=3, contact_sheet=False, **SMALL)
+    make_corpus(config, quiet=True)
+    video = simulate_subject(config, 0, LAYOUTS["disfa"]())
+    decoded = [f for _, _, f in VideoReader(tmp_path / video.session.video).frames()]
+    for t in (0, 7, 15):
+        rendered = video.renderer.frame(t)[0].astype(np.float64)
+        mse = ((decoded[t].astype(np.float64) - rendered) ** 2).mean()
+        assert 10 * np.log10(255**2 / mse) > 24  # compressed, but the same picture
+
+
+def test_bp4d_layout(tmp_path):
+    make_corpus(SynthConfig(tmp_path, layout="bp4d", subjects=2, seed=2, contact_sheet=False, **SMALL), quiet=True)
+    for subject, task in (("F001", "T1"), ("M001", "T1")):
+        folder = tmp_path / "BP4D" / subject / task
+        assert sorted(p.name for p in folder.iterdir()) == [f"{i:04d}.jpg" for i in range(1, 17)]
+        assert cv2.imread(str(folder / "0001.jpg")).shape == (96, 128, 3)
+        truth = _truth(tmp_path, f"{subject}_{task}")
+        for au in DATASET_AUS["bp4d"]:
+            path = tmp_path / "AU Intensity Codes3.0" / f"AU{au:02d}" / f"{subject}_{task}_AU{au:02d}.csv"
+            frames, codes = _parse_rows(path)
+            assert frames.tolist() == list(range(1, 17))
+            assert path.read_bytes().startswith(b"1,9\n")  # the first frame is left unlabelled
+            labelled = codes != 9
+            assert 2 <= (~labelled).sum() <= 5 and codes[labelled].max() <= 5
+            np.testing.assert_array_equal(codes[labelled], _rounded(truth[au_name(au)])[labelled])
+    assert [bp4d_subject(i) for i in range(5)] == [("F001", "T1"), ("M001", "T1"), ("F002", "T2"), ("M002", "T2"), ("F003", "T1")]
+
+
+def test_fera2017_layout(tmp_path):
+    make_corpus(SynthConfig(tmp_path, layout="fera2017", subjects=1, seed=2, contact_sheet=False, **SMALL), quiet=True)
+    assert [p.name for p in (tmp_path / "Video").iterdir()] == ["FERA17_TR_F001_T1_1.mp4"]
+    assert sum(1 for _ in VideoReader(tmp_path / "Video" / "FERA17_TR_F001_T1_1.mp4").frames()) == 16
+    truth = _truth(tmp_path, "FERA17_TR_F001_T1_1")
+    names = sorted(p.name for p in (tmp_path / "AU_Int").iterdir())
+    assert names == sorted(f"FERA17_TR_F001_T1_AU{a:02d}_Int.csv" for a in (1, 4, 6, 10, 12, 14, 17))
+    for au in DATASET_AUS["fera2017"]:
+        path = tmp_path / "AU_Int" / f"FERA17_TR_F001_T1_AU{au:02d}_Int.csv"
+        frames, codes = _parse_rows(path)
+        assert frames.tolist() == list(range(1, 17))
+        np.testing.assert_array_equal(codes, _rounded(truth[au_name(au)]))
+
+
+def test_label_file_bytes(tmp_path):
+    layout = LAYOUTS["disfa"]()
+    session = layout.session(13)
+    labels = np.zeros((3, 12), int)
+    labels[:, 0] = [0, 3, 5]
+    files = layout.write_labels(tmp_path, session, labels)
+    assert files[0] == "ActionUnit_Labels/SN016/SN016_au1.txt"
+    assert (tmp_path / files[0]).read_bytes() == b"1,0\n2,3\n3,5\n"
+    assert (tmp_path / files[-1]).read_bytes() == b"1,0\n2,0\n3,0\n"
+
+
+def test_disfa_subject_ids():
+    assert [disfa_subject(i) for i in (0, 12, 13, 15, 16, 17, 26, 27, 28)] == [
+        "SN001", "SN013", "SN016", "SN018", "SN021", "SN023", "SN032", "SN033", "SN034"]
+
+
+def test_sidecar_schema(tmp_path):
+    make_corpus(SynthConfig(tmp_path, subjects=1, seed=0, contact_sheet=False, **SMALL), quiet=True)
+    truth = _truth(tmp_path, "LeftVideoSN001_comp")
+    assert truth["frame"].dtype == np.int32 and truth["occluded"].dtype == bool
+    for c in [f"x_{i}" for i in range(68)] + [f"y_{i}" for i in range(68)] + [au_name(a) for a in RENDERED_AUS]:
+        assert truth[c].dtype == np.float32, c
+    assert {"yaw", "pitch", "roll"} <= set(truth.columns)
+    xs = truth[[f"x_{i}" for i in range(68)]].to_numpy()
+    assert np.isfinite(xs).all() and 0 < np.median(xs) < 128
+
+
+# -- determinism ----------------------------------------------------------------------------
+def _label_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted((root / "ActionUnit_Labels").rglob("*.txt"))}
+
+
+def test_same_seed_same_corpus_other_seed_other_corpus(tmp_path):
+    runs = {}
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        make_corpus(SynthConfig(tmp_path / name, subjects=2, seed=seed, contact_sheet=False, **SMALL), quiet=True)
+        runs[name] = (_label_bytes(tmp_path / name), _truth(tmp_path / name, "LeftVideoSN002_comp"))
+    assert runs["a"][0] == runs["b"][0]
+    pd.testing.assert_frame_equal(runs["a"][1], runs["b"][1])
+    assert runs["a"][0] != runs["c"][0]
+    assert not np.allclose(runs["a"][1]["x_30"], runs["c"][1]["x_30"])
+
+
+def test_first_subject_makes_the_same_held_out_subject(tmp_path):
+    make_corpus(SynthConfig(tmp_path / "all", subjects=3, seed=4, contact_sheet=False, **SMALL), quiet=True)
+    make_corpus(SynthConfig(tmp_path / "held", subjects=1, first_subject=2, seed=4, contact_sheet=False, **SMALL), quiet=True)
+    assert _label_bytes(tmp_path / "held") == {k: v for k, v in _label_bytes(tmp_path / "all").items() if "SN003" in k}
+
+
+# -- the face model -------------------------------------------------------------------------
+def _frontal(model: FaceModel, intensities: np.ndarray) -> np.ndarray:
+    shapes = model.deform(intensities)
+    n = len(intensities)
+    xy, _ = project(shapes, np.zeros(n), np.zeros(n), np.zeros(n), np.full(n, 100.0), np.zeros(n), np.zeros(n))
+    return xy[:, :68]
+
+
+@pytest.mark.parametrize("identity_seed", [None, 7])
+def test_each_au_moves_its_landmarks_and_only_those(identity_seed):
+    idn = Identity() if identity_seed is None else Identity.sample(np.random.default_rng(identity_seed))
+    model = FaceModel(idn)
+    for k, au in enumerate(RENDERED_AUS):
+        one = np.zeros((2, len(RENDERED_AUS)))
+        one[1, k] = 5
+        xy = _frontal(model, one)
+        disp = np.linalg.norm(xy[1] - xy[0], axis=1)  # pixels, at 100 px per face half-width
+        moved = np.array(AU_MOVES[au])
+        others = np.setdiff1d(np.arange(68), moved)
+        assert disp[moved].mean() > 2.0, au
+        assert disp[others].max() < 0.05 * disp[moved].mean(), au
+
+
+def _still_motion(n: int) -> Motion:
+    z = np.zeros(n)
+    return Motion(z, z, z, np.full(n, 60.0), np.full(n, 128.0), np.full(n, 120.0), z, np.ones(n), z, z, z)
+
+
+def test_each_au_changes_the_picture_near_its_location():
+    clean = Difficulty(0, 0, 0, (0.25, 0.25), 0, 0.3, 0, 0, 0, 0.0, 0.0, 2)
+    n = len(RENDERED_AUS) + 1
+    intens = np.zeros((n, len(RENDERED_AUS)), np.float32)
+    for k in range(len(RENDERED_AUS)):
+        intens[k + 1, k] = 5
+    r = Renderer(FaceModel(Identity()), intens, _still_motion(n), [], 256, 240, clean, np.random.default_rng(0))
+    grey = [cv2.cvtColor(r.frame(t)[0], cv2.COLOR_RGB2GRAY).astype(np.int16) for t in range(n)]
+    lm = r.landmarks[0]
+    for k, au in enumerate(RENDERED_AUS):
+        changed = np.argwhere(np.abs(grey[k + 1] - grey[0]) > 20)[:, ::-1]  # (x, y)
+        assert len(changed) > 30, au
+        # the change happens where FACS puts it: near the landmarks the AU moves
+        near = np.linalg.norm(changed[:, None, :] - lm[list(AU_MOVES[au])][None], axis=2).min(1)
+        assert np.median(near) < 12, au
+
+
+def test_occluder_over_the_mouth_is_flagged():
+    n = 10
+    clean = Difficulty(0, 0, 0, (0.25, 0.25), 0, 0.3, 0, 0, 0, 0.0, 0.0, 2)
+    occ = [Occluder(start=0, length=n, kind="bar", colour=(0, 0, 255), target=62, side=0.0, angle=0.0)]
+    intens = np.zeros((n, len(RENDERED_AUS)), np.float32)
+    with_bar = Renderer(FaceModel(Identity()), intens, _still_motion(n), occ, 256, 240, clean, np.random.default_rng(0))
+    without = Renderer(FaceModel(Identity()), intens, _still_motion(n), [], 256, 240, clean, np.random.default_rng(0))
+    assert with_bar.frame(n // 2)[1] and not without.frame(n // 2)[1]
+    assert not with_bar.frame(0)[1]  # still off the face when it starts sliding in
+
+
+# -- trajectories ---------------------------------------------------------------------------
+def test_trajectories_are_sparse_and_co_occur_like_real_ones():
+    labels = np.concatenate([integer_labels(au_trajectories(np.random.default_rng(s), 1500, 20)) for s in range(12)])
+    active = labels >= 1
+    assert (active.mean(0) < 0.5).all() and (active.mean(0) > 0.04).all()  # most frames 0, every AU seen
+    assert set(np.unique(labels)) == {0, 1, 2, 3, 4, 5}
+    col = {au: k for k, au in enumerate(RENDERED_AUS)}
+    r = lambda a, b: np.corrcoef(labels[:, col[a]], labels[:, col[b]])[0, 1]  # noqa: E731
+    assert r(6, 12) > 0.3 and r(1, 2) > 0.2 and r(25, 26) > 0.2
+    assert abs(r(2, 15)) < 0.15
+
+
+def test_labels_round_half_up():
+    np.testing.assert_array_equal(integer_labels(np.array([0.0, 0.49, 0.5, 1.5, 2.51, 4.9, 5.0])), [0, 0, 1, 2, 3, 5, 5])
+
+
+def test_bad_options_are_usage_errors(tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(app, ["synth", str(tmp_path), "--size", "320by240"]).exit_code == 2
+    assert runner.invoke(app, ["synth", str(tmp_path), "--layout", "ck+"]).exit_code == 2
+    assert runner.invoke(app, ["synth", str(tmp_path), "--difficulty", "extreme"]).exit_code == 2
+    assert runner.invoke(app, ["synth", str(tmp_path), "--size", "321x240"]).exit_code == 2

@@ -1,0 +1,278 @@
+"""Training and evaluation on a tiny drawn corpus (3 subjects, 128-px crops, the small preset).
+
+The crops show a schematic face whose landmarks are drawn as dots and whose AUs are drawn as
+discs at their Table 1 centres, with brightness and radius growing with the intensity, so the
+networks have something real to learn in a few dozen steps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from auhm.data.shards import ShardRows
+from auhm.io import prediction_schema
+from auhm.targets import AU_TABLE, au_name
+from auhm.train.config import TrainConfig
+from auhm.train.loop import EpochBatches, run_training, train
+
+AUS = (1, 4, 12, 25)
+SIZE = 128
+
+
+def template_landmarks() -> np.ndarray:
+    """A schematic frontal 68-point iBUG shape in unit coordinates."""
+    p = np.zeros((68, 2))
+    t = np.pi - np.pi * np.arange(17) / 16
+    p[0:17] = np.c_[0.5 + 0.4 * np.cos(t), 0.45 + 0.45 * np.sin(t)]
+    p[17:22] = np.c_[np.linspace(0.2, 0.42, 5), 0.3 - 0.03 * np.sin(np.linspace(0, np.pi, 5))]
+    p[22:27] = np.c_[np.linspace(0.58, 0.8, 5), 0.3 - 0.03 * np.sin(np.linspace(0, np.pi, 5))]
+    p[27:31] = np.c_[np.full(4, 0.5), np.linspace(0.38, 0.58, 4)]
+    p[31:36] = np.c_[np.linspace(0.42, 0.58, 5), np.full(5, 0.62)]
+    for start, cx in ((36, 0.33), (42, 0.67)):
+        p[start : start + 6] = np.c_[cx + np.array([-0.07, -0.025, 0.025, 0.07, 0.025, -0.025]), 0.42 + np.array([0, -0.03, -0.03, 0, 0.03, 0.03])]
+    a = np.pi - np.pi * np.arange(7) / 6
+    p[48:55] = np.c_[0.5 + 0.15 * np.cos(a), 0.76 - 0.06 * np.sin(a)]
+    b = np.pi * np.arange(1, 6) / 6
+    p[55:60] = np.c_[0.5 + 0.15 * np.cos(b), 0.76 + 0.06 * np.sin(b)]
+    p[60:68] = np.c_[0.5 + np.array([-0.1, -0.05, 0, 0.05, 0.1, 0.05, 0, -0.05]), 0.76 + np.array([0, -0.02, -0.02, -0.02, 0, 0.02, 0.02, 0.02])]
+    return p
+
+
+def draw_face(rng: np.random.Generator, labels: np.ndarray, tone: int) -> tuple[np.ndarray, np.ndarray]:
+    """One crop and its landmarks: a jittered template, dots on the landmarks, discs on the AUs."""
+    angle = rng.uniform(-0.15, 0.15)
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    lms = ((template_landmarks() - 0.5) @ rot.T * rng.uniform(0.75, 0.9) + 0.5 + rng.uniform(-0.04, 0.04, 2)) * SIZE
+    img = np.clip(rng.normal(60, 12, (SIZE, SIZE, 3)), 0, 255).astype(np.uint8)
+    centre = tuple(int(v) for v in lms[[0, 16, 8]].mean(axis=0))
+    cv2.ellipse(img, centre, (int(SIZE * 0.36), int(SIZE * 0.45)), np.degrees(angle), 0, 360, (tone, tone - 30, tone - 60), -1)
+    for x, y in lms:
+        cv2.circle(img, (int(round(x)), int(round(y))), 1, (20, 20, 20), -1)
+    for j, au in enumerate(AUS):
+        a = 0.0 if np.isnan(labels[j]) else labels[j]
+        for idx in AU_TABLE[au]:
+            cx, cy = lms[idx].mean(axis=0)
+            cv2.circle(img, (int(round(cx)), int(round(cy))), int(2 + 1.2 * a), (255, int(50 * a), 255 - int(40 * a)), -1)
+    return img, lms.astype(np.float32)
+
+
+def make_corpus(root: Path, subjects: int = 3, frames: int = 40, seed: int = 0, layout: str = "folds") -> Path:
+    """A prepared corpus: shards, labels.parquet, manifest.json (folds part1..3, or train/dev)."""
+    rng = np.random.default_rng(seed)
+    (root / "shards").mkdir(parents=True, exist_ok=True)
+    splits: dict[str, list[str]] = {}
+    videos, label_rows = {}, []
+    for s in range(subjects):
+        subject = f"SN{s + 1:03d}"
+        split = f"part{s + 1}" if layout == "folds" else ("dev" if s == subjects - 1 else "train")
+        splits.setdefault(split, []).append(subject)
+        video = f"Videos_LeftCamera/LeftVideo{subject}_comp.avi"
+        rows = ShardRows(video, subject, split, AUS)
+        phase = rng.uniform(0, 2 * np.pi, len(AUS))
+        tone = int(rng.integers(170, 230))
+        for f in range(frames):
+            labels = np.round(np.clip(2.5 + 3 * np.sin(2 * np.pi * f / 17 + phase + np.arange(len(AUS))), 0, 5)).astype(np.float32)
+            if f % 7 == 3:
+                labels[0] = np.nan  # unlabelled AU: masked out of the loss
+            img, lms = draw_face(rng, labels, tone)
+            affine = np.array([[0.5, 0, -20.0 - s], [0, 0.5, -10.0]], np.float32)
+            rows.add(f, img, lms, affine, labels)
+            label_rows.append({"video": video, "frame": f, **{au_name(a): labels[j] for j, a in enumerate(AUS)}})
+        rows.write(root / "shards" / f"{subject}.parquet")
+        videos[video] = {"subject": subject, "split": split, "frames": frames, "labelled": frames, "skipped": {}}
+    pd.DataFrame(label_rows).astype({au_name(a): "float32" for a in AUS}).to_parquet(root / "labels.parquet", index=False)
+    manifest = {
+        "kind": "synth",
+        "aus": list(AUS),
+        "crop": {"size": SIZE, "scale": 1.3, "shift_y": -0.08},
+        "landmark_backend": "truth",
+        "splits": splits,
+        "folds": sorted(splits) if layout == "folds" else None,
+        "videos": videos,
+    }
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return root
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    return make_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+def small(data: Path, out: Path, **kw) -> TrainConfig:
+    base = dict(data=data, out=out, preset="small", batch_size=8, epochs=1, workers=0, device="cpu", precision="fp32", quiet=True)
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def landmark_run(corpus, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("fan")
+    train(small(corpus, out, task="landmarks", epochs=2))
+    return out
+
+
+# ── sampling and splits ─────────────────────────────────────────────────────────────────────
+def test_epoch_batches_shard_ranks_and_skip_done_batches():
+    full = [k for b in EpochBatches(23, 4, seed=1) for k in b]
+    assert sorted(p for p, _ in full) == list(range(20)) or len(full) == 20  # drop_last keeps 5 full batches
+    assert len({p for p, _ in full}) == 20
+    ranks = [[p for b in EpochBatches(23, 4, seed=1, rank=r, world=2) for p, _ in b] for r in range(2)]
+    assert not set(ranks[0]) & set(ranks[1]) and len(ranks[0]) == len(ranks[1]) == 8
+    s = EpochBatches(23, 4, seed=1)
+    s.set_epoch(0, start=2)
+    assert [b for b in s] == list(EpochBatches(23, 4, seed=1))[2:]
+    s.set_epoch(1)
+    assert list(s) != list(EpochBatches(23, 4, seed=1)) and all(e == 1 for b in s for _, e in b)
+
+
+def test_splits_hold_out_whole_subjects(corpus, tmp_path):
+    from auhm.train.corpus import load_corpus, split_corpus
+
+    c = load_corpus(corpus)
+    sp = split_corpus(c.manifest, c.shards, fold=2)
+    assert sp.name == "part2" and sp.val_subjects == ["SN002"]
+    assert not set(c.shards.subject[sp.train]) & set(c.shards.subject[sp.val])
+    no_folds = {**c.manifest, "folds": None, "splits": {}}
+    a, b = split_corpus(no_folds, c.shards, seed=3), split_corpus(no_folds, c.shards, seed=3)
+    assert a.val_subjects == b.val_subjects and len(a.val_subjects) == 1
+    dev = load_corpus(make_corpus(tmp_path / "dev", frames=6, layout="devsplit"))
+    sp = split_corpus(dev.manifest, dev.shards)
+    assert sp.name == "dev" and set(dev.shards.split[sp.train]) == {"train"}
+
+
+def test_landmark_nme_against_a_hand_computed_value():
+    from auhm.train.evaluate import landmark_nme
+
+    true = np.zeros((2, 68, 2))
+    true[:, 45, 0] = 10.0  # inter-ocular distance 10 (outer corners 36 at 0 and 45 at 10)
+    pred = true.copy()
+    pred[0] += [3.0, 4.0]  # every point 5 px off: NME 0.5
+    assert landmark_nme(pred, true) == pytest.approx((0.5 + 0.0) / 2)
+
+
+# ── training ────────────────────────────────────────────────────────────────────────────────
+def test_scratch_loss_decreases_and_run_files_are_written(corpus, tmp_path):
+    out = tmp_path / "scratch"
+    result = train(small(corpus, out, method="scratch", epochs=2))
+    losses = np.array(result.step_losses)
+    assert len(losses) == 20  # 80 training frames (one subject held out) / 8, two epochs
+    assert losses[-5:].mean() < 0.5 * losses[:5].mean()
+    hist = pd.read_csv(out / "history.csv")
+    assert list(hist.columns[:3]) == ["epoch", "step", "train_loss"]
+    assert {"val_icc", "val_mse", "lr", "images_per_s", "seconds"} <= set(hist.columns)
+    assert len(hist) == 2 and hist["lr"].is_monotonic_decreasing and (hist["images_per_s"] > 0).all()
+    assert (out / "curves.png").stat().st_size > 1000 and (out / "best.pt").exists() and (out / "last.pt").exists()
+    from auhm.models import load_checkpoint
+
+    model, info = load_checkpoint(out / "best.pt")
+    assert info["method"] == "scratch" and info["aus"] == list(AUS) and info["crop"]["size"] == SIZE
+    assert info["train_config"]["batch_size"] == 8 and info["val_split"] == "subjects" and info["task"] == "au"
+    assert info["metrics"]["val_icc"] == pytest.approx(hist["val_icc"].max())
+
+
+def test_landmark_network_reports_nme_and_serves_as_backbone(landmark_run, corpus, tmp_path):
+    hist = pd.read_csv(landmark_run / "history.csv")
+    assert "val_nme" in hist and np.isfinite(hist["val_nme"]).all()
+    assert hist["train_loss"].iloc[-1] < hist["train_loss"].iloc[0]
+    # the NME logged in training is the one `evaluate` recomputes from the checkpoint on its own
+    from auhm.train.config import EvaluateConfig
+    from auhm.train.evaluate import evaluate
+
+    best = evaluate(EvaluateConfig(landmark_run / "best.pt", corpus, device="cpu", precision="fp32", workers=0, quiet=True))
+    assert best.scores.loc["NME", "Avg."] == pytest.approx(hist["val_nme"].min(), rel=1e-5)
+    for method in ("finetune", "adaptation", "attention", "reparam"):
+        result = train(small(corpus, tmp_path / method, method=method, backbone=landmark_run / "best.pt", max_steps=4))
+        assert len(result.step_losses) == 4 and np.isfinite(result.step_losses).all()
+        assert np.isfinite(result.best["val_mse"])
+
+
+@pytest.mark.parametrize("method", ["random-backbone", "resnet18"])
+def test_methods_without_a_backbone_train(corpus, tmp_path, method):
+    result = train(small(corpus, tmp_path / method, method=method, max_steps=4, batch_size=4))
+    assert len(result.step_losses) == 4 and np.isfinite(result.step_losses).all()
+
+
+def test_transfer_method_without_backbone_is_a_usage_error(corpus, tmp_path):
+    from auhm.errors import UsageError
+
+    with pytest.raises(UsageError, match="--backbone"):
+        train(small(corpus, tmp_path / "x", method="adaptation"))
+
+
+def test_resume_continues_exactly(tmp_path):
+    corpus = make_corpus(tmp_path / "c", frames=12)
+    cfg = dict(method="scratch", epochs=2, batch_size=4, fold=1)
+    full = train(small(corpus, tmp_path / "full", **cfg)).step_losses
+    assert len(full) == 2 * 6  # 24 training frames / 4 per batch, two epochs
+    cut = train(small(corpus, tmp_path / "cut", max_steps=7, checkpoint_every=5, **cfg)).step_losses
+    assert cut == full[:7]
+    rest = train(small(corpus, tmp_path / "other", resume=tmp_path / "cut")).step_losses
+    assert len(rest) == len(full) - 7
+    np.testing.assert_allclose(rest, full[7:], rtol=1e-5)
+    assert rest[0] == pytest.approx(full[7], rel=1e-6)
+
+
+def test_folds_pool_out_of_fold_predictions(corpus, tmp_path):
+    out = tmp_path / "kfold"
+    result = run_training(small(corpus, out, method="scratch", folds=3, max_steps=2))
+    assert [f.val_split for f in result.folds] == ["part1", "part2", "part3"]
+    pred = pd.read_parquet(out / "oof_predictions.parquet")
+    labels = pd.read_parquet(corpus / "labels.parquet")
+    assert len(pred) == len(labels) and not pred.duplicated(["video", "frame"]).any()
+    assert pred.columns.tolist() == prediction_schema(AUS).names
+    assert (pred[["AU01", "AU04", "AU12", "AU25"]].to_numpy() >= 0).all()
+    assert (pred["x1"] > pred["x0"]).all()
+    # box of the crop square in frame pixels: crop = 0.5·frame − (20 + s, 10)
+    row = pred[pred.video.str.contains("SN001")].iloc[0]
+    assert row.x0 == pytest.approx((-0.5 + 20) / 0.5) and row.x1 == pytest.approx((SIZE - 0.5 + 20) / 0.5)
+    for k in (1, 2, 3):
+        assert (out / f"fold{k}" / "last.pt").exists()
+    assert set(result.scores.columns) >= {"AU01", "Avg."} and "ICC" in result.scores.index
+
+
+def test_ddp_two_processes_gloo(corpus, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0", "-m", "auhm", "train", str(corpus),
+           "--out", str(out), "--method", "scratch", "--preset", "small", "--batch-size", "4", "--epochs", "1", "--max-steps", "3",
+           "--workers", "0", "--device", "cpu", "--precision", "fp32", "--quiet"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    hist = pd.read_csv(out / "history.csv")
+    assert hist["step"].iloc[-1] == 3 and (out / "last.pt").exists()
+
+
+# ── CLI ─────────────────────────────────────────────────────────────────────────────────────
+def test_cli_train_and_evaluate(corpus, tmp_path):
+    from typer.testing import CliRunner
+
+    from auhm.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["train", str(corpus), "--out", str(out), "--method", "scratch", "--preset", "small", "--batch-size", "4",
+                            "--epochs", "1", "--max-steps", "2", "--workers", "0", "--device", "cpu", "--quiet"])
+    assert r.exit_code == 0, r.output
+    preds = tmp_path / "preds.parquet"
+    r = runner.invoke(app, ["evaluate", str(out / "best.pt"), str(corpus), "--out", str(preds), "--quiet", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    df = pd.read_parquet(preds)
+    from auhm.models import read_checkpoint_info
+
+    held = read_checkpoint_info(out / "best.pt")["val_subjects"]
+    assert len(df) == 40 and set(df.video.str.extract(r"(SN\d+)")[0]) == set(held)
+    assert df.columns.tolist() == prediction_schema(AUS).names
+    r = runner.invoke(app, ["evaluate", str(out / "best.pt"), str(corpus), "--split", "nope"])
+    assert r.exit_code == 2 and "nope" in r.output
+    r = runner.invoke(app, ["train", str(tmp_path / "missing"), "--out", str(tmp_path / "r2"), "--method", "scratch"])
+    assert r.exit_code == 2 and "manifest" in r.output
