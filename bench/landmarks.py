@@ -1,12 +1,13 @@
 """Landmark frames/s per backend on this machine.
 
-    python bench/landmarks.py [--media ../shared/media] [--frames 200]
+    python bench/landmarks.py [--media ../shared/media] [--frames 200] [--device cuda]
 
 dlib: the real clips of ../shared/media, tracked end to end (Tracker over pre-decoded frames,
 so decoding is not counted) and, for comparison, detection on every frame (what an untracked
 pipeline does). auhm: the landmark network's small and paper presets, untrained (speed only):
 a tracked frame (fit + one refinement) and a full-frame search (detect). fan: only when its
-weights are in face-alignment's cache.
+weights are in face-alignment's cache. With ``--device cuda`` the auhm figures are on the GPU,
+and the landmarks it finds are compared with the CPU's for the same weights.
 """
 
 from __future__ import annotations
@@ -53,13 +54,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--media", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "media")
     ap.add_argument("--frames", type=int, default=200)
+    ap.add_argument("--device", default="cpu", help="device for the network backends")
     args = ap.parse_args()
     print(f"torch threads {torch.get_num_threads()}")
 
     clips = [c for c in ("WolfgangLanger_Pexels.mp4", "single_face.mp4", "no_face.mp4") if (args.media / c).is_file()]
     try:
         dlib = make_backend("dlib")
-    except BackendUnavailable as e:
+    except (BackendUnavailable, ImportError) as e:
         print(f"dlib: skipped ({e})")
         clips = []
     for clip in clips:
@@ -76,19 +78,24 @@ def main() -> None:
 
     frame = (np.random.default_rng(0).integers(0, 255, (360, 640, 3))).astype(np.uint8)
     box = np.array([[220.0, 100.0, 400.0, 300.0]])
-    for preset in ("small", "paper"):
+    gpu = args.device != "cpu"
+    for preset, n, k in ((("small", 64, 8), ("paper", 64, 4)) if gpu else (("small", 16, 2), ("paper", 8, 1))):
+        torch.manual_seed(0)
         model = build_model("landmarks", preset=preset)
         size = model.input_size
-        backend = AuhmBackend(model, {"crop": CropConfig(size=size).to_dict()})
-        backend.fit(frame[None], box)  # warm-up
-        n = 16
+        info = {"crop": CropConfig(size=size).to_dict()}
+        if gpu:
+            on_cpu = AuhmBackend(model, info).fit(frame[None], box)[0]
+        backend = AuhmBackend(model, info, device=args.device)
+        found = backend.fit(frame[None], box)[0]  # also the warm-up
+        if gpu:
+            print(f"auhm  {preset:5s} {args.device} vs cpu: max landmark difference {np.abs(found - on_cpu).max():.3f} px")
         batch = np.repeat(frame[None], n, 0)
         tracked_1 = rate(n, lambda: [backend.fit(frame[None], box) for _ in range(n)])
         tracked_b = rate(n, lambda: backend.fit(batch, np.repeat(box, n, 0)))
-        k = 2
         search = rate(k, lambda: [backend.detect(frame[None]) for _ in range(k)])
-        print(f"auhm  {preset:5s} preset ({size}px crops, untrained) 640x360: tracked fit {tracked_1:6.1f} frames/s one by one, "
-              f"{tracked_b:6.1f} frames/s batched ×{n}; full-frame search {search:5.2f} frames/s")
+        print(f"auhm  {preset:5s} preset ({size}px crops, untrained) 640x360 on {args.device}: tracked fit {tracked_1:6.1f} frames/s one by one, "
+              f"{tracked_b:6.1f} frames/s batched ×{n} (ratio {tracked_b / tracked_1:.1f}x); full-frame search {search:5.2f} frames/s")
 
     try:
         fan = make_backend("fan")

@@ -381,7 +381,7 @@ def test_self_tracking_follows_the_face_with_one_detection(tmp_path):
     assert rows == n and df.frame.tolist() == list(range(n))
     assert df.success.tolist() == [True] * 25 + [False] * 5
     assert df.loc[~df.success, ["AU01", "x0"]].isna().all().all()
-    # The crops followed the moving square: boxes from the refined landmarks match it.
-    np.testing.assert_allclose(df.loc[df.success, ["x0", "y0", "x1", "y1"]].to_numpy(), np.array(truth), atol=3)
+    # The crops followed the moving square (stale crops that cut it were re-cut and re-scored).
+    np.testing.assert_allclose(df.loc[df.success, ["x0", "y0", "x1", "y1"]].to_numpy(), np.array(truth), atol=2)
     # One detection on frame 0, then one search per frame once the face has gone (none found).
     assert SquareBackend.detections <= 1 + 2 * 5

@@ -47,7 +47,7 @@ class DiskBackend(LandmarkBackend):
 
     def __init__(self, confidence: float = 0.9):
         self.detect_calls = 0
-        self.fit_calls = 0
+        self.fit_calls: list[int] = []  # frames per fit call
         self.confidence = confidence
 
     def detect(self, frames):
@@ -59,7 +59,7 @@ class DiskBackend(LandmarkBackend):
         return out
 
     def fit(self, frames, regions):
-        self.fit_calls += len(frames)
+        self.fit_calls.append(len(frames))
         lm = np.zeros((len(frames), 68, 2), np.float32)
         conf = np.zeros(len(frames), np.float32)
         for i, f in enumerate(frames):
@@ -134,6 +134,29 @@ def test_tracker_redetect_every():
     backend = DiskBackend()
     Tracker(backend, TrackerConfig(redetect_every=3)).update(batch([disk_frame(60)] * 10))
     assert backend.detect_calls == 3  # frames 0, 4, 8
+
+
+def test_batched_tracking_fits_a_batch_at_once_and_goes_sequential_after_a_loss():
+    frames = [disk_frame(40 + 2 * t) for t in range(4)] + [disk_frame(40 + 2 * t) for t in range(4, 8)]
+    frames[5] = disk_frame(None)
+    results = {}
+    for batched in (False, True):
+        backend = DiskBackend()
+        tracker = Tracker(backend, TrackerConfig(batched=batched))
+        first = tracker.update(batch(frames[:4]))
+        second = tracker.update(batch(frames[4:], first=4))
+        results[batched] = (first, second, backend)
+    seq, bat = results[False], results[True]
+    for a, b in zip(seq[:2], bat[:2]):
+        np.testing.assert_array_equal(a.success, b.success)
+        np.testing.assert_array_equal(a.landmarks, b.landmarks)
+    np.testing.assert_array_equal(bat[1].success, [1, 0, 1, 1])
+    # sequential: frame 0 detect + fit, 1-4 fit, 5 fit fails + detect finds nothing, 6 detect + fit, 7 fit
+    assert seq[2].fit_calls == [1] * 8
+    # batched: frame 0 detect + fit, 1-3 in one call; then 4-7 in one call, frame 5 fails, and from
+    # there one by one as above
+    assert bat[2].fit_calls == [1, 3, 4, 1, 1, 1]
+    assert bat[2].detect_calls == seq[2].detect_calls == 3
 
 
 def test_facetrack_empty_and_landmark_boxes():

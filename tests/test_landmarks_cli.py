@@ -66,6 +66,8 @@ def test_bad_inputs_are_reported_one_line_each_and_the_rest_processed(tmp_path):
 def test_usage_errors_exit_2(tmp_path):
     assert run(str(tmp_path / "a.mp4"), "--backend", "nope", "--out", str(tmp_path / "o.parquet")).exit_code == 2
     assert run("@" + str(tmp_path / "nolist.txt"), "--out", str(tmp_path / "o.parquet")).exit_code == 2
+    missing_model = run(str(tmp_path / "a.mp4"), "--backend", "auhm", "--model", str(tmp_path / "none.pt"), "--out", str(tmp_path / "o.parquet"))
+    assert missing_model.exit_code == 2 and "none.pt" in missing_model.output
     assert not (tmp_path / "o.parquet").exists()
 
 

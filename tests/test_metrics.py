@@ -48,6 +48,9 @@ def test_icc_matches_shrout_fleiss_worked_example(kind):
 def test_icc_rejects_unknown_kind_and_one_rater():
     with pytest.raises(ValueError, match="unknown ICC kind"):
         icc(SHROUT_FLEISS, "4,1")
+    with pytest.raises(ValueError, match="for 4 raters"):
+        icc(SHROUT_FLEISS, "3,2")
+    assert icc(SHROUT_FLEISS, "ICC(3,1)") == icc(SHROUT_FLEISS)
     with pytest.raises(ValueError, match="raters"):
         icc(SHROUT_FLEISS[:, :1])
 

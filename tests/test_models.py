@@ -1,5 +1,3 @@
-import math
-
 import pytest
 import torch
 import torch.nn as nn
@@ -250,3 +248,34 @@ def test_models_command_prints_table():
         assert method in res.output
     assert "2 × multiply-adds" in res.output
     assert CliRunner().invoke(app, ["models", "--n-aus", "40"]).exit_code == 2
+
+
+def test_attention_branch_reads_maps_of_the_backbone_landmarks(landmark_state):
+    from auhm.targets import attention_maps, heatmaps_to_landmarks
+
+    model = build_model("attention", AUS, preset="small", backbone=landmark_state).eval()
+    seen = []
+    model.geometry_branch.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    out = model(torch.rand(2, 3, 128, 128))
+    points, _ = heatmaps_to_landmarks(out["landmark_heatmaps"], 128)
+    assert seen[0].shape == (2, len(AUS), 32, 32)
+    torch.testing.assert_close(seen[0], attention_maps(points, AUS, 128, 32))
+
+
+@pytest.mark.parametrize("method", ["attention", "reparam"])
+def test_bf16_autocast_forward(method):
+    model = build_model(method, AUS, preset="small").eval().to(memory_format=torch.channels_last)
+    x = torch.rand(2, 3, 128, 128).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        ref = model(x)["heatmaps"]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(x)["heatmaps"]
+    assert low.dtype == torch.bfloat16 and torch.isfinite(low).all()
+    assert (low.float() - ref).abs().max() < 0.1 * ref.abs().max() + 0.05
+
+
+def test_unknown_options_fail_clearly():
+    with pytest.raises(ValueError, match="takes no option backbone"):
+        build_model("scratch", AUS, preset="small", backbone="x.pt")
+    with pytest.raises(ValueError, match="fan2d"):
+        build_model("reparam", AUS, preset="small", backbone="fan2d")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -238,18 +239,30 @@ def test_folds_pool_out_of_fold_predictions(corpus, tmp_path):
     for k in (1, 2, 3):
         assert (out / f"fold{k}" / "last.pt").exists()
     assert set(result.scores.columns) >= {"AU01", "Avg."} and "ICC" in result.scores.index
+    # `auhm score RUN/oof_predictions.parquet --labels DATA/labels.parquet` gives the same table
+    from auhm.metrics.scores import ScoreConfig, score
+
+    report = score(ScoreConfig(out / "oof_predictions.parquet", corpus / "labels.parquet"))
+    assert report.join.rows_matched == len(labels)
+    pd.testing.assert_frame_equal(report.scores, result.scores, rtol=1e-5)
 
 
 def test_ddp_two_processes_gloo(corpus, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0", "-m", "auhm", "train", str(corpus),
+    with socket.socket() as sock:  # a free port (torchrun's --master_port 0 is not reliable)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(port), "-m", "auhm", "train", str(corpus),
            "--out", str(out), "--method", "scratch", "--preset", "small", "--batch-size", "4", "--epochs", "1", "--max-steps", "3",
            "--workers", "0", "--device", "cpu", "--precision", "fp32", "--quiet"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     hist = pd.read_csv(out / "history.csv")
     assert hist["step"].iloc[-1] == 3 and (out / "last.pt").exists()
+    # 80 training frames split over two ranks of 4-image batches: 10 steps per epoch
+    assert hist["epoch"].iloc[-1] == pytest.approx(0.3)
+    assert proc.stderr.count("best epoch") == 1  # only rank 0 reports and writes
 
 
 # ── CLI ─────────────────────────────────────────────────────────────────────────────────────

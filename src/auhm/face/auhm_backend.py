@@ -45,6 +45,7 @@ def candidate_squares(height: int, width: int, config: SearchConfig = SearchConf
 
 class AuhmBackend(LandmarkBackend):
     name = "auhm"
+    batched_fit = True  # fit re-crops around its own first estimate
 
     def __init__(self, model: torch.nn.Module, info: dict, device: str = "cpu", search: SearchConfig = SearchConfig()):
         self.device = torch.device(device)

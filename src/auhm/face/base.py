@@ -69,6 +69,7 @@ class LandmarkBackend(ABC):
 
     name: str = "?"
     min_confidence: float = 0.3  # fit confidence below which the tracker calls the face lost
+    batched_fit: bool = False  # fit recovers from the previous frame's region (re-crops): a batch may share it
 
     def start(self, video: str) -> None:
         """A new video begins (the truth backend needs its path); nothing by default."""

@@ -111,7 +111,7 @@ def extract_landmarks(videos: list[str], out: Path, config: LandmarksConfig = La
         raise UsageError("--batch-size must be at least 1")
     try:
         backend = make_backend(config.backend, model=config.model, truth=config.truth, device=config.device)
-    except ValueError as e:
+    except (ValueError, FileNotFoundError) as e:  # unknown backend, missing or wrong checkpoint
         raise UsageError(str(e)) from None
     tracker = Tracker(backend, config.tracker)
     schema = landmark_schema(backend.metadata())

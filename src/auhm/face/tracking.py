@@ -5,8 +5,10 @@ threshold, or landmarks that are degenerate: not finite, tiny, off the frame, or
 jumped in size). Otherwise the region for frame t is the previous frame's landmarks. A frame
 where no face is found is reported as such (success false, NaN) and the track is dropped, so
 the next frame detects afresh; values are never carried over from an earlier frame.
-Tracking is sequential by nature (frame t needs frame t−1), so ``fit`` is called one frame at
-a time; ``detect`` only on the frames that need it.
+Tracking is sequential by nature (frame t needs frame t−1). Backends whose fit re-crops around
+its own first estimate (``batched_fit``: the auhm backend) may instead fit a whole batch from
+the last known landmarks in one call; the frames up to the first one that fails the checks are
+kept, and from there the batch goes on one frame at a time as above.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class TrackerConfig:
     max_scale_change: float = 1.5  # face size ratio between consecutive frames beyond this: lost
     min_face: float = 12.0  # landmark box side in pixels below this: degenerate
     redetect_every: int = 0  # also re-detect every k tracked frames (0: only when lost)
+    batched: bool | None = None  # fit a batch at once from the last landmarks (None: the backend's choice)
     crop: CropConfig = field(default_factory=CropConfig)  # the square used to judge size and position
 
 
@@ -63,22 +66,55 @@ class Tracker:
         if known is not None:
             return known
         track = FaceTrack.empty(batch.indices, batch.timestamps)
-        for i, frame in enumerate(batch.frames):
+        i = 0
+        while i < len(batch):
+            i += self._follow_batch(batch.frames, i, track)
+            if i == len(batch):
+                break
+            frame = batch.frames[i]
             fitted = self._follow(frame)
             if fitted is None:
                 fitted = self._detect(frame)
             if fitted is None:
                 self._previous = None
-                continue
-            landmarks, confidence = fitted
-            track.success[i] = True
-            track.confidence[i] = confidence
-            track.landmarks[i] = landmarks
-            track.boxes[i] = landmark_boxes(landmarks)
-            self._previous = landmarks
+            else:
+                landmarks, confidence = fitted
+                track.success[i] = True
+                track.confidence[i] = confidence
+                track.landmarks[i] = landmarks
+                track.boxes[i] = landmark_boxes(landmarks)
+                self._previous = landmarks
+            i += 1
         return track
 
     # ------------------------------------------------------------------------------------------
+    def _follow_batch(self, frames: np.ndarray, start: int, track: FaceTrack) -> int:
+        """Fit frames[start:] from the last landmarks in one call; how many leading frames were accepted."""
+        batched = self.backend.batched_fit if self.config.batched is None else self.config.batched
+        if not batched or self._previous is None or len(frames) - start < 2:
+            return 0
+        frames = frames[start:]
+        n = len(frames)
+        if self.config.redetect_every:
+            n = min(n, self.config.redetect_every - self._since_detect)
+        if n < 1:
+            return 0
+        landmarks, confidence = self.backend.fit(frames[:n], np.repeat(self._previous[None], n, axis=0))
+        accepted = 0
+        for i in range(n):
+            if not self._plausible(landmarks[i], float(confidence[i]), frames.shape[1:], self._previous if i == 0 else landmarks[i - 1]):
+                break
+            accepted += 1
+        if accepted:
+            kept = slice(start, start + accepted)
+            track.success[kept] = True
+            track.confidence[kept] = confidence[:accepted]
+            track.landmarks[kept] = landmarks[:accepted]
+            track.boxes[kept] = landmark_boxes(landmarks[:accepted])
+            self._previous = landmarks[accepted - 1]
+            self._since_detect += accepted
+        return accepted
+
     def _follow(self, frame: np.ndarray) -> tuple[np.ndarray, float] | None:
         if self._previous is None:
             return None

@@ -242,6 +242,23 @@ class _TrackState:
 
     frame: int = -1
     landmarks: np.ndarray | None = None
+    velocity: np.ndarray | None = None  # px per frame, from the last two scored frames
+
+    def update(self, frame: int, landmarks: np.ndarray | None) -> None:
+        if frame < self.frame:
+            return
+        if landmarks is not None and self.landmarks is not None and 0 < frame - self.frame <= 4:
+            self.velocity = (landmarks - self.landmarks) / (frame - self.frame)
+        elif landmarks is None or self.landmarks is None:
+            self.velocity = None
+        self.frame, self.landmarks = frame, landmarks
+
+    def predict(self, frame: int) -> np.ndarray | None:
+        """Landmarks expected at ``frame``: constant velocity from the latest, over the lag."""
+        lms, v = self.landmarks, self.velocity
+        if lms is None or v is None:
+            return lms
+        return lms + v.mean(0) * min(max(frame - self.frame, 0), 32)
 
 
 def _box_of(landmarks: np.ndarray) -> np.ndarray:
@@ -279,12 +296,12 @@ def _self_track_and_crop(batch: FrameBatch, state: _TrackState, detect, crop: Cr
     boxes = np.full((n, 4), np.nan, np.float32)
     rows, crops, affines = [], [], []
     for r in range(n):
-        lms = state.landmarks
+        lms = state.predict(int(batch.indices[r]))
         if lms is None:
             lms, conf = detect(batch, r)
             if lms is None:
                 continue
-            state.landmarks, state.frame = lms, int(batch.indices[r])
+            state.update(int(batch.indices[r]), lms)
             confidence[r] = conf
         c, m = _cut(batch.frames[r], lms, crop)
         success[r] = True
@@ -439,7 +456,8 @@ def run_jobs(
     bs = config.batch_size
     chunk_frames = bs if source.self_tracking else max(bs, 8)
     n_workers = max(1, min(config.workers, len(jobs)))
-    items: queue.Queue = queue.Queue(maxsize=2 * n_workers + 2)
+    # Self-tracking crops follow the model's latest landmarks: a short queue keeps that lag small.
+    items: queue.Queue = queue.Queue(maxsize=n_workers if source.self_tracking else 2 * n_workers + 2)
     todo: queue.Queue = queue.Queue()
     for i in range(len(jobs)):
         todo.put(i)
@@ -570,44 +588,61 @@ def run_jobs(
     return written, failures, rows
 
 
+_REFINE_ROUNDS = 3
+
+
+def _drifted(crop_landmarks: np.ndarray, frame_landmarks: np.ndarray, affine: np.ndarray, crop: CropConfig, drift: float) -> bool:
+    """True when the face's own crop differs from the one it was cut with by more than ``drift``."""
+    used = _square_of(affine, crop.size)
+    now = crop_square(frame_landmarks, crop)
+    edge = 0.03 * crop.size  # a face cut by the crop's edge looks smaller than it is
+    at_edge = crop_landmarks.min() < edge or crop_landmarks.max() > crop.size - 1 - edge
+    return bool(at_edge or np.abs(now - used).max() > drift * used[2])
+
+
 def _follow(c: _Chunk, s: int, k: int, pred: Prediction, sl: slice, state: _TrackState, predictor: Predictor,
             config: AnnotateConfig, detect) -> None:
     """Self-tracking: update the video's landmarks from the model, re-cut frames that drifted."""
-    lms_crop = pred.landmarks[sl]
     conf = pred.landmark_confidence[sl] if pred.landmark_confidence is not None else np.ones(k, np.float32)
-    redo_rows, redo_crops, redo_affines = [], [], []
+    redo: list[tuple[int, int, np.ndarray]] = []  # (row, slot, landmarks in frame px to re-cut from)
     for q in range(k):
         slot = s + q
         r = int(c.rows[slot])
-        frame_lms = warp_points(lms_crop[q].astype(np.float64), invert_affine(c.affines[slot]))
-        ok = conf[q] >= config.min_landmark_confidence
-        if not ok:  # lost: search this frame afresh
+        crop_lms = pred.landmarks[sl][q].astype(np.float64)
+        frame_lms = warp_points(crop_lms, invert_affine(c.affines[slot]))
+        if conf[q] < config.min_landmark_confidence:  # lost: search this frame afresh
             batch = FrameBatch(c.indices[r : r + 1], c.timestamps[r : r + 1], c.frames[slot : slot + 1])
-            frame_lms, det_conf = detect(batch, 0)
+            frame_lms, _ = detect(batch, 0)
             if frame_lms is None:
                 c.success[r] = False
                 c.confidence[r] = 0.0
-                if int(c.indices[r]) >= state.frame:
-                    state.landmarks, state.frame = None, int(c.indices[r])
+                state.update(int(c.indices[r]), None)
                 continue
+            moved = True
         else:
             c.confidence[r] = float(conf[q])
-            used = _square_of(c.affines[slot], predictor.crop.size)
-            now = crop_square(frame_lms, predictor.crop)
-            ok = max(abs(now[0] - used[0]), abs(now[1] - used[1]), abs(now[2] - used[2])) <= config.refine_drift * used[2]
-        if int(c.indices[r]) >= state.frame:
-            state.landmarks, state.frame = frame_lms, int(c.indices[r])
+            moved = _drifted(crop_lms, frame_lms, c.affines[slot], predictor.crop, config.refine_drift)
+        state.update(int(c.indices[r]), frame_lms)
         c.boxes[r] = _box_of(frame_lms)
-        if not ok:
-            crop_img, m = _cut(c.frames[slot], frame_lms, predictor.crop)
-            redo_rows.append(r)
-            redo_crops.append(crop_img)
-            redo_affines.append(m)
-    if redo_rows:
-        again = predictor(np.stack(redo_crops))
-        c.intensities[redo_rows] = again.intensities
-        if again.landmark_confidence is not None:
-            c.confidence[redo_rows] = again.landmark_confidence
+        if moved:
+            redo.append((r, slot, frame_lms))
+    for _ in range(_REFINE_ROUNDS):  # re-cut from the frame's own landmarks until the crop holds still
+        if not redo:
+            break
+        cuts = [_cut(c.frames[slot], lms, predictor.crop) for _, slot, lms in redo]
+        again = predictor(np.stack([img for img, _ in cuts]))
+        still = []
+        for q, ((r, slot, _), (_, m)) in enumerate(zip(redo, cuts)):
+            c.intensities[r] = again.intensities[q]
+            if again.landmarks is None:
+                continue
+            lms = warp_points(again.landmarks[q].astype(np.float64), invert_affine(m))
+            c.boxes[r] = _box_of(lms)
+            c.confidence[r] = float(again.landmark_confidence[q])
+            state.update(int(c.indices[r]), lms)
+            if _drifted(again.landmarks[q], lms, m, predictor.crop, config.refine_drift):
+                still.append((r, slot, lms))
+        redo = still
 
 
 def _square_of(affine: np.ndarray, size: int) -> np.ndarray:

@@ -56,7 +56,8 @@ def draw_heatmaps(frame: np.ndarray, heatmaps: np.ndarray, affine: np.ndarray, c
     h, w = frame.shape[:2]
     weights = np.clip(heatmaps / MAX_INTENSITY, 0, 1).astype(np.float32)  # (N, mh, mw)
     alpha = weights.max(0)
-    hue = np.tensordot(weights, colours.astype(np.float32), axes=(0, 0)) / np.maximum(weights.sum(0), 1e-6)[..., None]
+    dominance = weights**4  # where maps overlap, the strongest AU's colour wins instead of a grey mix
+    hue = np.tensordot(dominance, colours.astype(np.float32), axes=(0, 0)) / np.maximum(dominance.sum(0), 1e-12)[..., None]
     # Premultiplied by alpha, so that interpolation does not darken the edges of a map.
     layer = np.dstack([hue * alpha[..., None], alpha]).astype(np.float32)
     layer = cv2.resize(layer, (crop_size, crop_size), interpolation=cv2.INTER_LINEAR)

@@ -12,11 +12,12 @@ import numpy as np
 ICC_KINDS = ("1,1", "2,1", "3,1", "1,k", "2,k", "3,k")
 
 
-def _normalise_kind(kind: str) -> str:
-    k = str(kind).replace("ICC", "").replace("(", "").replace(")", "").replace(" ", "")
-    first, _, second = k.partition(",")
-    if first not in {"1", "2", "3"} or not second:
-        raise ValueError(f"unknown ICC kind {kind!r}; use one of {', '.join(ICC_KINDS)}")
+def _normalise_kind(kind: str, k: int) -> str:
+    """'3,1', 'ICC(3,1)', '3,k' or '3,<k>' (the table's number of raters) -> '3,1' / '3,k'."""
+    text = str(kind).upper().replace("ICC", "").replace("(", "").replace(")", "").replace(" ", "")
+    first, _, second = text.partition(",")
+    if first not in {"1", "2", "3"} or second not in {"1", "K", str(k)}:
+        raise ValueError(f"unknown ICC kind {kind!r} for {k} raters; use one of {', '.join(ICC_KINDS)}")
     return f"{first},{'1' if second == '1' else 'k'}"
 
 
@@ -29,7 +30,7 @@ def icc(ratings, kind: str = "3,1") -> float:
     x = np.asarray(ratings, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] < 2:
         raise ValueError(f"ratings must be an (n targets, k ≥ 2 raters) array, got shape {x.shape}")
-    kind = _normalise_kind(kind)
+    kind = _normalise_kind(kind, x.shape[1])
     x = x[np.isfinite(x).all(axis=1)]
     n, k = x.shape
     if n < 2:

@@ -58,7 +58,6 @@ class HeatmapNet(nn.Module):
         return self.forward_features(x)[1]
 
 
-@register("scratch")
 class AUNet(AUModel):
     """Heatmap regression from scratch: image → N_aus maps whose maxima are the intensities."""
 
@@ -68,6 +67,11 @@ class AUNet(AUModel):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"heatmaps": self.net(x)}
+
+
+@register("scratch")
+def scratch(aus: Sequence[int], preset: Preset) -> AUNet:
+    return AUNet(aus, preset)
 
 
 @register("landmarks")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Sequence
 
 from auhm.models.base import AUModel, Preset, get_preset
@@ -53,4 +54,9 @@ def build_model(method: str, aus: Sequence[int] = (), preset: str | Preset = "pa
     aus = check_aus(aus) if method != "landmarks" else ()
     if method != "landmarks" and not aus:
         raise ValueError(f"method {method!r} needs at least one AU")
-    return _FACTORIES[method](aus, p, **options)
+    factory = _FACTORIES[method]
+    accepted = [n for n in inspect.signature(factory).parameters if n not in ("aus", "preset")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"method {method!r} takes no option {', '.join(unknown)} (its options: {', '.join(accepted) or 'none'})")
+    return factory(aus, p, **options)

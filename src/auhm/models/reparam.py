@@ -53,15 +53,11 @@ class Reparametrised(AUModel):
         super().__init__("reparam", aus, preset)
         if backbone == "fan2d":
             raise ValueError("backbone 'fan2d' is available to adaptation and attention; reparam needs an auhm landmark network")
-        self.net = make_backbone(backbone, preset, pretrained)
-        self.net.head = nn.Conv2d(self.net.head.in_channels, len(self.aus), 1)
-        head = self.net.head
-        self.net.head = nn.Identity()
-        reparametrise(self.net)
+        self.net = reparametrise(make_backbone(backbone, preset, pretrained))
         for m in self.net.modules():
             if isinstance(m, nn.BatchNorm2d):
                 freeze(m)
-        self.net.head = head
+        self.net.head = nn.Conv2d(preset.channels, len(self.aus), 1)  # new last layer, fully trained
         self.model_options = {"backbone": None}
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -107,8 +107,9 @@ class AdaptationNet(AUModel):
         with torch.no_grad():
             features, landmark_maps = self.backbone.forward_features(x)
             if self.attention:
+                # float32 points: in bf16 a 256-px coordinate would be rounded to 1–2 px
                 points, _ = heatmaps_to_landmarks(landmark_maps, self.input_size)
-                geometry = attention_maps(points.to(landmark_maps.dtype), self.aus, self.input_size, landmark_maps.shape[-1])
+                geometry = attention_maps(points, self.aus, self.input_size, landmark_maps.shape[-1])
             else:
                 geometry = landmark_maps
         h = self.feature_branch(features) + self.geometry_branch(geometry)

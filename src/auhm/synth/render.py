@@ -161,7 +161,7 @@ class Renderer:
         self._tint = rng.uniform(-1, 1, 3) * difficulty.tint
         idn = model.identity
         self.skin = idn.skin
-        self.crease = _scaled(idn.skin, 0.45)
+        self.crease = _scaled(idn.skin, 0.35)
         self.highlight = _mix(idn.skin, (255, 255, 255), 0.35)
         dark_hair = _scaled(idn.hair, 0.6) if sum(idn.hair) > 360 else idn.hair
         self.brow = _mix(dark_hair, (20, 15, 10), 0.3)
@@ -182,8 +182,8 @@ class Renderer:
         """Creases: darker with intensity, with a thin highlight above for relief."""
         if strength <= 0.15:
             return
-        a = 0.2 + 0.8 * strength / 5
-        th = 1 if strength < 2.5 or width_px < 3 else 2
+        a = 0.3 + 0.7 * strength / 5
+        th = 1 + int(strength >= 2) + int(strength >= 4 and width_px >= 4)
         col = _mix(self.skin, self.crease, a)
         hi = _mix(self.skin, self.highlight, a)
         up = np.array([0, -_ONE], np.int32)

@@ -93,6 +93,18 @@ def training_loss(outputs: dict, batch: dict, model, task: str) -> torch.Tensor:
     return masked_mse(outputs["heatmaps"].float(), target, mask)
 
 
+def train_step(net, model, images: torch.Tensor, batch: dict, optimizer, scaler, device: torch.device, precision: str, task: str) -> torch.Tensor:
+    """One optimisation step (forward under autocast, loss in fp32, scaled backward); returns the loss."""
+    with autocast_context(device, precision):
+        outputs = net(images)
+    loss = training_loss(outputs, batch, model, task)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss
+
+
 # ── distributed ────────────────────────────────────────────────────────────────────────────
 @dataclass
 class Dist:
@@ -317,13 +329,7 @@ def train(config: TrainConfig) -> TrainResult:
             tick = time.perf_counter()
             for batch in loader:
                 images_t, rest = batch_to_device(batch, device, channels_last)
-                with autocast_context(device, precision):
-                    outputs = net(images_t)
-                loss = training_loss(outputs, rest, model, config.task)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
+                loss = train_step(net, model, images_t, rest, optimizer, scaler, device, precision, config.task)
                 scheduler.step()
                 value = float(loss.detach())
                 if not math.isfinite(value):
@@ -430,13 +436,13 @@ def train_folds(config: TrainConfig) -> FoldsResult:
         config = load_run_config(config)
     k = config.folds
     ddp = init_distributed(config.device)
+    if ddp.main:
+        write_json_atomic(config_dict(config), Path(config.out) / "config.json")
     results = []
     for fold in range(1, k + 1):
         fold_dir = Path(config.out) / f"fold{fold}"
         resume = fold_dir if config.resume is not None and (fold_dir / "config.json").exists() else None
         results.append(train(dataclasses.replace(config, fold=fold, out=fold_dir, resume=resume)))
-    if ddp.main:
-        write_json_atomic(config_dict(config), Path(config.out) / "config.json")
     corpus = load_corpus(config.data)
     shards = corpus.shards
     device = resolve_device(config.device)
@@ -467,11 +473,15 @@ def run_training(config: TrainConfig) -> TrainResult | FoldsResult:
     """The entry point of ``auhm train``: k-fold when --folds is given, else one model."""
     if config.task not in ("au", "landmarks"):
         raise UsageError(f"--task {config.task}: choose au or landmarks")
+    k_fold = bool(config.folds)
     if config.resume is not None:
-        saved = json.loads((Path(config.resume) / "config.json").read_text()) if (Path(config.resume) / "config.json").exists() else {}
-        if saved.get("folds") and saved.get("fold") is None:
-            return train_folds(config)
-        return train(config)
-    if config.folds:
-        return train_folds(config)
-    return train(config)
+        saved = Path(config.resume) / "config.json"
+        if not saved.exists():
+            raise UsageError(f"--resume {config.resume}: no config.json (not an auhm run directory)")
+        d = json.loads(saved.read_text())
+        k_fold = bool(d.get("folds")) and d.get("fold") is None
+    try:
+        return train_folds(config) if k_fold else train(config)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

@@ -1,0 +1,167 @@
+"""Annotation speed and memory: auhm annotate against a per-frame reference loop and the bare model.
+
+In one process, on the same video and checkpoint (the paper-size scratch model, untrained —
+weights do not change speed):
+
+  (a) ``auhm.infer.annotate`` (threads: decode → dlib tracking + crops → batched model);
+  (b) the predecessor's loop: detect the face in every frame (dlib HOG), fit landmarks, crop,
+      one fp32 forward per frame;
+  (c) the model alone on pre-cut crops at (a)'s batch size and precision.
+
+Prints frames/s and the ratios a/b and a/c. With ``--rss``, also annotates ``--rss-minutes``
+of video (the clip repeated through symlinks in a temp folder, never copied) and prints the
+process RSS once one minute of video is written and at the end.
+
+    python bench/annotate.py [--video /work/shared/media/WolfgangLanger_Pexels.mp4] [--rss]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from auhm.face.crop import crop_face
+from auhm.face.dlib_backend import DlibBackend
+from auhm.face.tracking import choose_detection
+from auhm.infer.annotate import AnnotateConfig, Predictor, annotate
+from auhm.models import build_model, save_checkpoint
+from auhm.targets import DATASET_AUS
+from auhm.video import VideoReader
+
+MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reference_loop(video: Path, ckpt: Path, limit: int | None) -> tuple[int, float]:
+    """Per frame: full detection, landmarks, crop, one fp32 forward (no batching, no threads)."""
+    predictor = Predictor.from_checkpoint(ckpt, "cpu", "fp32")
+    backend = DlibBackend()
+    n, t0 = 0, time.perf_counter()
+    for _, _, frame in VideoReader(video).frames():
+        if limit and n >= limit:
+            break
+        chosen = choose_detection(backend.detect(frame[None])[0])
+        if chosen is not None:
+            lms, _ = backend.fit(frame[None], chosen[0][None])
+            crop, _ = crop_face(frame, lms[0].astype(np.float64), predictor.crop)
+            predictor(crop[None])
+        n += 1
+    return n, time.perf_counter() - t0
+
+
+def model_alone(ckpt: Path, crops: np.ndarray, batch: int, precision: str) -> float:
+    predictor = Predictor.from_checkpoint(ckpt, "cpu", precision)
+    predictor(crops[:batch])  # warm-up (oneDNN primitive creation)
+    t0 = time.perf_counter()
+    for i in range(0, len(crops), batch):
+        predictor(crops[i : i + batch])
+    return len(crops) / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--video", type=Path, default=MEDIA / "WolfgangLanger_Pexels.mp4")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--precision", default="auto")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--reference-frames", type=int, default=120, help="frames for the slow loop (b)")
+    ap.add_argument("--rss", action="store_true", help="also measure RSS over --rss-minutes of video")
+    ap.add_argument("--rss-minutes", type=float, default=10.0)
+    args = ap.parse_args()
+    if not args.video.exists():
+        raise SystemExit(f"{args.video}: not found (the benchmark needs ../shared/media)")
+
+    tmp = Path(tempfile.mkdtemp(prefix="auhm-bench-"))
+    ckpt = save_checkpoint(tmp / "scratch.pt", build_model("scratch", DATASET_AUS["disfa"], preset="paper"))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; video {args.video.name}")
+
+    cfg = AnnotateConfig(model=ckpt, out=tmp / "a.parquet", landmarks="dlib", batch_size=args.batch_size, device="cpu",
+                         precision=args.precision, workers=args.workers, quiet=True)
+    t0 = time.perf_counter()
+    res = annotate([str(args.video)], cfg)
+    a_fps = res.frames / (time.perf_counter() - t0)
+    precision = Predictor.from_checkpoint(ckpt, "cpu", args.precision).precision
+    print(f"(a) auhm annotate      {a_fps:7.1f} frames/s  ({res.frames} frames, batch {args.batch_size}, {precision}, whole call incl. model load)")
+
+    n, dt = reference_loop(args.video, ckpt, args.reference_frames)
+    b_fps = n / dt
+    print(f"(b) per-frame loop     {b_fps:7.1f} frames/s  ({n} frames, detect every frame, fp32, batch 1)")
+
+    crops = np.stack([f for f in _crops(args.video, ckpt, 256)])
+    c_fps = model_alone(ckpt, crops, args.batch_size, args.precision)
+    print(f"(c) model alone        {c_fps:7.1f} frames/s  ({len(crops)} pre-cut crops, batch {args.batch_size}, {precision})")
+    print(f"a/b = {a_fps / b_fps:.2f}   a/c = {a_fps / c_fps:.2f}")
+
+    if args.rss:
+        rss_run(args, ckpt, tmp)
+
+
+def _crops(video: Path, ckpt: Path, limit: int):
+    """Face crops cut once from the video (dlib landmarks), for the model-alone figure."""
+    predictor = Predictor.from_checkpoint(ckpt, "cpu", "fp32")
+    from auhm.face import Tracker
+
+    tracker = Tracker(DlibBackend())
+    tracker.start(str(video))
+    n = 0
+    for batch in VideoReader(video).batches(32):
+        track = tracker.update(batch)
+        for frame, ok, lms in zip(batch.frames, track.success, track.landmarks):
+            if ok and n < limit:
+                n += 1
+                yield crop_face(frame, lms.astype(np.float64), predictor.crop)[0]
+        if n >= limit:
+            return
+
+
+def rss_run(args, ckpt: Path, tmp: Path) -> None:
+    info = VideoReader(args.video).info
+    per_clip_s = info.frames_claimed / info.fps
+    copies = int(np.ceil(args.rss_minutes * 60 / per_clip_s))
+    links = []
+    for i in range(copies):
+        link = tmp / "loop" / f"clip{i:03d}{args.video.suffix}"
+        link.parent.mkdir(exist_ok=True)
+        link.symlink_to(args.video.resolve())
+        links.append(str(link))
+    out = tmp / "rss"
+    one_minute = int(np.ceil(60 / per_clip_s))
+    marks: dict[str, float] = {}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            written = len(list(out.glob("clip*.parquet"))) if out.exists() else 0
+            if written >= one_minute and "1 min" not in marks:
+                marks["1 min"] = rss_mib()
+            time.sleep(0.5)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    cfg = AnnotateConfig(model=ckpt, out=out, per_video=True, landmarks="dlib", batch_size=args.batch_size, device="cpu",
+                         precision=args.precision, workers=args.workers, quiet=True)
+    t0 = time.perf_counter()
+    res = annotate(links, cfg)
+    marks[f"{res.frames / info.fps / 60:.1f} min"] = rss_mib()
+    done.set()
+    th.join()
+    print(f"RSS over {copies} × {args.video.name} ({res.frames} frames, {time.perf_counter() - t0:.0f} s): "
+          + ", ".join(f"after {k} of video: {v:.0f} MiB" for k, v in marks.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Training throughput per method, preset and precision, and how much of it the data pipeline keeps.
+
+For each configuration, two figures measured in the same run on the same model:
+  full  – the real training step fed by the DataLoader (JPEG decode + augmentation in workers,
+          heatmap targets built on the device), as ``auhm train`` runs it;
+  model – the same step on one batch pre-loaded on the device (no data pipeline);
+and their ratio (target ≥ 90 %: the pipeline keeps up with the model).
+
+    python bench/train.py                              # everything (slow on small CPUs)
+    python bench/train.py --presets small --methods scratch adaptation --batch-sizes 8 --steps 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, default_collate
+
+from auhm.data.shards import ShardDataset, ShardRows, list_shards
+from auhm.models import build_model
+from auhm.train.augment import AugmentConfig, ShardView
+from auhm.train.device import grad_scaler, resolve_device, use_channels_last
+from auhm.train.loop import EpochBatches, batch_to_device, train_step
+
+AUS = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
+WARMUP = 2  # untimed steps first (oneDNN primitive creation, worker start-up)
+METHODS = ("scratch", "finetune", "adaptation", "attention", "reparam", "resnet18", "landmarks")
+
+
+def make_shards(root: Path, frames: int, size: int = 256) -> ShardDataset:
+    """Noise crops (JPEG, like prepared shards) with a plausible landmark cloud and random labels."""
+    rng = np.random.default_rng(0)
+    rows = ShardRows("bench.avi", "S1", "train", AUS)
+    for f in range(frames):
+        img = cv_noise(rng, size)
+        lms = rng.uniform(0.25 * size, 0.75 * size, (68, 2))
+        rows.add(f, img, lms, np.array([[1, 0, 0], [0, 1, 0]], np.float32), rng.integers(0, 6, len(AUS)).astype(np.float32))
+    rows.write(root / "shards" / "bench.parquet")
+    return ShardDataset(list_shards(root), AUS)
+
+
+def cv_noise(rng, size: int) -> np.ndarray:
+    # smooth noise compresses like a face crop, unlike white noise
+    small = rng.integers(0, 256, (size // 8, size // 8, 3), dtype=np.uint8)
+    import cv2
+
+    return cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC)
+
+
+def measure(method: str, preset: str, precision: str, batch_size: int, steps: int, shards: ShardDataset, workers: int, device) -> tuple[float, float]:
+    """(full, model-only) images per second over `steps` timed steps after WARMUP untimed ones."""
+    torch.manual_seed(0)
+    model = build_model(method, AUS if method != "landmarks" else (), preset).to(device)
+    channels_last = use_channels_last(device, precision)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model.train()
+    task = "landmarks" if method == "landmarks" else "au"
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4, weight_decay=1e-6)
+    scaler = grad_scaler(device, precision)
+    view = ShardView(shards, np.arange(len(shards)), model.input_size, AugmentConfig(), negative_fraction=0.1 if task == "landmarks" else 0.0)
+    sampler = EpochBatches(len(view), batch_size, seed=0)
+    loader = DataLoader(view, batch_sampler=sampler, num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+
+    def run(batches) -> float:
+        done, t0 = 0, None
+        for i, batch in enumerate(batches):
+            if i == WARMUP:
+                t0 = time.perf_counter()
+            if i == steps + WARMUP:
+                break
+            images, rest = batch() if callable(batch) else batch_to_device(batch, device, channels_last)
+            train_step(model, model, images, rest, opt, scaler, device, precision, task).item()
+            done += images.shape[0] if i >= WARMUP else 0
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return done / (time.perf_counter() - t0)
+
+    # the pre-loaded batch is collated here, not drawn from the loader, so that no worker is
+    # alive (and competing for the cores) while the model-only figure is measured
+    fixed = batch_to_device(default_collate([view[(i, 0)] for i in range(batch_size)]), device, channels_last)
+    model_only = run(itertools.repeat(lambda: fixed, steps + WARMUP))
+    full = run(itertools.chain.from_iterable(itertools.repeat(loader)))
+    return full, model_only
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--methods", nargs="+", default=list(METHODS))
+    ap.add_argument("--presets", nargs="+", default=["small", "paper"])
+    ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    ap.add_argument("--batch-sizes", nargs="+", type=int, default=[8, 16])
+    ap.add_argument("--steps", type=int, default=3, help="timed steps per figure (after one warm-up)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--device", default="auto")
+    args = ap.parse_args()
+    device = resolve_device(args.device)
+    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, cpu {torch.backends.cpu.get_cpu_capability()}, "
+          f"workers {args.workers}, {args.steps} timed steps, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}")
+    print(f"{'preset':6s} {'method':11s} {'prec':5s} {'batch':>5s} {'full img/s':>11s} {'model img/s':>12s} {'ratio':>6s}")
+    with tempfile.TemporaryDirectory() as tmp:
+        shards = make_shards(Path(tmp), frames=max(args.batch_sizes) * (args.steps + WARMUP + 1))
+        for preset, method, precision, bs in itertools.product(args.presets, args.methods, args.precisions, args.batch_sizes):
+            full, model_only = measure(method, preset, precision, bs, args.steps, shards, args.workers, device)
+            print(f"{preset:6s} {method:11s} {precision:5s} {bs:5d} {full:11.1f} {model_only:12.1f} {full / model_only:6.0%}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
