@@ -165,6 +165,10 @@ def test_first_subject_makes_the_same_held_out_subject(tmp_path):
     make_corpus(SynthConfig(tmp_path / "all", subjects=3, seed=4, contact_sheet=False, **SMALL), quiet=True)
     make_corpus(SynthConfig(tmp_path / "held", subjects=1, first_subject=2, seed=4, contact_sheet=False, **SMALL), quiet=True)
     assert _label_bytes(tmp_path / "held") == {k: v for k, v in _label_bytes(tmp_path / "all").items() if "SN003" in k}
+    # a second run into the same folder adds its subjects to the manifest
+    make_corpus(SynthConfig(tmp_path / "held", subjects=1, seed=4, contact_sheet=False, **SMALL), quiet=True)
+    manifest = json.loads((tmp_path / "held" / "auhm_truth" / "manifest.json").read_text())
+    assert manifest["subjects"] == ["SN001", "SN003"] and len(manifest["videos"]) == 2
 
 
 # -- the face model -------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -43,7 +43,7 @@ from auhm.face.crop import CropConfig, crop_affine, crop_image, crop_square, inv
 from auhm.io import prediction_schema, read_metadata
 from auhm.targets import au_name
 from auhm.train.device import autocast_context, resolve_device, resolve_precision, use_channels_last
-from auhm.video import FrameBatch, VideoError, VideoReader
+from auhm.video import FrameBatch, VideoReader
 
 ENGINES = ("local", "ray")
 _ROW_GROUP_ROWS = 4096
@@ -473,29 +473,36 @@ def run_jobs(
                 continue
 
     def worker() -> None:
-        tracker = source.tracker()
-        detect = _detector(tracker.backend) if source.self_tracking else None
-        while not stop.is_set():
-            try:
-                j = todo.get_nowait()
-            except queue.Empty:
-                break
-            video = jobs[j].video
-            try:
-                reader = VideoReader(video)
-                if not source.self_tracking:
-                    tracker.start(video)
-                for batch in reader.batches(chunk_frames, config.every):
-                    if stop.is_set():
-                        return
-                    if source.self_tracking:
-                        put(_self_track_and_crop(batch, states[j], detect, crop, j))
-                    else:
-                        put(track_and_crop(batch, tracker, crop, j))
-                put(_VideoEnd(j))
-            except (VideoError, OSError, ValueError, RuntimeError) as e:
-                put(_VideoEnd(j, _reason(e, video)))
-        put(_WORKER_DONE)
+        try:
+            tracker = source.tracker()
+            detect = _detector(tracker.backend) if source.self_tracking else None
+            while not stop.is_set():
+                try:
+                    j = todo.get_nowait()
+                except queue.Empty:
+                    break
+                video = jobs[j].video
+                try:
+                    reader = VideoReader(video)
+                    if not source.self_tracking:
+                        tracker.start(video)
+                    for batch in _prefetched(reader.batches(chunk_frames, config.every), stop):
+                        if source.self_tracking:
+                            put(_self_track_and_crop(batch, states[j], detect, crop, j))
+                        else:
+                            put(track_and_crop(batch, tracker, crop, j))
+                    put(_VideoEnd(j))
+                except Exception as e:  # one broken video must not stop the others
+                    put(_VideoEnd(j, _reason(e, video)))
+        except Exception as e:  # the tracker itself failed: report every video left
+            while True:
+                try:
+                    j = todo.get_nowait()
+                except queue.Empty:
+                    break
+                put(_VideoEnd(j, f"landmark backend failed: {_reason(e, '')}"))
+        finally:
+            put(_WORKER_DONE)
 
     threads = [threading.Thread(target=worker, name=f"auhm-track-{k}", daemon=True) for k in range(n_workers)]
     schema = prediction_schema(aus, {})
@@ -643,6 +650,42 @@ def _follow(c: _Chunk, s: int, k: int, pred: Prediction, sl: slice, state: _Trac
             if _drifted(again.landmarks[q], lms, m, predictor.crop, config.refine_drift):
                 still.append((r, slot, lms))
         redo = still
+
+
+def _prefetched(batches: Iterator[FrameBatch], stop: threading.Event, depth: int = 2) -> Iterator[FrameBatch]:
+    """Decode in a thread of its own, ``depth`` batches ahead of the tracking that consumes them."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    end, gone = object(), threading.Event()  # gone: the consumer stopped early
+
+    def hand_over(item) -> bool:
+        while not (stop.is_set() or gone.is_set()):
+            try:
+                q.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def decode() -> None:
+        try:
+            for b in batches:
+                if not hand_over(b):
+                    return
+            hand_over(end)
+        except BaseException as e:  # handed to the consumer, which reports the video
+            hand_over(e)
+
+    threading.Thread(target=decode, name="auhm-decode", daemon=True).start()
+    try:
+        while not stop.is_set():
+            item = q.get()
+            if item is end:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        gone.set()
 
 
 def _square_of(affine: np.ndarray, size: int) -> np.ndarray:

@@ -4,10 +4,18 @@ Each subject's randomness comes from ``SeedSequence([seed, subject index])`` spl
 independent streams (identity, AU episodes, motion, scene, unlabelled frames), so a subject is the
 same whichever other subjects are made with it (``first_subject`` makes held-out ones apart) and
 its labels do not depend on the difficulty.
+
+Sidecar ``auhm_truth/<video stem>.parquet``, one row per frame: ``frame`` (int32, 0-based),
+``x_0…x_67``, ``y_0…y_67`` (float32, frame pixels, the true iBUG landmarks), one float32 column
+per rendered AU (``AU01…AU26``: the continuous intensity drawn; the label files hold it rounded
+half up, or 9 where a layout marks the frame unlabelled; AUs the layout does not label are drawn
+too, as real faces do them), ``yaw``/``pitch``/``roll`` (degrees) and ``occluded`` (an occluder
+covers ≥ ``OCCLUDED_MIN_LANDMARKS`` landmarks).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -187,8 +195,6 @@ def make_corpus(config: SynthConfig, quiet: bool = False) -> SynthResult:
 
 def _write_manifest(root: Path, config: SynthConfig, layout: Layout, entries: list[dict]) -> None:
     """manifest.json; subjects made earlier into the same folder (same layout) are kept."""
-    import json
-
     path = root / TRUTH_DIR / "manifest.json"
     videos: dict[str, dict] = {}
     if path.exists():
