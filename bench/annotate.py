@@ -81,6 +81,8 @@ def main() -> None:
     ap.add_argument("--reference-frames", type=int, default=120, help="frames for the slow loop (b)")
     ap.add_argument("--rss", action="store_true", help="also measure RSS over --rss-minutes of video")
     ap.add_argument("--rss-minutes", type=float, default=10.0)
+    ap.add_argument("--rss-every", type=int, default=1, help="annotate every k-th frame in the RSS run (all are decoded)")
+    ap.add_argument("--only-rss", action="store_true", help="skip (a), (b), (c)")
     args = ap.parse_args()
     if not args.video.exists():
         raise SystemExit(f"{args.video}: not found (the benchmark needs ../shared/media)")
@@ -89,6 +91,8 @@ def main() -> None:
     ckpt = save_checkpoint(tmp / "scratch.pt", build_model("scratch", DATASET_AUS["disfa"], preset="paper"))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; video {args.video.name}")
 
+    if args.only_rss:
+        return rss_run(args, ckpt, tmp)
     cfg = AnnotateConfig(model=ckpt, out=tmp / "a.parquet", landmarks="dlib", batch_size=args.batch_size, device="cpu",
                          precision=args.precision, workers=args.workers, quiet=True)
     t0 = time.perf_counter()
@@ -139,28 +143,31 @@ def rss_run(args, ckpt: Path, tmp: Path) -> None:
         link.symlink_to(args.video.resolve())
         links.append(str(link))
     out = tmp / "rss"
-    one_minute = int(np.ceil(60 / per_clip_s))
-    marks: dict[str, float] = {}
+    one_minute = int(np.ceil(60 / per_clip_s))  # clips in a minute of video
+    first, last = [], []  # RSS samples while the first / the last minute of video is annotated
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
             written = len(list(out.glob("clip*.parquet"))) if out.exists() else 0
-            if written >= one_minute and "1 min" not in marks:
-                marks["1 min"] = rss_mib()
-            time.sleep(0.5)
+            if written < one_minute:
+                first.append(rss_mib())
+            elif written >= copies - one_minute:
+                last.append(rss_mib())
+            time.sleep(0.2)
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
     cfg = AnnotateConfig(model=ckpt, out=out, per_video=True, landmarks="dlib", batch_size=args.batch_size, device="cpu",
-                         precision=args.precision, workers=args.workers, quiet=True)
+                         precision=args.precision, workers=args.workers, every=args.rss_every, quiet=True)
     t0 = time.perf_counter()
     res = annotate(links, cfg)
-    marks[f"{res.frames / info.fps / 60:.1f} min"] = rss_mib()
     done.set()
     th.join()
-    print(f"RSS over {copies} × {args.video.name} ({res.frames} frames, {time.perf_counter() - t0:.0f} s): "
-          + ", ".join(f"after {k} of video: {v:.0f} MiB" for k, v in marks.items()))
+    minutes = len(res.written) * per_clip_s / 60
+    print(f"RSS over {copies} × {args.video.name} = {minutes:.1f} min of video ({res.frames} frames annotated, every "
+          f"{args.rss_every}, {time.perf_counter() - t0:.0f} s): peak while annotating the first minute {max(first):.0f} MiB, "
+          f"the last minute {max(last):.0f} MiB (ratio {max(last) / max(first):.2f})")
 
 
 if __name__ == "__main__":

@@ -385,3 +385,37 @@ def test_self_tracking_follows_the_face_with_one_detection(tmp_path):
     np.testing.assert_allclose(df.loc[df.success, ["x0", "y0", "x1", "y1"]].to_numpy(), np.array(truth), atol=2)
     # One detection on frame 0, then one search per frame once the face has gone (none found).
     assert SquareBackend.detections <= 1 + 2 * 5
+
+
+def test_cli_exit_code_1_when_one_input_is_broken(tmp_path):
+    """The real CLI and a real (small, untrained) checkpoint: exit 1, the good videos written."""
+    from typer.testing import CliRunner
+    from test_render import _small_checkpoint
+
+    from auhm.cli import app
+
+    ckpt = _small_checkpoint(tmp_path / "m.pt")
+    good = make_clip(tmp_path, "fine", 7, np.ones(7, bool))
+    (tmp_path / "bad.mp4").write_bytes(b"garbage" * 50)
+    out = tmp_path / "pred.parquet"
+    args = ["annotate", str(tmp_path / "*.*"), "--model", str(ckpt), "--out", str(out), "--landmarks", "truth", "--device", "cpu", "-q"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 1, res.output
+    assert "bad.mp4" in res.output and "fine.avi" not in res.output.split("error")[-1]
+    df = pd.read_parquet(out)
+    assert df.video.unique().tolist() == [str(good)] and len(df) == 7
+    assert CliRunner().invoke(app, ["annotate", str(good), "--model", str(tmp_path / "nope.pt")]).exit_code == 2
+
+
+def test_auto_landmarks_choice(tmp_path):
+    from auhm.infer.annotate import AnnotateConfig, Predictor, _dlib_available, face_source
+    from auhm.models import build_model
+
+    if not _dlib_available():
+        pytest.skip("dlib is not installed")
+    cfg = AnnotateConfig(model=tmp_path / "m.pt")
+    scratch = Predictor(build_model("scratch", AUS, preset="small"), {"aus": AUS, "method": "scratch"}, "cpu", "fp32")
+    assert not scratch.has_landmarks and face_source(cfg, scratch).name == "dlib"
+    adaptation = Predictor(build_model("adaptation", AUS, preset="small"), {"aus": AUS, "method": "adaptation"}, "cpu", "fp32")
+    source = face_source(cfg, adaptation)
+    assert adaptation.has_landmarks and source.self_tracking and source.name == "backbone+dlib"

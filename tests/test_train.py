@@ -18,7 +18,6 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from auhm.data.shards import ShardRows
 from auhm.io import prediction_schema
@@ -256,13 +255,18 @@ def test_ddp_two_processes_gloo(corpus, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(port), "-m", "auhm", "train", str(corpus),
            "--out", str(out), "--method", "scratch", "--preset", "small", "--batch-size", "4", "--epochs", "1", "--max-steps", "3",
            "--workers", "0", "--device", "cpu", "--precision", "fp32", "--quiet"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)  # the workers too, not only the launcher
+        raise
+    assert proc.returncode == 0, stderr[-3000:]
     hist = pd.read_csv(out / "history.csv")
     assert hist["step"].iloc[-1] == 3 and (out / "last.pt").exists()
     # 80 training frames split over two ranks of 4-image batches: 10 steps per epoch
     assert hist["epoch"].iloc[-1] == pytest.approx(0.3)
-    assert proc.stderr.count("best epoch") == 1  # only rank 0 reports and writes
+    assert stderr.count("best epoch") == 1  # only rank 0 reports and writes
 
 
 # ── CLI ─────────────────────────────────────────────────────────────────────────────────────

@@ -41,7 +41,6 @@ from auhm.console import console, progress
 from auhm.errors import InputFailure, UsageError
 from auhm.face.crop import CropConfig, crop_affine, crop_image, crop_square, invert_affine, warp_points
 from auhm.io import prediction_schema, read_metadata
-from auhm.targets import au_name
 from auhm.train.device import autocast_context, resolve_device, resolve_precision, use_channels_last
 from auhm.video import FrameBatch, VideoReader
 

@@ -8,6 +8,7 @@ since emulated bf16 is slower than fp32.
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import torch
 
@@ -30,10 +31,24 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise UsageError(f"--device {name}: {e}") from None
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
-    """True when this CPU computes bf16 in hardware (AVX512_BF16 or AMX)."""
+    """True when this CPU computes bf16 in hardware (AVX512_BF16 or AMX).
+
+    torch's capability string stops at "AVX512", so read the CPU flags themselves (Linux).
+    """
     cap = torch.backends.cpu.get_cpu_capability().upper()
-    return "AVX512_BF16" in cap or "AMX" in cap
+    if "AVX512_BF16" in cap or "AMX" in cap:
+        return True
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
 
 
 def resolve_precision(device: torch.device, precision: str = "auto") -> str:

@@ -5,7 +5,6 @@ Used by validation during training, by the k-fold out-of-fold pass, and by ``auh
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
