@@ -64,7 +64,8 @@ class AnnotateConfig:
     engine: str = "local"
     quiet: bool = False
     refine_drift: float = 0.10  # self-tracking: re-cut when the face moved more than this × crop side
-    min_landmark_confidence: float = 0.25  # self-tracking: below this the face is re-detected
+    min_landmark_confidence: float | None = None  # self-tracking: below it the face is lost (None: the backbone's calibrated threshold, else 0.25)
+    redetect_every: int = 10  # frames to wait after a failed search before searching again
 
     def check(self) -> None:
         if self.batch_size < 1 or self.workers < 1 or self.every < 1:
@@ -242,6 +243,14 @@ class _TrackState:
     frame: int = -1
     landmarks: np.ndarray | None = None
     velocity: np.ndarray | None = None  # px per frame, from the last two scored frames
+    next_search: int = 0  # after a failed search, the frame from which to search again
+
+    def may_search(self, frame: int) -> bool:
+        return frame >= self.next_search
+
+    def search_failed(self, frame: int, wait: int) -> None:
+        """A full-frame search is costly: after one finds nothing, wait ``wait`` frames (as OpenFace does)."""
+        self.next_search = frame + max(1, wait)
 
     def update(self, frame: int, landmarks: np.ndarray | None) -> None:
         if frame < self.frame:
@@ -287,7 +296,7 @@ def track_and_crop(batch: FrameBatch, tracker, crop: CropConfig, job: int = 0) -
     return _Chunk(job, batch.indices, batch.timestamps, success, confidence, boxes, rows, crops, affines)
 
 
-def _self_track_and_crop(batch: FrameBatch, state: _TrackState, detect, crop: CropConfig, job: int) -> _Chunk:
+def _self_track_and_crop(batch: FrameBatch, state: _TrackState, detect, crop: CropConfig, job: int, wait: int = 10) -> _Chunk:
     """Crops from the model's latest landmarks for the video; detection where there are none."""
     n = len(batch)
     success = np.zeros(n, bool)
@@ -297,8 +306,12 @@ def _self_track_and_crop(batch: FrameBatch, state: _TrackState, detect, crop: Cr
     for r in range(n):
         lms = state.predict(int(batch.indices[r]))
         if lms is None:
+            frame = int(batch.indices[r])
+            if not state.may_search(frame):
+                continue
             lms, conf = detect(batch, r)
             if lms is None:
+                state.search_failed(frame, wait)
                 continue
             state.update(int(batch.indices[r]), lms)
             confidence[r] = conf
@@ -487,7 +500,7 @@ def run_jobs(
                         tracker.start(video)
                     for batch in _prefetched(reader.batches(chunk_frames, config.every), stop):
                         if source.self_tracking:
-                            put(_self_track_and_crop(batch, states[j], detect, crop, j))
+                            put(_self_track_and_crop(batch, states[j], detect, crop, j, config.redetect_every))
                         else:
                             put(track_and_crop(batch, tracker, crop, j))
                     put(_VideoEnd(j))
@@ -610,19 +623,25 @@ def _follow(c: _Chunk, s: int, k: int, pred: Prediction, sl: slice, state: _Trac
             config: AnnotateConfig, detect) -> None:
     """Self-tracking: update the video's landmarks from the model, re-cut frames that drifted."""
     conf = pred.landmark_confidence[sl] if pred.landmark_confidence is not None else np.ones(k, np.float32)
+    lost_below = config.min_landmark_confidence
+    if lost_below is None:
+        lost_below = float(predictor.info.get("backbone_presence_threshold", 0.25))
     redo: list[tuple[int, int, np.ndarray]] = []  # (row, slot, landmarks in frame px to re-cut from)
     for q in range(k):
         slot = s + q
         r = int(c.rows[slot])
         crop_lms = pred.landmarks[sl][q].astype(np.float64)
         frame_lms = warp_points(crop_lms, invert_affine(c.affines[slot]))
-        if conf[q] < config.min_landmark_confidence:  # lost: search this frame afresh
+        if conf[q] < lost_below:  # lost: search this frame afresh
             batch = FrameBatch(c.indices[r : r + 1], c.timestamps[r : r + 1], c.frames[slot : slot + 1])
-            frame_lms, _ = detect(batch, 0)
+            frame_lms = None
+            if state.may_search(int(c.indices[r])):
+                frame_lms, _ = detect(batch, 0)
             if frame_lms is None:
                 c.success[r] = False
                 c.confidence[r] = 0.0
                 state.update(int(c.indices[r]), None)
+                state.search_failed(int(c.indices[r]), config.redetect_every)
                 continue
             moved = True
         else:

@@ -53,6 +53,35 @@ def predict(model, view: ShardView, batch_size: int, device: torch.device, preci
     return np.concatenate(out).astype(np.float32)
 
 
+@torch.no_grad()
+def presence_threshold(model, view: ShardView, device: torch.device, precision: str, limit: int = 256, batch_size: int = 32) -> float:
+    """Face/no-face threshold on the landmark network's mean heatmap peak, from held-out crops.
+
+    Positives are the held-out faces; negatives the same crops with their patches shuffled (no
+    face left). The threshold sits midway between the 2nd percentile of the positives and the
+    98th of the negatives, so trackers built on this checkpoint know when they have lost the face.
+    """
+    from auhm.train.augment import shuffle_patches
+
+    rng = np.random.default_rng(0)
+    idx = np.linspace(0, len(view) - 1, min(limit, len(view))).astype(int)
+    faces = np.stack([view[int(i)]["image"] for i in idx])
+    blanks = np.stack([shuffle_patches(f, rng) for f in faces])
+    peaks = []
+    for images in (faces, blanks):
+        out = []
+        for start in range(0, len(images), batch_size):
+            x = torch.from_numpy(images[start : start + batch_size]).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+            with autocast_context(device, precision):
+                maps = model(x)["heatmaps"].float()
+            out.append(maps.amax(dim=(2, 3)).mean(dim=1).cpu().numpy())
+        peaks.append(np.concatenate(out))
+    pos, neg = np.quantile(peaks[0], 0.02), np.quantile(peaks[1], 0.98)
+    if pos <= neg:  # not separable yet: split the medians
+        pos, neg = np.median(peaks[0]), np.median(peaks[1])
+    return float((pos + neg) / 2)
+
+
 def landmark_nme(pred: np.ndarray, true: np.ndarray) -> float:
     """Mean point-to-point error normalised by the inter-ocular (outer eye corners 36–45) distance."""
     a, b = OUTER_EYE_CORNERS

@@ -34,7 +34,7 @@ from auhm.train.augment import ShardView
 from auhm.train.corpus import Split, load_corpus, split_corpus
 from auhm.train.config import METHODS, TRANSFER_METHODS, TrainConfig
 from auhm.train.device import autocast_context, grad_scaler, resolve_device, resolve_precision, use_channels_last
-from auhm.train.evaluate import landmark_nme, predict, prediction_frame
+from auhm.train.evaluate import landmark_nme, predict, prediction_frame, presence_threshold
 
 # Runtime settings a resumed run may change; everything else comes from the run's config.json.
 RUNTIME_FIELDS = ("device", "precision", "workers", "max_steps", "quiet", "checkpoint_every")
@@ -272,6 +272,9 @@ def train(config: TrainConfig) -> TrainResult:
         "val_subjects": split.val_subjects,
         "fold": config.fold,
     }
+    backbone_info = _backbone_info(config.backbone)
+    if "presence_threshold" in backbone_info:  # lets annotation tell a lost face from the backbone's maps
+        info["backbone_presence_threshold"] = backbone_info["presence_threshold"]
 
     def save_state(finished: bool = False) -> None:
         _atomic_torch_save(
@@ -306,6 +309,8 @@ def train(config: TrainConfig) -> TrainResult:
             history.append(row)
             key = "val_nme" if config.task == "landmarks" else "val_icc"
             ckpt_info = {**info, "epoch": epoch_value, "step": step, "metrics": metrics}
+            if "presence_threshold" in metrics:  # read by the auhm face backend
+                ckpt_info["presence_threshold"] = metrics["presence_threshold"]
             from auhm.models import save_checkpoint
 
             if _is_better(row[key], best.get(key), key):
@@ -390,9 +395,28 @@ def validate(model, view: ShardView, shards: ShardDataset, split: Split, aus, co
     finally:
         model.train(was_training)
     if config.task == "landmarks":
-        return {"val_nme": landmark_nme(preds, np.stack([view[i]["landmarks"] for i in range(len(view))]))}
+        was_training = model.training
+        model.eval()
+        try:
+            threshold = presence_threshold(model, view, device, precision)
+        finally:
+            model.train(was_training)
+        nme = landmark_nme(preds, np.stack([view[i]["landmarks"] for i in range(len(view))]))
+        return {"val_nme": nme, "presence_threshold": threshold}
     scores = au_scores(shards.labels[split.val], preds, aus)
     return {"val_icc": float(scores.loc["ICC", "Avg."]), "val_mse": float(scores.loc["MSE", "Avg."])}
+
+
+def _backbone_info(backbone) -> dict:
+    """The info of an auhm landmark checkpoint given as --backbone (empty for anything else)."""
+    if not backbone or str(backbone) == "fan2d" or not Path(str(backbone)).is_file():
+        return {}
+    from auhm.models.checkpoint import read_checkpoint_info
+
+    try:
+        return read_checkpoint_info(backbone)
+    except Exception:
+        return {}
 
 
 def write_history(history: list[dict], out: Path, task: str) -> None:
