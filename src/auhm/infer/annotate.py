@@ -244,6 +244,7 @@ class _TrackState:
     landmarks: np.ndarray | None = None
     velocity: np.ndarray | None = None  # px per frame, from the last two scored frames
     next_search: int = 0  # after a failed search, the frame from which to search again
+    last_seen: np.ndarray | None = None  # landmarks of the last frame with a face
 
     def may_search(self, frame: int) -> bool:
         return frame >= self.next_search
@@ -260,6 +261,8 @@ class _TrackState:
         elif landmarks is None or self.landmarks is None:
             self.velocity = None
         self.frame, self.landmarks = frame, landmarks
+        if landmarks is not None:
+            self.last_seen = landmarks
 
     def predict(self, frame: int) -> np.ndarray | None:
         """Landmarks expected at ``frame``: constant velocity from the latest, over the lag."""
@@ -307,9 +310,7 @@ def _self_track_and_crop(batch: FrameBatch, state: _TrackState, detect, crop: Cr
         lms = state.predict(int(batch.indices[r]))
         if lms is None:
             frame = int(batch.indices[r])
-            if not state.may_search(frame):
-                continue
-            lms, conf = detect(batch, r)
+            lms, conf = detect(batch, r, near=state.last_seen, search=state.may_search(frame))
             if lms is None:
                 state.search_failed(frame, wait)
                 continue
@@ -335,8 +336,14 @@ def _detector(backend):
     """detect(batch, r) -> (landmarks | None, confidence): a fresh search on one frame."""
     from auhm.face.tracking import choose_detection
 
-    def detect(batch: FrameBatch, r: int):
+    def detect(batch: FrameBatch, r: int, near: np.ndarray | None = None, search: bool = True):
         frame = batch.frames[r : r + 1]
+        if near is not None:  # cheap first: fit where the face was last seen
+            lms, conf = backend.fit(frame, np.asarray(near, np.float64)[None])
+            if np.isfinite(lms[0]).all() and conf[0] >= getattr(backend, "min_confidence", 0.0):
+                return np.asarray(lms[0], np.float64), float(conf[0])
+        if not search:
+            return None, 0.0
         chosen = choose_detection(backend.detect(frame)[0])
         if chosen is None:
             return None, 0.0
@@ -634,9 +641,8 @@ def _follow(c: _Chunk, s: int, k: int, pred: Prediction, sl: slice, state: _Trac
         frame_lms = warp_points(crop_lms, invert_affine(c.affines[slot]))
         if conf[q] < lost_below:  # lost: search this frame afresh
             batch = FrameBatch(c.indices[r : r + 1], c.timestamps[r : r + 1], c.frames[slot : slot + 1])
-            frame_lms = None
-            if state.may_search(int(c.indices[r])):
-                frame_lms, _ = detect(batch, 0)
+            near = state.last_seen if state.last_seen is not None else frame_lms  # the last good face, not this miss
+            frame_lms, _ = detect(batch, 0, near=near, search=state.may_search(int(c.indices[r])))
             if frame_lms is None:
                 c.success[r] = False
                 c.confidence[r] = 0.0
