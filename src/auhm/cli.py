@@ -269,7 +269,7 @@ def train(
 def evaluate(
     ckpt: Path = typer.Argument(..., help="Checkpoint."),
     data: Path = typer.Argument(..., help="Prepared corpus directory."),
-    split: Optional[str] = typer.Option(None, help="Split to evaluate (default: the checkpoint's validation split)."),
+    split: Optional[str] = typer.Option(None, help="Split to evaluate, or all (default: the checkpoint's validation split)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Predictions Parquet."),
     batch_size: int = typer.Option(64),
     device: str = typer.Option("auto"),
@@ -385,7 +385,8 @@ def score(
 def plot(
     pred: Path = typer.Argument(..., help="Predictions Parquet."),
     video: Optional[str] = typer.Option(None, help="Video to plot (default: the first)."),
-    labels: Optional[Path] = typer.Option(None, help="Labels to overlay."),
+    labels: Optional[Path] = typer.Option(None, help="Labels to overlay: a labels Parquet/CSV, or a dataset root with --kind."),
+    kind: Optional[str] = typer.Option(None, help="disfa, bp4d or fera2017 when --labels is a dataset root."),
     out: Path = typer.Option(Path("timeline.png"), "--out", "-o"),
 ) -> None:
     """AU intensity timelines, one row per AU, labels overlaid when given.
@@ -395,7 +396,7 @@ def plot(
     from auhm.viz.timeline import TimelineConfig, timeline
 
     try:
-        written = timeline(TimelineConfig(pred, out, video=video, labels=labels))
+        written = timeline(TimelineConfig(pred, out, video=video, labels=labels, kind=kind))
     except (UsageError, ValueError) as e:
         _usage(e)
     console.print(f"wrote {written}")

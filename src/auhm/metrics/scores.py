@@ -459,15 +459,20 @@ def _json_number(v):
 
 
 def _read_labels(config: ScoreConfig) -> pd.DataFrame:
-    path = config.labels
+    return load_label_table(config.labels, config.kind)
+
+
+def load_label_table(path: Path, kind: str | None = None) -> pd.DataFrame:
+    """Labels from a labels Parquet/CSV, or from a dataset root read as ``kind``."""
+    path = Path(path)
     if not path.exists():
         raise UsageError(f"{path}: no such file or directory")
     if path.is_dir():
-        if not config.kind:
+        if not kind:
             raise UsageError(f"{path}: is a directory; give --kind disfa|bp4d|fera2017 to read it as a dataset root")
         from auhm.data import load_labels  # lazy: the corpus readers are heavy and optional here
 
-        return clean_labels(load_labels(config.kind, path))
+        return clean_labels(load_labels(kind, path))
     return read_labels(path)
 
 

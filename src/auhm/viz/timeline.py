@@ -14,8 +14,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from auhm.errors import UsageError
-from auhm.io import au_columns, read_labels, read_predictions
-from auhm.metrics.scores import match_videos
+from auhm.io import au_columns, read_predictions
+from auhm.metrics.scores import load_label_table, match_videos
 
 
 @dataclass
@@ -26,6 +26,7 @@ class TimelineConfig:
     out: Path = Path("timeline.png")
     video: str | None = None  # default: the first video of the table
     labels: Path | None = None
+    kind: str | None = None  # read ``labels`` as a dataset root of this kind (disfa, bp4d, fera2017)
     x: str = "auto"  # "time" (seconds), "frame", or "auto": time when every timestamp is known
     dpi: int = 110
 
@@ -120,7 +121,7 @@ def timeline(config: TimelineConfig) -> Path:
     """Read the tables named in ``config`` and draw the timeline; UsageError for unusable input."""
     try:
         predictions = read_predictions(config.predictions)
-        labels = read_labels(config.labels) if config.labels is not None else None
+        labels = load_label_table(config.labels, config.kind) if config.labels is not None else None
     except (OSError, ValueError) as e:
         raise UsageError(str(e)) from e
     if config.x not in ("auto", "time", "frame"):
