@@ -332,6 +332,8 @@ class SquareBackend:
 
     def fit(self, frames, regions):
         box = _bright_box(frames[0])
+        if box is None:  # as real backends do: no face in the region → NaN points, zero confidence
+            return np.full((1, 68, 2), np.nan, np.float32), np.zeros(1, np.float32)
         return _ring(box)[None], np.ones(1, np.float32)
 
 

@@ -120,3 +120,14 @@ def test_dlib_face_then_no_face(media_run):
     first_miss = int(np.argmin(s))
     assert 50 <= first_miss <= 90 and s[:first_miss].all() and not s[first_miss + 5 :].any()
     assert df.loc[~df["success"], XS].isna().all().all()
+
+
+def test_expand_inputs_reads_folders_globs_and_list_files(tmp_path):
+    from auhm.face.extract import expand_inputs
+
+    (tmp_path / "a").mkdir()
+    for name in ("a/x.mp4", "a/y.AVI", "a/notes.txt", "z.mov"):
+        (tmp_path / name).write_bytes(b"0")
+    (tmp_path / "list.txt").write_text("# videos\nz.mov\n\na/x.mp4\n")
+    got = expand_inputs([str(tmp_path / "a"), f"@{tmp_path / 'list.txt'}", str(tmp_path / "*.mov")])
+    assert got == [str(tmp_path / "a" / "x.mp4"), str(tmp_path / "a" / "y.AVI"), str(tmp_path / "z.mov")]

@@ -28,8 +28,11 @@ from auhm.video import VideoError, VideoReader
 _GLOB_CHARS = set("*?[")
 
 
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
+
+
 def expand_inputs(patterns: list[str]) -> list[str]:
-    """Paths from videos, glob patterns and ``@list.txt`` files, in order, without repeats.
+    """Paths from videos, folders (their videos), glob patterns and ``@list.txt`` files, in order, without repeats.
 
     A list file holds one path or pattern per line (blank lines and ``#`` comments skipped);
     relative entries are relative to the list file's folder. A pattern that matches nothing is
@@ -46,6 +49,8 @@ def expand_inputs(patterns: list[str]) -> list[str]:
             out += expand_inputs(entries)
         elif _GLOB_CHARS & set(pattern):
             out += sorted(glob.glob(pattern, recursive=True)) or [pattern]
+        elif os.path.isdir(pattern):  # every video below a folder
+            out += sorted(str(p) for p in Path(pattern).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
         else:
             out.append(pattern)
     return list(dict.fromkeys(out))
