@@ -6,12 +6,13 @@ Every table keys frames by ``video`` (path as given) and 0-based ``frame``; AU c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -68,30 +69,38 @@ def au_columns(columns: Iterable[str]) -> list[str]:
     return sorted(found, key=parse_au)
 
 
-def write_parquet_atomic(table: pa.Table | pd.DataFrame, path: str | os.PathLike, schema: pa.Schema | None = None) -> Path:
-    """Write a Parquet file so that a reader never sees half of it (temp file + rename)."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[str]:
+    """A temp file beside ``path`` to write into; renamed onto ``path`` only if the block succeeds.
+
+    Readers (and resumed runs) never see half a file: it is whole or absent. Temp names start
+    with a dot, so globs of finished outputs skip them.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(table, pd.DataFrame):
-        table = pa.Table.from_pandas(table, schema=schema, preserve_index=False)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
-        pq.write_table(table, tmp)
+        yield tmp
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return path
+
+
+def write_parquet_atomic(table: pa.Table | pd.DataFrame, path: str | os.PathLike, schema: pa.Schema | None = None) -> Path:
+    """Write a Parquet file so that a reader never sees half of it."""
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, schema=schema, preserve_index=False)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return Path(path)
 
 
 def write_json_atomic(obj, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(obj, indent=2, default=str))
+    return Path(path)
 
 
 def clean_labels(df: pd.DataFrame) -> pd.DataFrame:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from auhm import __version__
+from auhm.io import atomic_path
 from auhm.models.base import AUModel
 from auhm.models.registry import build_model
 
@@ -44,14 +44,8 @@ def save_checkpoint(path: str | os.PathLike, model: AUModel, info: dict | None =
     for key in ("method", "aus", "preset", "model_options"):  # what rebuilds the model is the model's
         full[key] = model_info(model)[key]
     payload = {"format": FORMAT, "info_json": json.dumps(full, default=str), "state_dict": model.state_dict()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -26,13 +26,13 @@ auhm's own sidecar, in every layout: ``auhm_truth/<video stem>.parquet`` (BP4D: 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from auhm.io import atomic_path
 from auhm.targets import DATASET_AUS
 from auhm.video import VideoWriter
 
@@ -84,10 +84,8 @@ class JpegFolderWriter:
 
 
 def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
 
 
 def _rows(labels: np.ndarray) -> str:

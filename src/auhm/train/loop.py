@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from auhm.console import console, progress
 from auhm.data.shards import ShardDataset
 from auhm.errors import UsageError
-from auhm.io import write_json_atomic
+from auhm.io import atomic_path, write_json_atomic
 from auhm.metrics import au_scores
 from auhm.targets.heatmaps import au_heatmaps, au_target_mask, landmark_heatmaps, masked_mse
 from auhm.train.augment import ShardView
@@ -154,9 +154,8 @@ def _set_rng_state(state: dict) -> None:
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def config_dict(config: TrainConfig) -> dict:
@@ -427,9 +426,8 @@ def write_history(history: list[dict], out: Path, task: str) -> None:
     import matplotlib.pyplot as plt
 
     df = pd.DataFrame(history)
-    tmp = out / ".history.csv.tmp"
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, out / "history.csv")
+    with atomic_path(out / "history.csv") as tmp:
+        df.to_csv(tmp, index=False)
     key = "val_nme" if task == "landmarks" else "val_icc"
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
     a.plot(df["epoch"], df["train_loss"], marker="o")

@@ -8,7 +8,6 @@ that maps can be compared across rows, captioned with the AU and its label ("–
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -17,6 +16,7 @@ import cv2
 import numpy as np
 import torch
 
+from auhm.io import atomic_path
 from auhm.targets import au_centres, au_heatmaps, au_name
 
 CAPTION_H = 16
@@ -98,14 +98,7 @@ def render_heatmap_grid(data_dir: str | os.PathLike, out: str | os.PathLike, con
         titles=[f"{Path(str(ds.video[i])).name}:{ds.frame[i]}" for i in picks],
     )
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
-    os.close(fd)
-    try:
+    with atomic_path(out, suffix=".png") as tmp:
         if not cv2.imwrite(tmp, cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
             raise OSError(f"{out}: could not write PNG")
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return out
