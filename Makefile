@@ -20,21 +20,21 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 test: install
 	$(PY) -m pytest
 
-# The whole job on data auhm makes itself: a synthetic DISFA-layout corpus (12 training subjects,
+# The whole job on data auhm makes itself: a synthetic DISFA-layout corpus (16 training subjects,
 # 3 held out), landmark network, a transfer method (adaptation layers, small preset), annotation
 # of the held-out videos with only the checkpoints, scores, a timeline and an overlay video.
-DEMO_TRAIN := --preset small --batch-size 16 --epochs 6 --workers 1 --quiet
+DEMO_TRAIN := --preset small --batch-size 16 --workers 1 --quiet
 demo: install
 	rm -rf $(DEMO_OUT)
-	$(AUHM) synth $(DEMO_OUT)/corpus --subjects 12 --frames 250 --seed 11 --quiet
-	$(AUHM) synth $(DEMO_OUT)/heldout --subjects 3 --first-subject 12 --frames 250 --seed 11 --quiet
+	$(AUHM) synth $(DEMO_OUT)/corpus --subjects 16 --frames 250 --seed 11 --quiet
+	$(AUHM) synth $(DEMO_OUT)/heldout --subjects 3 --first-subject 16 --frames 250 --seed 11 --quiet
 	$(AUHM) prepare synth $(DEMO_OUT)/corpus --out $(DEMO_OUT)/prepared --size 128 --quiet
-	$(AUHM) train $(DEMO_OUT)/prepared --task landmarks --out $(DEMO_OUT)/runs/landmarks $(DEMO_TRAIN)
-	$(AUHM) train $(DEMO_OUT)/prepared --method adaptation --backbone $(DEMO_OUT)/runs/landmarks/best.pt --out $(DEMO_OUT)/runs/adaptation $(DEMO_TRAIN)
+	$(AUHM) train $(DEMO_OUT)/prepared --task landmarks --epochs 6 --out $(DEMO_OUT)/runs/landmarks $(DEMO_TRAIN)
+	$(AUHM) train $(DEMO_OUT)/prepared --method adaptation --backbone $(DEMO_OUT)/runs/landmarks/best.pt --epochs 10 --out $(DEMO_OUT)/runs/adaptation $(DEMO_TRAIN)
 	$(AUHM) annotate '$(DEMO_OUT)/heldout/Videos_LeftCamera/*.avi' --model $(DEMO_OUT)/runs/adaptation/best.pt --landmark-model $(DEMO_OUT)/runs/landmarks/best.pt --out $(DEMO_OUT)/predictions.parquet --quiet
 	COLUMNS=160 $(AUHM) score $(DEMO_OUT)/predictions.parquet --labels $(DEMO_OUT)/heldout --kind disfa --json $(DEMO_OUT)/scores.json
-	$(AUHM) plot $(DEMO_OUT)/predictions.parquet --video LeftVideoSN013_comp.avi --labels $(DEMO_OUT)/heldout --kind disfa --out $(DEMO_OUT)/timeline.png
-	$(AUHM) render $(DEMO_OUT)/heldout/Videos_LeftCamera/LeftVideoSN013_comp.avi --model $(DEMO_OUT)/runs/adaptation/best.pt --landmark-model $(DEMO_OUT)/runs/landmarks/best.pt --out $(DEMO_OUT)/overlay.mp4
+	$(AUHM) plot $(DEMO_OUT)/predictions.parquet --video LeftVideoSN021_comp.avi --labels $(DEMO_OUT)/heldout --kind disfa --out $(DEMO_OUT)/timeline.png
+	$(AUHM) render $(DEMO_OUT)/heldout/Videos_LeftCamera/LeftVideoSN021_comp.avi --model $(DEMO_OUT)/runs/adaptation/best.pt --landmark-model $(DEMO_OUT)/runs/landmarks/best.pt --out $(DEMO_OUT)/overlay.mp4
 	@echo "demo: predictions, scores.json, timeline.png and overlay.mp4 are in $(DEMO_OUT)/"
 
 sample-data: install
