@@ -75,7 +75,7 @@ def model_alone(ckpt: Path, crops: np.ndarray, batch: int, precision: str) -> fl
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--video", type=Path, default=MEDIA / "WolfgangLanger_Pexels.mp4")
-    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--batch-size", type=int, default=8, help="8: the fastest batch on small CPUs (see annotate.default_batch_size)")
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--reference-frames", type=int, default=120, help="frames for the slow loop (b)")

@@ -306,7 +306,7 @@ def annotate(
     landmarks_backend: str = typer.Option("auto", "--landmarks", help="auto, auhm, dlib, fan or truth."),
     landmark_model: Optional[Path] = typer.Option(None, help="Landmark checkpoint for --landmarks auhm."),
     per_video: bool = typer.Option(False, "--per-video", help="One Parquet per video in the --out directory."),
-    batch_size: int = typer.Option(32),
+    batch_size: Optional[int] = typer.Option(None, help="Frames per model batch (default: 8 on CPU, 128 on GPU)."),
     device: str = typer.Option("auto"),
     precision: str = typer.Option("auto"),
     workers: int = typer.Option(1, help="Decode/tracking threads."),
