@@ -40,10 +40,16 @@ demo: install
 sample-data: install
 	$(AUHM) synth sample_data/synth_clip --subjects 1 --frames 60 --size 240x180 --seed 7 --quiet
 
+# The quick benchmarks (a few minutes on 2 cores); bench/RESULTS.md lists every one with its command.
 bench: install
 	$(PY) bench/synth.py
-	$(PY) bench/models.py
 	$(PY) bench/metrics.py
+	$(PY) bench/models.py
+	$(PY) bench/prepare.py
+	$(PY) bench/landmarks.py
+	$(PY) bench/annotate.py
+	$(PY) bench/annotate_synth.py
+	$(PY) bench/train.py --presets small --methods scratch adaptation --batch-sizes 16
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
