@@ -38,7 +38,8 @@ demo: install
 	@echo "demo: predictions, scores.json, timeline.png and overlay.mp4 are in $(DEMO_OUT)/"
 
 sample-data: install
-	$(AUHM) synth sample_data/synth_clip --subjects 1 --frames 60 --size 240x180 --seed 7 --quiet
+	rm -rf sample_data/synth_clip
+	$(AUHM) synth sample_data/synth_clip --subjects 1 --frames 80 --size 240x180 --seed 4 --quiet
 
 # The quick benchmarks (a few minutes on 2 cores); bench/RESULTS.md lists every one with its command.
 bench: install

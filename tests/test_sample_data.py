@@ -16,9 +16,9 @@ def test_sample_clip_reads_as_disfa_with_one_label_per_decoded_frame():
     assert len(sessions) == 1
     labels = load_labels("disfa", SAMPLE)
     n = sum(len(b) for b in VideoReader(sessions[0].path).batches(32))
-    assert n == 60 and len(labels) == 60
-    assert labels["frame"].tolist() == list(range(60))
+    assert n == 80 and len(labels) == 80
+    assert labels["frame"].tolist() == list(range(80))
     values = labels.filter(like="AU").to_numpy()
     assert np.nanmax(values) <= 5 and np.nanmin(values) >= 0
     truth = pd.read_parquet(SAMPLE / "auhm_truth" / "LeftVideoSN001_comp.parquet")
-    assert len(truth) == 60 and {"x_0", "y_67"} <= set(truth.columns)
+    assert len(truth) == 80 and {"x_0", "y_67"} <= set(truth.columns)
