@@ -128,3 +128,22 @@ def test_shard_view_is_reproducible_by_seed_epoch_and_frame():
     plain = ShardView(shards, [1], 64)[0]
     assert not plain["negative"] and plain["image"].shape == (64, 64, 3)
     np.testing.assert_allclose(plain["landmarks"], (shards.landmarks[1] + 0.5) * 64 / 96 - 0.5, atol=1e-4)
+
+
+def test_colour_jitter_equals_the_stepwise_float_reference():
+    """The one-pass OpenCV map must equal brightness, then contrast, then saturation in float."""
+    from auhm.train.augment import AugmentConfig, jitter_colour
+
+    def stepwise(image, rng, config):
+        img = image.astype(np.float64) * rng.uniform(1 - config.brightness, 1 + config.brightness)
+        mean = img.mean()
+        img = (img - mean) * rng.uniform(1 - config.contrast, 1 + config.contrast) + mean
+        grey = img.mean(axis=2, keepdims=True)
+        img = (img - grey) * rng.uniform(1 - config.saturation, 1 + config.saturation) + grey
+        return np.clip(img, 0, 255)
+
+    image = np.random.default_rng(1).integers(0, 256, (64, 48, 3)).astype(np.uint8)
+    for seed in range(10):
+        got = jitter_colour(image, np.random.default_rng(seed), AugmentConfig())
+        assert got.dtype == np.uint8 and got.shape == image.shape
+        np.testing.assert_allclose(got, stepwise(image, np.random.default_rng(seed), AugmentConfig()), atol=1.0)
