@@ -264,13 +264,19 @@ class Renderer:
         occluded = self._occlude(img, t, p, scale)
         return self._camera(img, t), occluded
 
-    def _eye(self, img, eye: np.ndarray, scale: float) -> None:
-        e = eye.astype(np.int64)
+    def _roi(self, points: np.ndarray) -> tuple[int, int, int, int] | None:
+        """Pixel box (x0, y0, x1, y1) around fixed-point polygon points, inside the frame; None if tiny."""
+        e = points.astype(np.int64)
         x0, y0 = (e.min(0) >> _SHIFT) - 1
         x1, y1 = (e.max(0) >> _SHIFT) + 2
         x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, self.w), min(y1, self.h)
-        if x1 - x0 < 2 or y1 - y0 < 2:
+        return None if x1 - x0 < 2 or y1 - y0 < 2 else (int(x0), int(y0), int(x1), int(y1))
+
+    def _eye(self, img, eye: np.ndarray, scale: float) -> None:
+        roi = self._roi(eye)
+        if roi is None:
             return
+        x0, y0, x1, y1 = roi
         sub = img[y0:y1, x0:x1]
         local = (eye - np.array([x0 << _SHIFT, y0 << _SHIFT])).astype(np.int32)
         mask = np.zeros(sub.shape[:2], np.uint8)
@@ -297,12 +303,10 @@ class Renderer:
         cv2.fillPoly(img, [inner], (60, 20, 25), _AA, _SHIFT)
         cv2.polylines(img, [inner], True, _scaled(lips, 0.45), 1, _AA, _SHIFT)
         if gap > 1.5:
-            e = inner.astype(np.int64)
-            x0, y0 = (e.min(0) >> _SHIFT) - 1
-            x1, y1 = (e.max(0) >> _SHIFT) + 2
-            x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, self.w), min(y1, self.h)
-            if x1 - x0 < 2 or y1 - y0 < 2:
+            roi = self._roi(inner)
+            if roi is None:
                 return
+            x0, y0, x1, y1 = roi
             sub = img[y0:y1, x0:x1]
             off = np.array([x0 << _SHIFT, y0 << _SHIFT])
             local = (inner - off).astype(np.int32)
