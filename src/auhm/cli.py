@@ -94,6 +94,7 @@ def landmarks(
     model: Optional[Path] = typer.Option(None, help="Landmark checkpoint for --backend auhm."),
     truth: Optional[Path] = typer.Option(None, help="Sidecar Parquet/CSV for --backend truth."),
     batch_size: int = typer.Option(16, help="Frames per batch."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda (for the fan and auhm backends)."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Face detection + tracked 68-point landmarks per frame → Parquet.
@@ -103,7 +104,7 @@ def landmarks(
     from auhm.face.base import BackendUnavailable
     from auhm.face.extract import LandmarksConfig, expand_inputs, extract_landmarks
 
-    config = LandmarksConfig(backend=backend, model=model, truth=truth, batch_size=batch_size, quiet=quiet)
+    config = LandmarksConfig(backend=backend, model=model, truth=truth, device=device, batch_size=batch_size, quiet=quiet)
     try:
         result = extract_landmarks(expand_inputs(videos), out, config)
     except (UsageError, BackendUnavailable) as e:
@@ -183,6 +184,7 @@ def prepare(
     landmark_model: Optional[Path] = typer.Option(None, help="Landmark checkpoint for --landmarks auhm."),
     size: int = typer.Option(256, help="Crop size in pixels."),
     every: int = typer.Option(1, help="Keep every k-th frame."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda (for the fan and auhm landmark backends)."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Landmarks + face crops + labels → training shards, labels.parquet and manifest.json.
@@ -192,7 +194,7 @@ def prepare(
     from auhm.data import PrepareConfig, prepare_corpus
     from auhm.face.crop import CropConfig
 
-    config = PrepareConfig(landmarks=landmarks_backend, landmark_model=landmark_model, crop=CropConfig(size=size), every=every)
+    config = PrepareConfig(landmarks=landmarks_backend, landmark_model=landmark_model, crop=CropConfig(size=size), every=every, device=device)
     try:
         report = prepare_corpus(kind, root, out, config, quiet=quiet)
     except UsageError as e:

@@ -134,13 +134,8 @@ def prepare_corpus(kind: str, root: str | os.PathLike, out: str | os.PathLike, c
 
 def _make_backend(config: PrepareConfig, session: Session | None):
     """The landmark backend: one for the whole corpus, or per session for its truth sidecar."""
-    device = config.device
-    if device == "auto" and config.landmarks in ("fan", "auhm"):
-        from auhm.train.device import resolve_device
-
-        device = str(resolve_device(device))
     try:
-        return make_backend(config.landmarks, model=config.landmark_model, truth=session.truth if session else None, device=device)
+        return make_backend(config.landmarks, model=config.landmark_model, truth=session.truth if session else None, device=config.device)
     except (ValueError, BackendUnavailable) as e:
         raise UsageError(str(e)) from None
 

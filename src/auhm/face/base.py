@@ -98,7 +98,14 @@ BACKENDS = ("dlib", "fan", "auhm", "truth")
 
 
 def make_backend(name: str, *, model: Path | None = None, truth: Path | None = None, device: str = "cpu") -> LandmarkBackend:
-    """The backend called ``name``; imports its library only now, so others need not be installed."""
+    """The backend called ``name``; imports its library only now, so others need not be installed.
+
+    ``device`` matters to the network backends (fan, auhm); "auto" picks CUDA when present.
+    """
+    if device == "auto" and name in ("fan", "auhm"):
+        from auhm.train.device import resolve_device
+
+        device = str(resolve_device(device))
     if name == "dlib":
         from auhm.face.dlib_backend import DlibBackend
 
