@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from auhm.io import atomic_path
-from auhm.targets import DATASET_AUS
+from auhm.targets import DATASET_AUS, au_name
 from auhm.video import VideoWriter
 
 _DISFA_IDS = list(range(1, 14)) + [16, 17, 18, 21] + list(range(23, 33))
@@ -105,9 +105,18 @@ class Layout:
     def frame_sink(self, root: Path, session: Session, fps: float, width: int, height: int, quality: int):
         return VideoWriter(root / session.video, fps, width, height, quality=quality)
 
+    def label_path(self, session: Session, au: int) -> str:
+        """Where the layout keeps one AU's label file, relative to the corpus root."""
+        raise NotImplementedError
+
     def write_labels(self, root: Path, session: Session, labels: np.ndarray) -> list[str]:
         """labels: (frames, len(aus)) integers (9 = unlabelled); returns the files, relative to root."""
-        raise NotImplementedError
+        out = []
+        for k, au in enumerate(self.aus):
+            rel = self.label_path(session, au)
+            _write_text(root / rel, _rows(labels[:, k]))
+            out.append(rel)
+        return out
 
 
 class DisfaLayout(Layout):
@@ -117,13 +126,8 @@ class DisfaLayout(Layout):
         sn = disfa_subject(index)
         return Session(sn, None, f"Videos_LeftCamera/LeftVideo{sn}_comp.avi", f"LeftVideo{sn}_comp")
 
-    def write_labels(self, root: Path, session: Session, labels: np.ndarray) -> list[str]:
-        out = []
-        for k, au in enumerate(self.aus):
-            rel = f"ActionUnit_Labels/{session.subject}/{session.subject}_au{au}.txt"
-            _write_text(root / rel, _rows(labels[:, k]))
-            out.append(rel)
-        return out
+    def label_path(self, session: Session, au: int) -> str:
+        return f"ActionUnit_Labels/{session.subject}/{session.subject}_au{au}.txt"
 
 
 class Bp4dLayout(Layout):
@@ -137,14 +141,9 @@ class Bp4dLayout(Layout):
     def frame_sink(self, root: Path, session: Session, fps: float, width: int, height: int, quality: int):
         return JpegFolderWriter(root / session.video, quality=100 - 3 * quality)
 
-    def write_labels(self, root: Path, session: Session, labels: np.ndarray) -> list[str]:
-        out = []
-        for k, au in enumerate(self.aus):
-            name = f"AU{au:02d}"
-            rel = f"AU Intensity Codes3.0/{name}/{session.subject}_{session.task}_{name}.csv"
-            _write_text(root / rel, _rows(labels[:, k]))
-            out.append(rel)
-        return out
+    def label_path(self, session: Session, au: int) -> str:
+        name = au_name(au)
+        return f"AU Intensity Codes3.0/{name}/{session.subject}_{session.task}_{name}.csv"
 
 
 class Fera2017Layout(Layout):
@@ -155,13 +154,8 @@ class Fera2017Layout(Layout):
         stem = f"FERA17_TR_{subject}_{task}_1"
         return Session(subject, task, f"Video/{stem}.mp4", stem)
 
-    def write_labels(self, root: Path, session: Session, labels: np.ndarray) -> list[str]:
-        out = []
-        for k, au in enumerate(self.aus):
-            rel = f"AU_Int/FERA17_TR_{session.subject}_{session.task}_AU{au:02d}_Int.csv"
-            _write_text(root / rel, _rows(labels[:, k]))
-            out.append(rel)
-        return out
+    def label_path(self, session: Session, au: int) -> str:
+        return f"AU_Int/FERA17_TR_{session.subject}_{session.task}_{au_name(au)}_Int.csv"
 
 
 LAYOUTS: dict[str, type[Layout]] = {"disfa": DisfaLayout, "bp4d": Bp4dLayout, "fera2017": Fera2017Layout}
