@@ -18,7 +18,7 @@ from auhm.data.readers import (
     Corpus,
     Session,
     labels_frame,
-    read_frame_values,
+    read_au_files,
     relative_key,
     truth_sidecar,
     walk_files,
@@ -80,16 +80,8 @@ def read(root: Path) -> Corpus:
         if not found:
             corpus.failures.append(InputFailure(str(folder), f"no intensity files for {subject}_{task}"))
             continue
-        per_au = {}
-        for au in AUS:
-            if au not in found:
-                expected = _expected_file(next(iter(found.values())), subject, task, au)
-                corpus.warnings.append(InputFailure(str(expected), f"missing intensity file; {au_name(au)} is null for {subject}_{task}"))
-                continue
-            try:
-                per_au[au] = read_frame_values(found[au])
-            except (OSError, ValueError) as e:
-                corpus.warnings.append(InputFailure(str(found[au]), f"{e}; {au_name(au)} is null for {subject}_{task}"))
+        sibling = next(iter(found.values()))
+        per_au = read_au_files(found, AUS, f"{subject}_{task}", lambda au: _expected_file(sibling, subject, task, au), corpus.warnings)
         if not per_au:
             corpus.failures.append(InputFailure(str(folder), f"no readable intensity file for {subject}_{task}"))
             continue

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from auhm.data.readers import Corpus, Session, labels_frame, read_frame_values, relative_key, truth_sidecar, walk_files
+from auhm.data.readers import Corpus, Session, labels_frame, read_au_files, relative_key, truth_sidecar, walk_files
 from auhm.errors import InputFailure
 from auhm.targets import DATASET_AUS, au_name
 
@@ -37,17 +37,9 @@ def read(root: Path) -> Corpus:
             corpus.failures.append(InputFailure(str(path), f"no intensity files {name}_AUxx_Int.csv"))
             continue
         if session_id not in cache:
-            per_au = {}
-            for au in AUS:
-                if au not in found:
-                    corpus.warnings.append(InputFailure(str(path.parent / f"{name}_{au_name(au)}_Int.csv"), f"missing intensity file; {au_name(au)} is null for {name}"))
-                    continue
-                try:
-                    frames, values = read_frame_values(found[au])
-                except (OSError, ValueError) as e:
-                    corpus.warnings.append(InputFailure(str(found[au]), f"{e}; {au_name(au)} is null for {name}"))
-                    continue
-                per_au[au] = (frames - (1 if frames.min() >= 1 else 0), values)
+            read = read_au_files(found, AUS, name, lambda au: path.parent / f"{name}_{au_name(au)}_Int.csv", corpus.warnings)
+            # FERA files number frames from 1 unless a file starts at 0
+            per_au = {au: (frames - (1 if frames.min() >= 1 else 0), values) for au, (frames, values) in read.items()}
             cache[session_id] = labels_frame(per_au, AUS) if per_au else None
         labels = cache[session_id]
         if labels is None:

@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -108,6 +108,21 @@ def read_frame_values(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     if not frames:
         raise ValueError("no 'frame,intensity' rows")
     return np.asarray(frames, np.int64), np.asarray(values, np.float64)
+
+
+def read_au_files(found: dict[int, Path], aus: Sequence[int], name: str, missing_path: Callable[[int], Path], warnings: list[InputFailure]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """(frames, values) of one intensity file per AU; a missing or unreadable file is a warning
+    naming it, and that AU stays null for the session ``name``."""
+    per_au = {}
+    for au in aus:
+        if au not in found:
+            warnings.append(InputFailure(str(missing_path(au)), f"missing intensity file; {au_name(au)} is null for {name}"))
+            continue
+        try:
+            per_au[au] = read_frame_values(found[au])
+        except (OSError, ValueError) as e:
+            warnings.append(InputFailure(str(found[au]), f"{e}; {au_name(au)} is null for {name}"))
+    return per_au
 
 
 def clean_intensity(values: np.ndarray) -> np.ndarray:
