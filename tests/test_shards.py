@@ -21,6 +21,7 @@ def test_shard_round_trip(tmp_path):
     assert item["image"].shape == (32, 32, 3) and abs(int(item["image"].mean()) - 80) <= 2
     assert np.isnan(item["labels"][1]) and item["labels"][0] == 2
     assert ds.frame.tolist() == [0, 2, 4, 6, 8]
+    np.testing.assert_array_equal(ds.affines[3], np.eye(2, 3))
     assert ShardDataset(paths, splits=["part1"]).__len__() == 5
     try:
         ShardDataset(paths, splits=["part2"])

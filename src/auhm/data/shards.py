@@ -126,6 +126,7 @@ class ShardDataset:
         table = pa.concat_tables([t.select(["video", "subject", "split", "frame", "image", "landmarks", "crop_affine"] + cols) for t in tables])
         self._images = table["image"].combine_chunks()
         self.landmarks = table["landmarks"].combine_chunks().flatten().to_numpy().reshape(-1, 68, 2).astype(np.float32)
+        self.affines = table["crop_affine"].combine_chunks().flatten().to_numpy().reshape(-1, 2, 3).astype(np.float64)  # frame → crop
         self.labels = np.stack([table[c].to_numpy(zero_copy_only=False).astype(np.float32) for c in cols], axis=1) if cols else np.zeros((table.num_rows, 0), np.float32)
         self.video = table["video"].to_numpy(zero_copy_only=False)
         self.subject = table["subject"].to_numpy(zero_copy_only=False)

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from auhm.data.shards import ShardDataset, list_shards
 from auhm.errors import UsageError
@@ -48,13 +46,7 @@ def load_corpus(data: Path, aus=None) -> Corpus:
         shards = ShardDataset(paths, aus if aus is not None else manifest.get("aus"))
     except (ValueError, OSError) as e:
         raise UsageError(f"{data}: {e}") from None
-    # ShardDataset keeps no affines; read them in its row order (sorted paths, all rows) and check.
-    tables = [pq.read_table(p, columns=["video", "frame", "crop_affine"]) for p in sorted(paths)]
-    table = pa.concat_tables([t for t in tables if t.num_rows])
-    if not (np.array_equal(table["frame"].to_numpy(), shards.frame) and np.array_equal(table["video"].to_numpy(zero_copy_only=False), shards.video)):
-        raise RuntimeError(f"{data}: shard rows out of order while reading crop affines")
-    affines = table["crop_affine"].combine_chunks().flatten().to_numpy().reshape(-1, 2, 3).astype(np.float64)
-    return Corpus(Path(data), manifest, shards, affines)
+    return Corpus(Path(data), manifest, shards, shards.affines)
 
 
 @dataclass
