@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import glob
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from auhm.console import console, progress
 from auhm.errors import InputFailure, UsageError
 from auhm.face.base import FaceTrack, make_backend
 from auhm.face.tracking import Tracker, TrackerConfig
-from auhm.io import encode_metadata
+from auhm.io import atomic_path, encode_metadata
 from auhm.video import VideoError, VideoReader
 
 _GLOB_CHARS = set("*?[")
@@ -122,11 +121,8 @@ def extract_landmarks(videos: list[str], out: Path, config: LandmarksConfig = La
     schema = landmark_schema(backend.metadata())
     result = LandmarksResult(Path(out))
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
     start = time.perf_counter()
-    try:
+    with atomic_path(out) as tmp:
         with pq.ParquetWriter(tmp, schema) as writer, progress(config.quiet) as bar:
             task = bar.add_task("landmarks", total=None, unit="frames")
             for video in videos:
@@ -137,10 +133,6 @@ def extract_landmarks(videos: list[str], out: Path, config: LandmarksConfig = La
                 result.videos += n > 0
                 if failure is not None:
                     result.failures.append(failure)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     result.seconds = time.perf_counter() - start
     return result
 
