@@ -157,6 +157,31 @@ def test_batching_does_not_change_results(tmp_path, checkpoint, standin):
     assert da.video.unique().tolist() == clips  # merged in input order, whatever finished first
 
 
+class JitteryAU(StandInAU):
+    """The stand-in, taking a random while per batch: concurrent lanes finish out of order."""
+
+    def forward(self, x):
+        time.sleep(float(np.random.default_rng().uniform(0, 0.02)))
+        return super().forward(x)
+
+
+def test_model_lanes_finishing_out_of_order_keep_rows_and_values(tmp_path, checkpoint, monkeypatch):
+    from auhm.infer import annotate as mod
+
+    monkeypatch.setattr(mod.Predictor, "from_checkpoint", classmethod(lambda cls, path, device="auto", precision="auto": cls(JitteryAU(), INFO, "cpu", precision)))
+    clips = [str(make_clip(tmp_path, n, k, np.arange(k) % 5 != 2, seed=k)) for n, k in (("p", 23), ("q", 9))]
+    tables = {}
+    threads = torch.get_num_threads()
+    for lanes in (1, 3):
+        monkeypatch.setattr(mod, "model_lanes", lambda device, lanes=lanes: lanes)
+        cfg = config(checkpoint, tmp_path / f"lanes{lanes}.parquet", workers=2)
+        cfg.batch_size = 2
+        assert mod.annotate(clips, cfg).frames == 32
+        tables[lanes] = pd.read_parquet(cfg.out)
+        assert torch.get_num_threads() == threads  # single-threaded only while the lanes run
+    pd.testing.assert_frame_equal(tables[1], tables[3])
+
+
 def test_broken_video_among_good_ones(tmp_path, checkpoint, standin):
     from auhm.infer.annotate import annotate
 

@@ -71,6 +71,24 @@ class DiskBackend(LandmarkBackend):
         return lm, conf
 
 
+class UncheckedDiskBackend(DiskBackend):
+    """A disk finder whose presence check is costly: unchecked fits follow the region blindly."""
+
+    def __init__(self, verify_every: int):
+        super().__init__()
+        self.verify_every = verify_every
+        self.unchecked_calls = 0
+
+    def fit_unchecked(self, frames, regions):
+        self.unchecked_calls += len(frames)
+        out = np.array(regions, np.float32)  # a blank region: the fitter stays where it was put
+        for i, f in enumerate(frames):
+            d = disk_of(f)
+            if d is not None:
+                out[i] = ring(*d)
+        return out
+
+
 def batch(frames: list[np.ndarray], first: int = 0) -> FrameBatch:
     idx = np.arange(first, first + len(frames))
     return FrameBatch(idx, idx / 10.0, np.stack(frames))
@@ -134,6 +152,30 @@ def test_tracker_redetect_every():
     backend = DiskBackend()
     Tracker(backend, TrackerConfig(redetect_every=3)).update(batch([disk_frame(60)] * 10))
     assert backend.detect_calls == 3  # frames 0, 4, 8
+
+
+def test_unchecked_fits_between_checks_give_the_same_track_as_checking_every_frame():
+    # the face moves, leaves between two checks, comes back; batches of 6 and 7 frames
+    xs = [40, 42, 44, 46, 48, None, None, None, 60, 62, 64, 66, 68]
+    frames = [disk_frame(x) for x in xs]
+    tracks = {}
+    for every in (1, 3):
+        backend = UncheckedDiskBackend(every)
+        tracker = Tracker(backend)
+        tracker.start("v.mp4")
+        parts = [tracker.update(batch(frames[:6])), tracker.update(batch(frames[6:], first=6))]
+        tracks[every] = (np.concatenate([t.success for t in parts]), np.concatenate([t.landmarks for t in parts]), backend)
+    (s1, l1, b1), (s3, l3, b3) = tracks[1], tracks[3]
+    np.testing.assert_array_equal(s1, [x is not None for x in xs])
+    np.testing.assert_array_equal(s3, s1)  # the frame the face left is found exactly
+    np.testing.assert_array_equal(l3, l1)
+    assert np.isnan(l3[~s3]).all()
+    # checked every frame: 0 detect+fit, 1-4 fit, 5 fit fails, 5-7 detect nothing, 8 detect+fit, 9-12 fit
+    assert (len(b1.fit_calls), b1.unchecked_calls) == (11, 0)
+    # every 3rd: 0 detect+fit, 1-2 unchecked, 3 checked, 4 unchecked, 5 (a batch's last) checked: fails,
+    # so 4 and 5 are checked again one by one; 8 detect+fit, 9-10 unchecked, 11 and 12 checked
+    assert (len(b3.fit_calls), b3.unchecked_calls) == (8, 5)
+    assert b3.detect_calls == b1.detect_calls == 5
 
 
 def test_batched_tracking_fits_a_batch_at_once_and_goes_sequential_after_a_loss():

@@ -70,6 +70,7 @@ class LandmarkBackend(ABC):
     name: str = "?"
     min_confidence: float = 0.3  # fit confidence below which the tracker calls the face lost
     batched_fit: bool = False  # fit recovers from the previous frame's region (re-crops): a batch may share it
+    verify_every: int = 1  # a fit's presence check is costly: the tracker may skip it on all but every k-th frame
 
     def start(self, video: str) -> None:
         """A new video begins (the truth backend needs its path); nothing by default."""
@@ -88,6 +89,14 @@ class LandmarkBackend(ABC):
 
         ``regions`` are detector boxes (n, 4) or the previous frame's landmarks (n, 68, 2).
         """
+
+    def fit_unchecked(self, frames: np.ndarray, regions: np.ndarray) -> np.ndarray:
+        """Landmarks (n, 68, 2) without the presence check behind ``fit``'s confidence.
+
+        Only worth overriding where that check costs more than the fit (``verify_every`` > 1);
+        the tracker then confirms the face with ``fit`` every ``verify_every`` frames.
+        """
+        return self.fit(frames, regions)[0]
 
     def metadata(self) -> dict:
         """What to record in an output table's metadata so that it says how it was made."""

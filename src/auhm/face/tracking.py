@@ -9,6 +9,12 @@ Tracking is sequential by nature (frame t needs frame t−1). Backends whose fit
 its own first estimate (``batched_fit``: the auhm backend) may instead fit a whole batch from
 the last known landmarks in one call; the frames up to the first one that fails the checks are
 kept, and from there the batch goes on one frame at a time as above.
+
+Backends whose presence check costs more than the fit itself (dlib: a HOG scan per frame) set
+``verify_every`` = k: the tracker then fits k − 1 frames without the check and confirms the face
+on the k-th and on the last frame of each batch. When a check fails, the frames since the last
+confirmed one are fitted again one by one, each checked, so a face that leaves is reported
+from the frame it left, as with a check on every frame.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ class TrackerConfig:
     max_scale_change: float = 1.5  # face size ratio between consecutive frames beyond this: lost
     min_face: float = 12.0  # landmark box side in pixels below this: degenerate
     redetect_every: int = 0  # also re-detect every k tracked frames (0: only when lost)
+    verify_every: int | None = None  # confirm the face on every k-th fit at least (None: the backend's own)
     batched: bool | None = None  # fit a batch at once from the last landmarks (None: the backend's choice)
     crop: CropConfig = field(default_factory=CropConfig)  # the square used to judge size and position
 
@@ -53,6 +60,7 @@ class Tracker:
         self.config = config
         self.detections = 0  # frames on which detect ran (all videos), for reports and tests
         self._previous: np.ndarray | None = None
+        self._confidence = 0.0  # of the last confirmed fit
         self._since_detect = 0
 
     def start(self, video: str) -> None:
@@ -66,26 +74,67 @@ class Tracker:
         if known is not None:
             return known
         track = FaceTrack.empty(batch.indices, batch.timestamps)
+        every = self.config.verify_every or self.backend.verify_every
+        n = len(batch)
+        unchecked: list[int] = []  # frames fitted without the presence check since the last confirmed one
+        rewind_to = None  # (previous, confidence, since_detect) before the first of them
+        checked_until = -1  # frames up to here are checked one by one (after a failed check)
         i = 0
-        while i < len(batch):
+        while i < n:
             i += self._follow_batch(batch.frames, i, track)
-            if i == len(batch):
+            if i == n:
                 break
             frame = batch.frames[i]
+            if every > 1 and self._previous is not None and checked_until < i < n - 1 and len(unchecked) + 1 < every:
+                state = (self._previous, self._confidence, self._since_detect)
+                if self._follow_unchecked(frame, i, track):
+                    rewind_to = rewind_to or state
+                    unchecked.append(i)
+                    i += 1
+                    continue
             fitted = self._follow(frame)
+            if fitted is None and unchecked:  # lost since the last check: check those frames one by one
+                checked_until, i = i, unchecked[0]
+                self._previous, self._confidence, self._since_detect = rewind_to
+                self._clear(track, unchecked)
+                unchecked, rewind_to = [], None
+                continue
+            unchecked, rewind_to = [], None
             if fitted is None:
                 fitted = self._detect(frame)
             if fitted is None:
                 self._previous = None
             else:
-                landmarks, confidence = fitted
-                track.success[i] = True
-                track.confidence[i] = confidence
-                track.landmarks[i] = landmarks
-                track.boxes[i] = landmark_boxes(landmarks)
-                self._previous = landmarks
+                self._record(track, i, *fitted)
             i += 1
         return track
+
+    def _record(self, track: FaceTrack, i: int, landmarks: np.ndarray, confidence: float) -> None:
+        track.success[i] = True
+        track.confidence[i] = confidence
+        track.landmarks[i] = landmarks
+        track.boxes[i] = landmark_boxes(landmarks)
+        self._previous = landmarks
+        self._confidence = confidence
+
+    @staticmethod
+    def _clear(track: FaceTrack, rows: list[int]) -> None:
+        track.success[rows] = False
+        track.confidence[rows] = 0.0
+        track.landmarks[rows] = np.nan
+        track.boxes[rows] = np.nan
+
+    def _follow_unchecked(self, frame: np.ndarray, i: int, track: FaceTrack) -> bool:
+        """Fit frame i from the last landmarks without the presence check; False if implausible."""
+        every = self.config.redetect_every
+        if every and self._since_detect >= every:
+            return False
+        landmarks = self.backend.fit_unchecked(frame[None], self._previous[None])[0]
+        if not self._plausible(landmarks, self._confidence, frame.shape, self._previous):
+            return False
+        self._record(track, i, landmarks, self._confidence)
+        self._since_detect += 1
+        return True
 
     # ------------------------------------------------------------------------------------------
     def _follow_batch(self, frames: np.ndarray, start: int, track: FaceTrack) -> int:
@@ -112,6 +161,7 @@ class Tracker:
             track.landmarks[kept] = landmarks[:accepted]
             track.boxes[kept] = landmark_boxes(landmarks[:accepted])
             self._previous = landmarks[accepted - 1]
+            self._confidence = float(confidence[accepted - 1])
             self._since_detect += accepted
         return accepted
 
