@@ -23,7 +23,7 @@ test: install
 # The whole job on data auhm makes itself: a synthetic DISFA-layout corpus (16 training subjects,
 # 3 held out), landmark network, a transfer method (adaptation layers, small preset), annotation
 # of the held-out videos with only the checkpoints, scores, a timeline and an overlay video.
-DEMO_TRAIN := --preset small --batch-size 16 --workers 1 --quiet
+DEMO_TRAIN := --preset small --batch-size 16 --quiet
 demo: install
 	rm -rf $(DEMO_OUT)
 	$(AUHM) synth $(DEMO_OUT)/corpus --subjects 16 --frames 250 --seed 11 --quiet

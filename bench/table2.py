@@ -71,7 +71,7 @@ def main() -> None:
     prepare_corpus("synth", out / "landmark_corpus", out / "landmark_prepared", PrepareConfig(crop=crop), quiet=True)
     wall["corpora"] = time.perf_counter() - t0
 
-    common = dict(preset=args.preset, batch_size=args.batch_size, workers=1, quiet=True, seed=args.seed)
+    common = dict(preset=args.preset, batch_size=args.batch_size, quiet=True, seed=args.seed)
     t0 = time.perf_counter()
     lm = train(TrainConfig(out / "landmark_prepared", out / "runs" / "landmarks", task="landmarks", epochs=args.landmark_epochs, **common))
     backbone = lm.out / "best.pt"

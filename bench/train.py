@@ -1,13 +1,15 @@
 """Training throughput per method, preset and precision, and how much of it the data pipeline keeps.
 
 For each configuration, two figures measured in the same run on the same model:
-  full  – the real training step fed by the DataLoader (JPEG decode + augmentation in workers,
-          heatmap targets built on the device), as ``auhm train`` runs it;
+  full  – the real training step fed by auhm train's batch loader (JPEG decode + augmentation:
+          worker processes beside a GPU, threads between steps on a CPU; heatmap targets built on
+          the device), as ``auhm train`` runs it;
   model – the same step on one batch pre-loaded on the device (no data pipeline);
-and their ratio (target ≥ 90 %: the pipeline keeps up with the model).
+and their ratio (target ≥ 90 %: the pipeline keeps up with the model); and
+  data  – the data pipeline alone, its batches taken as fast as it delivers them.
 
     python bench/train.py                              # everything (slow on small CPUs)
-    python bench/train.py --presets small --methods scratch adaptation --batch-sizes 8 --steps 3
+    python bench/train.py --presets small --methods scratch adaptation --batch-sizes 16 --steps 20 [--workers 2]
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, default_collate
+from torch.utils.data import default_collate
 
 from auhm.data.shards import ShardDataset, ShardRows, list_shards
 from auhm.models import build_model
 from auhm.train.augment import AugmentConfig, ShardView
+from auhm.train.batches import ThreadedBatches, batch_loader, resolve_workers
 from auhm.train.device import grad_scaler, resolve_device, use_channels_last
 from auhm.train.loop import EpochBatches, batch_to_device, train_step
 
@@ -54,8 +57,8 @@ def cv_noise(rng, size: int) -> np.ndarray:
     return cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC)
 
 
-def measure(method: str, preset: str, precision: str, batch_size: int, steps: int, shards: ShardDataset, workers: int, device) -> tuple[float, float]:
-    """(full, model-only) images per second over `steps` timed steps after WARMUP untimed ones."""
+def measure(method: str, preset: str, precision: str, batch_size: int, steps: int, shards: ShardDataset, workers: int, device) -> tuple[float, float, float]:
+    """(full, model-only, data-only) images per second, each over `steps` timed steps after warm-up ones."""
     torch.manual_seed(0)
     model = build_model(method, AUS if method != "landmarks" else (), preset).to(device)
     channels_last = use_channels_last(device, precision)
@@ -67,28 +70,53 @@ def measure(method: str, preset: str, precision: str, batch_size: int, steps: in
     scaler = grad_scaler(device, precision)
     view = ShardView(shards, np.arange(len(shards)), model.input_size, AugmentConfig(), negative_fraction=0.1 if task == "landmarks" else 0.0)
     sampler = EpochBatches(len(view), batch_size, seed=0)
-    loader = DataLoader(view, batch_sampler=sampler, num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+    loader = batch_loader(view, device, workers, batch_sampler=sampler)
 
-    def run(batches) -> float:
-        done, t0 = 0, None
-        for i, batch in enumerate(batches):
-            if i == WARMUP:
-                t0 = time.perf_counter()
-            if i == steps + WARMUP:
-                break
-            images, rest = batch() if callable(batch) else batch_to_device(batch, device, channels_last)
+    def timed(next_batch, n: int) -> tuple[int, float]:
+        """Images and seconds of n training steps on the batches next_batch() gives."""
+        t0, done = time.perf_counter(), 0
+        for _ in range(n):
+            images, rest = next_batch()
             train_step(model, model, images, rest, opt, scaler, device, precision, task).item()
-            done += images.shape[0] if i >= WARMUP else 0
+            done += images.shape[0]
         if device.type == "cuda":
             torch.cuda.synchronize()
-        return done / (time.perf_counter() - t0)
+        return done, time.perf_counter() - t0
 
-    # the pre-loaded batch is collated here, not drawn from the loader, so that no worker is
-    # alive (and competing for the cores) while the model-only figure is measured
+    # The pre-loaded batch is collated here, not drawn from the loader, so that no worker is
+    # busy (and competing for the cores) while the model-only figure is measured.
     fixed = batch_to_device(default_collate([view[(i, 0)] for i in range(batch_size)]), device, channels_last)
-    model_only = run(itertools.repeat(lambda: fixed, steps + WARMUP))
-    full = run(itertools.chain.from_iterable(itertools.repeat(loader)))
-    return full, model_only
+    batches = itertools.chain.from_iterable(itertools.repeat(loader))
+    from_model = lambda: fixed  # noqa: E731
+    from_loader = lambda: batch_to_device(next(batches), device, channels_last)  # noqa: E731
+    timed(from_model, WARMUP)
+    # Worker processes start with their queues full (prefetch_factor batches each): warm up
+    # until that stock is spent, or the first timed steps would come for free.
+    stock = 0 if isinstance(loader, ThreadedBatches) else 4 * loader.num_workers * (loader.prefetch_factor or 2)  # 8 per worker
+    timed(from_loader, WARMUP + stock)
+    # Threads build batches only when asked, so the two can alternate in short rounds, which
+    # keeps a shared machine's drift out of the ratio. Worker processes would fill their queue
+    # during a model-only round: with them, one round each.
+    rounds = max(1, steps // 5) if isinstance(loader, ThreadedBatches) else 1
+    totals = {"model": [0, 0.0], "full": [0, 0.0]}
+    for r in range(rounds):
+        n = steps // rounds + (r < steps % rounds)
+        for key, source in (("model", from_model), ("full", from_loader)):
+            done, seconds = timed(source, n)
+            totals[key][0] += done
+            totals[key][1] += seconds
+    full, model_only = (totals[k][0] / totals[k][1] for k in ("full", "model"))
+    # the data pipeline alone, consumed as fast as it delivers (after the same warm-up)
+    loader_only = iter(batches)
+    for _ in range(WARMUP + stock):
+        next(loader_only)
+    t0 = time.perf_counter()
+    data_only = sum(len(next(loader_only)["index"]) for _ in range(steps)) / (time.perf_counter() - t0)
+    return full, model_only, data_only
+
+
+def _loader_words(workers: int) -> str:
+    return f"{workers} worker processes" if workers else f"{torch.get_num_threads()} threads between steps"
 
 
 def main() -> None:
@@ -97,19 +125,21 @@ def main() -> None:
     ap.add_argument("--presets", nargs="+", default=["small", "paper"])
     ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     ap.add_argument("--batch-sizes", nargs="+", type=int, default=[8, 16])
-    ap.add_argument("--steps", type=int, default=3, help="timed steps per figure (after one warm-up)")
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=20, help="timed steps per figure (after the warm-up ones)")
+    ap.add_argument("--workers", type=int, default=None, help="data worker processes (default: auhm train's: none on a CPU, up to 12 beside a GPU)")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--crop-size", type=int, default=256, help="side of the prepared crops (auhm prepare --size; make demo uses 128)")
     args = ap.parse_args()
     device = resolve_device(args.device)
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, cpu {torch.backends.cpu.get_cpu_capability()}, "
-          f"workers {args.workers}, {args.steps} timed steps, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}")
-    print(f"{'preset':6s} {'method':11s} {'prec':5s} {'batch':>5s} {'full img/s':>11s} {'model img/s':>12s} {'ratio':>6s}")
+          f"data: {_loader_words(resolve_workers(args.workers, device))}, {args.crop_size}-px crops, {args.steps} timed steps, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}")
+    print(f"{'preset':6s} {'method':11s} {'prec':5s} {'batch':>5s} {'full img/s':>11s} {'model img/s':>12s} {'ratio':>6s} {'data img/s':>11s}")
     with tempfile.TemporaryDirectory() as tmp:
-        shards = make_shards(Path(tmp), frames=max(args.batch_sizes) * (args.steps + WARMUP + 1))
+        # distinct frames for up to 64 batches; longer runs go round again (a new epoch)
+        shards = make_shards(Path(tmp), frames=max(args.batch_sizes) * min(args.steps + WARMUP + 1, 64), size=args.crop_size)
         for preset, method, precision, bs in itertools.product(args.presets, args.methods, args.precisions, args.batch_sizes):
-            full, model_only = measure(method, preset, precision, bs, args.steps, shards, args.workers, device)
-            print(f"{preset:6s} {method:11s} {precision:5s} {bs:5d} {full:11.1f} {model_only:12.1f} {full / model_only:6.0%}", flush=True)
+            full, model_only, data_only = measure(method, preset, precision, bs, args.steps, shards, args.workers, device)
+            print(f"{preset:6s} {method:11s} {precision:5s} {bs:5d} {full:11.1f} {model_only:12.1f} {full / model_only:6.0%} {data_only:11.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -112,7 +112,8 @@ class _FakeShards:
         self.landmarks = rng.uniform(10, size - 10, (n, 68, 2)).astype(np.float32)
         self.labels = rng.uniform(0, 5, (n, 3)).astype(np.float32)
 
-    def image(self, i):
+    def image(self, i, reduce=1):
+        assert reduce == 1  # 96-px crops for a 64-px input: no reduced decode
         return self.images[i]
 
 
@@ -147,3 +148,31 @@ def test_colour_jitter_equals_the_stepwise_float_reference():
         got = jitter_colour(image, np.random.default_rng(seed), AugmentConfig())
         assert got.dtype == np.uint8 and got.shape == image.shape
         np.testing.assert_allclose(got, stepwise(image, np.random.default_rng(seed), AugmentConfig()), atol=1.0)
+
+
+def _dot_shards(tmp_path, size=256, n=4):
+    """Real shards (JPEG) of crops with one white square each, and its centre as landmark 0."""
+    from auhm.data.shards import ShardDataset, ShardRows, list_shards
+
+    rows = ShardRows("v.avi", "S1", "train", (1,))
+    rng = np.random.default_rng(0)
+    for f in range(n):
+        img = np.zeros((size, size, 3), np.uint8)
+        x, y = rng.integers(80, size - 80, 2)
+        img[y - 3 : y + 3, x - 3 : x + 3] = 255
+        lms = np.tile([[x - 0.5, y - 0.5]], (68, 1))
+        rows.add(f, img, lms, np.eye(2, 3), np.array([1.0], np.float32))
+    rows.write(tmp_path / "shards" / "v.parquet")
+    return ShardDataset(list_shards(tmp_path))
+
+
+@pytest.mark.parametrize("augmented", [False, True])
+def test_shard_view_reduced_decode_keeps_pixels_and_landmarks_together(tmp_path, augmented):
+    shards = _dot_shards(tmp_path)
+    cfg = AugmentConfig(**NO_COLOUR) if augmented else None
+    view = ShardView(shards, np.arange(len(shards)), 128, cfg)
+    for k in range(len(shards)):
+        item = view[(k, 3)]
+        assert view._reduce == 2 and item["image"].shape == (128, 128, 3)
+        p = item["landmarks"][0]
+        np.testing.assert_allclose(bright_centroid(item["image"], p, 5), p, atol=0.6)

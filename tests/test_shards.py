@@ -29,3 +29,27 @@ def test_shard_round_trip(tmp_path):
         assert "no frames" in str(e)
     else:
         raise AssertionError("empty split selection must fail")
+
+
+def test_reduced_decode_is_an_area_downscale_with_shifted_pixel_centres():
+    import cv2
+
+    from auhm.data.shards import decode_jpeg, encode_jpeg, jpeg_reduction
+
+    assert [jpeg_reduction(256, s) for s in (256, 200, 128, 64, 32, 20)] == [1, 1, 2, 4, 8, 8]
+    rng = np.random.default_rng(1)
+    img = cv2.resize(rng.integers(0, 100, (16, 16, 3), dtype=np.uint8), (256, 256), interpolation=cv2.INTER_CUBIC)  # dark
+    img[100:104, 60:64] = 255  # a 4-px white square: centre (61.5, 101.5)
+    data = encode_jpeg(img, quality=95)
+    full = decode_jpeg(data)
+    for r in (2, 4):
+        small = decode_jpeg(data, r)
+        assert small.shape == (256 // r, 256 // r, 3)
+        # independent reference: an area average of the full decode
+        area = cv2.resize(full, (256 // r, 256 // r), interpolation=cv2.INTER_AREA)
+        assert np.abs(small.astype(int) - area.astype(int)).mean() < 3
+    small = decode_jpeg(data, 2).astype(float)
+    w = (small[..., 0] > 200) * small[..., 0]
+    ys, xs = np.nonzero(w)
+    centroid = np.array([(xs * w[ys, xs]).sum(), (ys * w[ys, xs]).sum()]) / w[ys, xs].sum()
+    np.testing.assert_allclose(centroid, (np.array([61.5, 101.5]) + 0.5) / 2 - 0.5, atol=0.3)

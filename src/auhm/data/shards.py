@@ -43,11 +43,22 @@ def encode_jpeg(image_rgb: np.ndarray, quality: int = 92) -> bytes:
     return buf.tobytes()
 
 
-def decode_jpeg(data: bytes) -> np.ndarray:
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+_DECODE_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def decode_jpeg(data: bytes, reduce: int = 1) -> np.ndarray:
+    """RGB pixels of a JPEG; ``reduce`` 2, 4 or 8 decodes at 1/reduce of the side straight from the
+    DCT coefficients: 3× faster at 2, and an anti-aliased downscale (pixel i covers source pixels
+    reduce·i … reduce·i + reduce − 1, so a point x lands at (x + 0.5) / reduce − 0.5)."""
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), _DECODE_FLAGS[reduce])
     if img is None:
         raise ValueError("corrupt JPEG in shard")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def jpeg_reduction(stored: int, wanted: int) -> int:
+    """The largest decode reduction (1, 2, 4 or 8) that keeps a ``stored``-pixel side at ≥ ``wanted``."""
+    return max(r for r in _DECODE_FLAGS if stored // r >= wanted)
 
 
 @dataclass
@@ -136,8 +147,8 @@ class ShardDataset:
     def __len__(self) -> int:
         return len(self.frame)
 
-    def image(self, i: int) -> np.ndarray:
-        return decode_jpeg(self._images[i].as_py())
+    def image(self, i: int, reduce: int = 1) -> np.ndarray:
+        return decode_jpeg(self._images[i].as_py(), reduce)
 
     def __getitem__(self, i: int) -> dict:
         return {

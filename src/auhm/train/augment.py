@@ -41,19 +41,24 @@ def resize_affine(in_size: int, out_size: int) -> np.ndarray:
 
 
 def random_affine(rng: np.random.Generator, in_size: int, out_size: int, config: AugmentConfig) -> tuple[np.ndarray, bool]:
-    """A random flip∘rotation∘scale∘shift about the crop centre, ending at out_size; and whether it flips."""
+    """A random flip∘rotation∘scale∘shift about the crop centre, ending at out_size; and whether it flips.
+
+    x ↦ R·(F(x) − c_in) + c_out + shift, with F the mirror x ↦ in_size − 1 − x when flipped and R
+    the scaled rotation; written out in scalars (it runs once per training sample).
+    """
     flipped = bool(rng.random() < config.flip)
     angle = np.deg2rad(rng.uniform(-config.rotation, config.rotation))
     scale = rng.uniform(*config.scale) * out_size / in_size
-    shift = rng.uniform(-config.translate, config.translate, size=2) * out_size
+    shift_x, shift_y = rng.uniform(-config.translate, config.translate, size=2) * out_size
     c_in, c_out = (in_size - 1) / 2, (out_size - 1) / 2
-    flip = np.array([[-1.0, 0.0, in_size - 1.0], [0.0, 1.0, 0.0], [0, 0, 1]]) if flipped else np.eye(3)
     cos, sin = np.cos(angle) * scale, np.sin(angle) * scale
-    rot = np.array([[cos, -sin, 0.0], [sin, cos, 0.0], [0, 0, 1]])
-    to_origin = np.array([[1.0, 0, -c_in], [0, 1.0, -c_in], [0, 0, 1]])
-    to_out = np.array([[1.0, 0, c_out + shift[0]], [0, 1.0, c_out + shift[1]], [0, 0, 1]])
-    m = to_out @ rot @ to_origin @ flip
-    return m[:2], flipped
+    fx = -1.0 if flipped else 1.0
+    ox = (in_size - 1.0 if flipped else 0.0) - c_in  # F(x) − c_in = fx·x + ox
+    m = np.array([
+        [cos * fx, -sin, cos * ox + sin * c_in + c_out + shift_x],
+        [sin * fx, cos, sin * ox - cos * c_in + c_out + shift_y],
+    ])
+    return m, flipped
 
 
 def warp_sample(image: np.ndarray, landmarks: np.ndarray, m: np.ndarray, out_size: int, flipped: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -95,12 +100,22 @@ def occlude(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig) 
 
 def augment(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator, out_size: int, config: AugmentConfig = AugmentConfig()) -> tuple[np.ndarray, np.ndarray]:
     """One training view of a crop: geometric warp (incl. resize to out_size), colour, occlusion."""
+    image, landmarks = augment_geometry(image, landmarks, rng, out_size, config)
+    return augment_appearance(image, rng, config), landmarks
+
+
+def augment_geometry(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator, out_size: int, config: AugmentConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The warp half of :func:`augment` (one OpenCV call that frees the GIL)."""
     m, flipped = random_affine(rng, image.shape[0], out_size, config)
-    image, landmarks = warp_sample(image, landmarks, m, out_size, flipped)
+    return warp_sample(image, landmarks, m, out_size, flipped)
+
+
+def augment_appearance(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
+    """The colour and occlusion half of :func:`augment` (small steps, mostly under the GIL)."""
     image = jitter_colour(image, rng, config)
     if rng.random() < config.occlusion:
         image = occlude(image, rng, config)
-    return image, landmarks
+    return image
 
 
 def resize_sample(image: np.ndarray, landmarks: np.ndarray, out_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -137,20 +152,39 @@ class ShardView:
         self.augment = augment
         self.seed = int(seed)
         self.negative_fraction = float(negative_fraction)
+        self._reduce: int | None = None  # JPEG decode reduction, from the stored crop size
 
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, key) -> dict:
+    def load(self, key) -> tuple:
+        """(key, crop, landmarks, rng): the item decoded at the smallest JPEG scale still ≥ the
+        model's input size and warped to it. The costly part of an item, and mostly free of the
+        GIL, so batch builders run it in threads; :meth:`view` finishes the item."""
         pos, epoch = key if isinstance(key, tuple) else (key, 0)
         i = int(self.indices[pos])
-        image, landmarks = self.shards.image(i), self.shards.landmarks[i]
-        negative = False
+        if self._reduce is None:
+            from auhm.data.shards import jpeg_reduction
+
+            self._reduce = jpeg_reduction(self.shards.image(i).shape[0], self.input_size)
+        image, landmarks = self.shards.image(i, self._reduce), self.shards.landmarks[i]
+        if self._reduce > 1:
+            landmarks = (landmarks + 0.5) / self._reduce - 0.5
         if self.augment is None:
-            image, landmarks = resize_sample(image, landmarks, self.input_size)
-        else:
-            rng = np.random.default_rng((self.seed, int(epoch), i))
-            image, landmarks = augment(image, landmarks, rng, self.input_size, self.augment)
+            return (key, *resize_sample(image, landmarks, self.input_size), None)
+        rng = np.random.default_rng((self.seed, int(epoch), i))
+        return (key, *augment_geometry(image, landmarks, rng, self.input_size, self.augment), rng)
+
+    def __getitem__(self, key) -> dict:
+        return self.view(self.load(key))
+
+    def view(self, loaded: tuple) -> dict:
+        """The item from :meth:`load`'s result: colour, occlusion and no-face negatives (training)."""
+        key, image, landmarks, rng = loaded
+        i = int(self.indices[key[0] if isinstance(key, tuple) else key])
+        negative = False
+        if rng is not None:
+            image = augment_appearance(image, rng, self.augment)
             if self.negative_fraction and rng.random() < self.negative_fraction:
                 image, negative = shuffle_patches(image, rng), True
         return {

@@ -44,7 +44,7 @@ class TrainConfig:
     preset: str = "paper"
     device: str = "auto"
     precision: str = "auto"
-    workers: int = 2
+    workers: Optional[int] = None  # DataLoader processes; None: none on a CPU, most cores beside a GPU (train.batches)
     max_steps: Optional[int] = None
     resume: Optional[Path] = None
     seed: int = 0
@@ -73,5 +73,5 @@ class EvaluateConfig:
     batch_size: int = 64
     device: str = "auto"
     precision: str = "auto"
-    workers: int = 2
+    workers: Optional[int] = None  # DataLoader processes; None: none on a CPU, most cores beside a GPU (train.batches)
     quiet: bool = False

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
 
 from auhm.console import progress
 from auhm.errors import UsageError
@@ -22,6 +21,7 @@ from auhm.targets import au_name
 from auhm.targets.heatmaps import heatmap_intensities, heatmaps_to_landmarks
 from auhm.train.augment import ShardView
 from auhm.train.config import EvaluateConfig
+from auhm.train.batches import batch_loader
 from auhm.train.corpus import Corpus, load_corpus, split_corpus
 from auhm.train.device import autocast_context, resolve_device, resolve_precision, use_channels_last
 
@@ -29,10 +29,10 @@ OUTER_EYE_CORNERS = (36, 45)
 
 
 @torch.no_grad()
-def predict(model, view: ShardView, batch_size: int, device: torch.device, precision: str, workers: int = 0, task: str = "au", quiet: bool = True) -> np.ndarray:
+def predict(model, view: ShardView, batch_size: int, device: torch.device, precision: str, workers: int | None = 0, task: str = "au", quiet: bool = True) -> np.ndarray:
     """AU intensities (n, N) clipped to [0, 5], or for the landmark network points (n, 68, 2) in input pixels."""
     channels_last = use_channels_last(device, precision)
-    loader = DataLoader(view, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=device.type == "cuda", generator=torch.Generator())
+    loader = batch_loader(view, device, workers, batch_size=batch_size)
     out = []
     with progress(quiet) as bar:
         tid = bar.add_task("predict", total=len(view), unit="img")

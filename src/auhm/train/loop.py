@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader
 
 from auhm.console import console, progress
 from auhm.data.shards import ShardDataset
@@ -30,6 +29,7 @@ from auhm.errors import UsageError
 from auhm.io import atomic_path, write_json_atomic
 from auhm.metrics import au_scores
 from auhm.targets.heatmaps import au_heatmaps, au_target_mask, landmark_heatmaps, masked_mse
+from auhm.train.batches import batch_loader
 from auhm.train.augment import ShardView
 from auhm.train.corpus import Split, load_corpus, split_corpus
 from auhm.train.config import METHODS, TRANSFER_METHODS, TrainConfig
@@ -235,14 +235,7 @@ def train(config: TrainConfig) -> TrainResult:
     total_steps = config.epochs * steps_per_epoch
     # Cosine over the whole run, stepped per step; --max-steps only stops early (like a kill).
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
-    loader = DataLoader(
-        train_view,
-        batch_sampler=sampler,
-        num_workers=config.workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=config.workers > 0,
-        generator=torch.Generator().manual_seed(config.seed),  # keeps the global RNG untouched
-    )
+    loader = batch_loader(train_view, device, config.workers, batch_sampler=sampler, seed=config.seed, world=ddp.world)
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if ddp.world > 1 else model
 
     epoch, start_batch, step = 0, 0, 0
