@@ -199,6 +199,28 @@ def test_broken_video_among_good_ones(tmp_path, checkpoint, standin):
     assert len(pd.read_parquet(out / "good.parquet")) == 12
 
 
+def test_a_tracking_process_that_dies_costs_only_its_video(tmp_path, checkpoint, standin, monkeypatch):
+    from auhm.face.truth_backend import TruthBackend
+    from auhm.infer import annotate as mod
+
+    good = make_clip(tmp_path, "good", 12, np.ones(12, bool))
+    crash = make_clip(tmp_path, "crash", 12, np.ones(12, bool))
+    start = TruthBackend.start
+
+    def start_or_die(self, video):  # a segfault in native tracking code, as the parent sees it
+        if "crash" in str(video):
+            os._exit(3)
+        start(self, video)
+
+    monkeypatch.setattr(TruthBackend, "start", start_or_die)  # inherited by the forked trackers
+    out = tmp_path / "dir"
+    res = mod.annotate([str(crash), str(good)], config(checkpoint, out, per_video=True, workers=2))
+    assert res.written == [str(good)]
+    assert [(f.path, f.reason) for f in res.failures] == [(str(crash), "its tracking process died")]
+    assert sorted(p.name for p in out.iterdir()) == ["good.parquet"]
+    assert len(pd.read_parquet(out / "good.parquet")) == 12
+
+
 def test_per_video_resume_skips_done_and_redoes_other_checkpoint(tmp_path, checkpoint, standin):
     from auhm.infer.annotate import annotate
 

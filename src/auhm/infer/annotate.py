@@ -24,7 +24,9 @@ forwards, never accuracy.
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import multiprocessing
 import os
 import queue
 import shutil
@@ -180,6 +182,7 @@ class FaceSource:
     make_backend: Callable[[], object]  # -> auhm.face LandmarkBackend
     self_tracking: bool = False  # crops follow the AU model's own backbone landmarks
     spare: object | None = None  # a backend already made (to check the options), handed out first
+    forkable: bool = False  # needs neither torch nor the model: tracking may run in forked processes
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def backend(self):
@@ -224,8 +227,8 @@ def face_source(config: AnnotateConfig, predictor: Predictor) -> FaceSource:
             from auhm.face.dlib_backend import check_available
 
             check_available()
-            return FaceSource(name, make)
-        return FaceSource(name, make, spare=make())
+            return FaceSource(name, make, forkable=True)
+        return FaceSource(name, make, spare=make(), forkable=name == "truth")
     except (ValueError, RuntimeError) as e:
         raise UsageError(f"--landmarks {name}: {e}") from None
 
@@ -260,7 +263,11 @@ class _VideoEnd:
     error: str | None = None
 
 
-_WORKER_DONE = object()
+@dataclass
+class _WorkerDone:
+    """A tracking worker (thread or process) has no more videos to take."""
+
+    worker: int
 
 
 @dataclass
@@ -502,13 +509,22 @@ def run_jobs(
     bs = config.batch_size or default_batch_size(predictor.device)
     chunk_frames = bs if source.self_tracking else max(bs, 8)
     n_workers = max(1, min(config.workers, len(jobs)))
+    # Tracking that needs neither torch nor the model runs in forked processes: their own GIL
+    # and their own start-up (dlib's predictor takes 0.6 s to load, holding the GIL throughout).
+    processes = source.forkable and not source.self_tracking and "fork" in multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork") if processes else None
     # Self-tracking crops follow the model's latest landmarks: a short queue keeps that lag small.
-    items: queue.Queue = queue.Queue(maxsize=n_workers if source.self_tracking else 4 * n_workers + 4)
-    todo: queue.Queue = queue.Queue()
-    for i in range(len(jobs)):
-        todo.put(i)
-    stop = threading.Event()
+    depth = n_workers if source.self_tracking else 4 * n_workers + 4
+    items = ctx.Queue(maxsize=depth) if processes else queue.Queue(maxsize=depth)
+    stop = ctx.Event() if processes else threading.Event()
+    taken = ctx.Value("i", 0) if processes else _Counter()
+    parent = os.getpid()
     states = [_TrackState() for _ in jobs]
+
+    def next_job() -> int | None:
+        with taken.get_lock():
+            j, taken.value = taken.value, taken.value + 1
+        return j if j < len(jobs) else None
 
     def put(item) -> None:
         while not stop.is_set():
@@ -516,16 +532,16 @@ def run_jobs(
                 items.put(item, timeout=0.2)
                 return
             except queue.Full:
-                continue
+                if processes and os.getppid() != parent:  # the annotating process is gone (killed)
+                    os._exit(1)
 
-    def worker() -> None:
+    def worker(k: int) -> None:
         try:
             tracker = source.tracker()
             detect = _detector(tracker.backend) if source.self_tracking else None
             while not stop.is_set():
-                try:
-                    j = todo.get_nowait()
-                except queue.Empty:
+                j = next_job()
+                if j is None:
                     break
                 video = jobs[j].video
                 try:
@@ -541,16 +557,18 @@ def run_jobs(
                 except Exception as e:  # one broken video must not stop the others
                     put(_VideoEnd(j, _reason(e, video)))
         except Exception as e:  # the tracker itself failed: report every video left
-            while True:
-                try:
-                    j = todo.get_nowait()
-                except queue.Empty:
-                    break
+            while (j := next_job()) is not None:
                 put(_VideoEnd(j, f"landmark backend failed: {_reason(e, '')}"))
         finally:
-            put(_WORKER_DONE)
+            put(_WorkerDone(k))
+            if processes:
+                items.close()
+                items.join_thread()  # everything put is handed over before the process ends
 
-    threads = [threading.Thread(target=worker, name=f"auhm-track-{k}", daemon=True) for k in range(n_workers)]
+    if processes:
+        threads = [ctx.Process(target=worker, args=(k,), name=f"auhm-track-{k}", daemon=True) for k in range(n_workers)]
+    else:
+        threads = [threading.Thread(target=worker, args=(k,), name=f"auhm-track-{k}", daemon=True) for k in range(n_workers)]
     schema = prediction_schema(aus, {})
     writers: dict[int, _AtomicParquetStream] = {}
     pending: deque = deque()  # chunks and video ends, in arrival order
@@ -629,16 +647,25 @@ def run_jobs(
 
     in_flight: set = set()  # futures of (parts, Prediction) from the model lanes
     lanes = _ModelLanes(1 if source.self_tracking else model_lanes(predictor.device))
+    if processes:
+        gc.freeze()  # a collection in a child would touch, and so copy, every page of this heap
     for t in threads:
         t.start()
-    done_workers = 0
+    if processes:
+        gc.unfreeze()
     try:
         with lanes:
             lanes.warm_up(predictor, bs)
-            while done_workers < n_workers:
-                item = items.get()
-                if item is _WORKER_DONE:
-                    done_workers += 1
+            finished: set[int] = set()
+            while len(finished) < n_workers:
+                try:
+                    item = items.get(timeout=1.0)
+                except queue.Empty:
+                    if processes:  # a process that died without saying so (a crash in native code)
+                        finished.update(k for k, t in enumerate(threads) if not t.is_alive())
+                    continue
+                if isinstance(item, _WorkerDone):
+                    finished.add(item.worker)
                     continue
                 pending.append(item)
                 if isinstance(item, _Chunk):
@@ -655,9 +682,24 @@ def run_jobs(
         stop.set()
         for t in threads:
             t.join(timeout=5)
+            if processes and t.is_alive():
+                t.terminate()
         for w in writers.values():
             w.abort()
+    ended = set(written) | {f.path for f in failures}
+    failures += [InputFailure(job.video, "its tracking process died") for job in jobs if job.video not in ended]
     return written, failures, rows
+
+
+class _Counter:
+    """``multiprocessing.Value``'s interface for threads: the next video to take."""
+
+    def __init__(self):
+        self.value = 0
+        self._lock = threading.Lock()
+
+    def get_lock(self) -> threading.Lock:
+        return self._lock
 
 
 def model_lanes(device: torch.device) -> int:
