@@ -99,6 +99,7 @@ def main() -> None:
     ap.add_argument("--rss-every", type=int, default=1, help="annotate every k-th frame in the RSS run (all are decoded)")
     ap.add_argument("--only-rss", action="store_true", help="skip (a), (b), (c)")
     ap.add_argument("--corpus-copies", type=int, default=4, help="(a) again on the clip given this many times (symlinks) in one call")
+    ap.add_argument("--repeats", type=int, default=3, help="alternating rounds of (a), (a×k) and (c); medians reported")
     args = ap.parse_args()
     if not args.video.exists():
         raise SystemExit(f"{args.video}: not found (the benchmark needs ../shared/media)")
@@ -117,25 +118,34 @@ def main() -> None:
         return res.frames, res.frames / (time.perf_counter() - t0)
 
     precision = Predictor.from_checkpoint(ckpt, "cpu", args.precision).precision
-    frames, a_fps = run_a([str(args.video)], tmp / "a.parquet")
-    print(f"(a) auhm annotate      {a_fps:7.1f} frames/s  ({frames} frames, batch {args.batch_size}, {precision}, whole call incl. model load)")
-    clips = _loop_links(args.video, tmp / "corpus", args.corpus_copies)
-    frames_k, ak_fps = run_a(clips, tmp / "corpus.parquet")
-    print(f"(a×{args.corpus_copies}) the clip as {args.corpus_copies} inputs in one call {ak_fps:7.1f} frames/s  ({frames_k} frames; the start-up is paid once)")
-
     n, dt = reference_loop(args.video, ckpt, args.reference_frames)
     b_fps = n / dt
-    print(f"(b) per-frame loop     {b_fps:7.1f} frames/s  ({n} frames, detect every frame, fp32, batch 1)")
-
     crops = np.stack([f for f in _crops(args.video, ckpt, 256)])
+    clips = _loop_links(args.video, tmp / "corpus", args.corpus_copies)
     lanes = model_lanes(torch.device("cpu"))
-    ways = {f"1 forward × {torch.get_num_threads()} threads": model_alone(ckpt, crops, args.batch_size, args.precision, 1)}
-    if lanes > 1:
-        ways[f"{lanes} forwards × 1 thread"] = model_alone(ckpt, crops, args.batch_size, args.precision, lanes)
-    c_fps = max(ways.values())
-    print(f"(c) model alone        {c_fps:7.1f} frames/s  ({len(crops)} pre-cut crops, batch {args.batch_size}, {precision}; the faster of "
-          + ", ".join(f"{k}: {v:.1f}" for k, v in ways.items()) + ")")
-    print(f"a/b = {a_fps / b_fps:.2f}   a/c = {a_fps / c_fps:.2f}   (a×{args.corpus_copies})/c = {ak_fps / c_fps:.2f}")
+    # (a), (a×k) and (c) alternate, --repeats times: a shared machine's drift then moves all
+    # three alike, and the medians carry the ratios
+    runs: dict[str, list[float]] = {"a": [], "ak": [], "c": [], "c1": []}
+    for r in range(args.repeats):
+        frames, fps = run_a([str(args.video)], tmp / f"a{r}.parquet")
+        runs["a"].append(fps)
+        frames_k, fps = run_a(clips, tmp / f"corpus{r}.parquet")
+        runs["ak"].append(fps)
+        runs["c1"].append(model_alone(ckpt, crops, args.batch_size, args.precision, 1))
+        runs["c"].append(max(runs["c1"][-1], model_alone(ckpt, crops, args.batch_size, args.precision, lanes) if lanes > 1 else 0.0))
+
+    def show(key: str) -> str:
+        v = runs[key]
+        return f"{np.median(v):7.1f} frames/s  (median of {len(v)}: " + ", ".join(f"{x:.1f}" for x in v) + ")"
+
+    a_fps, ak_fps, c_fps = (float(np.median(runs[k])) for k in ("a", "ak", "c"))
+    k = args.corpus_copies
+    print(f"(a) auhm annotate, the clip                 {show('a')}; {frames} frames, batch {args.batch_size}, {precision}, whole call incl. model load")
+    print(f"(a×{k}) the clip as {k} inputs in one call     {show('ak')}; {frames_k} frames, the start-up paid once")
+    print(f"(b) per-frame loop                          {b_fps:7.1f} frames/s  ({n} frames, detect every frame, fp32, batch 1)")
+    print(f"(c) model alone, pre-cut crops              {show('c')}; {len(crops)} crops, batch {args.batch_size}, {precision}, the faster of "
+          f"{lanes} single-threaded forwards side by side and one forward on {torch.get_num_threads()} threads (median {np.median(runs['c1']):.1f})")
+    print(f"a/b = {a_fps / b_fps:.2f}   a/c = {a_fps / c_fps:.2f}   (a×{k})/c = {ak_fps / c_fps:.2f}")
 
     if args.rss:
         rss_run(args, ckpt, tmp)

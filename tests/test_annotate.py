@@ -56,16 +56,21 @@ class StandInAU(torch.nn.Module):
 INFO = {"method": "scratch", "aus": list(AUS), "preset": "small", "crop": CropConfig(256, 1.3, -0.08).to_dict(), "input_size": SIZE}
 
 
-def make_clip(root: Path, name: str, n: int, face: np.ndarray, size=(96, 80), seed: int = 0) -> Path:
-    """A video of coloured noise and its truth sidecar: a face on frames where ``face`` is true."""
+def make_clip(root: Path, name: str, n: int, face: np.ndarray, size=(96, 80), seed: int = 0, still_end: int = 0) -> Path:
+    """A video of coloured noise and its truth sidecar: a face on frames where ``face`` is true.
+
+    ``still_end`` repeats the last frame that many times (the reader then checks with PyAV that
+    such a run of identical frames really decodes).
+    """
     rng = np.random.default_rng(seed)
     w, h = size
     path = root / f"{name}.avi"
     with VideoWriter(path, 10.0, w, h) as vw:
         for i in range(n):
-            f = np.zeros((h, w, 3), np.uint8)
-            f[:] = (40 + 5 * i % 200, 90, 160)
-            f[20:60, 30:70] = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
+            if i < n - still_end:
+                f = np.zeros((h, w, 3), np.uint8)
+                f[:] = (40 + 5 * i % 200, 90, 160)
+                f[20:60, 30:70] = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
             vw.write(f)
     t = np.linspace(0, 2 * np.pi, 68, endpoint=False)
     rows = []
@@ -454,6 +459,23 @@ def test_cli_exit_code_1_when_one_input_is_broken(tmp_path):
     df = pd.read_parquet(out)
     assert df.video.unique().tolist() == [str(good)] and len(df) == 7
     assert CliRunner().invoke(app, ["annotate", str(good), "--model", str(tmp_path / "nope.pt")]).exit_code == 2
+
+
+def test_cli_with_progress_bar_and_tracking_processes_finishes(tmp_path):
+    """Not quiet: the progress total is counted in a thread, which must not be running when the
+    tracking processes fork (a lock it held, an import's, would hang them). A subprocess with a
+    timeout, so that a hang fails the test instead of stalling the suite."""
+    from test_render import _small_checkpoint
+
+    ckpt = _small_checkpoint(tmp_path / "m.pt")
+    clips = [str(make_clip(tmp_path, f"v{k}", 9, np.ones(9, bool), seed=k, still_end=3)) for k in range(4)]
+    out = tmp_path / "pred.parquet"
+    cmd = [sys.executable, "-m", "auhm", "annotate", *clips, "--model", str(ckpt), "--out", str(out),
+           "--landmarks", "truth", "--device", "cpu", "--workers", "2"]
+    for _ in range(3):  # the race, if any, is a matter of timing
+        done = subprocess.run(cmd + ["--overwrite"], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert len(pd.read_parquet(out)) == 36
 
 
 def test_auto_landmarks_choice(tmp_path):

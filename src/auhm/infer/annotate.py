@@ -458,7 +458,6 @@ def file_sha256(path: str | os.PathLike) -> str:
 class VideoJob:
     video: str  # path as given
     dest: Path  # the video's final table (per-video file, or part)
-    claimed: int = 0  # frames the container claims (for the progress total)
 
 
 def output_names(videos: Sequence[str]) -> list[str]:
@@ -479,6 +478,15 @@ def is_done(dest: Path, video: str, meta: dict) -> bool:
     return have.get("video") == video and all(have.get(k) == meta[k] for k in ("checkpoint", "every"))
 
 
+def _count_frames(jobs: Sequence[VideoJob], bar, task) -> None:
+    """Set the progress total to the frames the containers claim (a PyAV open each: ~40 ms here)."""
+    total = 0
+    for k, job in enumerate(jobs, 1):
+        total += _claimed_frames(job.video)
+        if k % 100 == 0 or k == len(jobs):
+            bar.update(task, total=total or None)
+
+
 def _claimed_frames(video: str) -> int:
     try:
         import av
@@ -497,10 +505,13 @@ def run_jobs(
     meta: dict,
     config: AnnotateConfig,
     on_frames: Callable[[int], None] = lambda n: None,
+    after_start: Callable[[], None] = lambda: None,
 ) -> tuple[list[str], list[InputFailure], int]:
-    """Annotate ``jobs`` (threads for decode + tracking, this thread for the model).
+    """Annotate ``jobs`` (workers for decode + tracking, this thread for the model).
 
-    Returns (videos written, failures, rows written).
+    Returns (videos written, failures, rows written). ``after_start`` runs once the tracking
+    workers are running: a thread started before a fork may hold a lock (an import's, say) that
+    the forked child would then wait on forever.
     """
     if not jobs:
         return [], [], 0
@@ -653,6 +664,7 @@ def run_jobs(
         t.start()
     if processes:
         gc.unfreeze()
+    after_start()
     try:
         with lanes:
             lanes.warm_up(predictor, bs)
@@ -903,17 +915,22 @@ def annotate(videos: Sequence[str], config: AnnotateConfig) -> AnnotateResult:
     if result.skipped and not config.quiet:
         console.print(f"annotate: {len(result.skipped)} video(s) already done with this checkpoint, skipped")
 
-    for job in todo:
-        job.claimed = _claimed_frames(job.video)
     with progress(config.quiet) as bar:
-        task = bar.add_task("annotate", total=sum(j.claimed for j in todo) or None, unit="frames")
+        task = bar.add_task("annotate", total=None, unit="frames")
         advance = lambda n: bar.advance(task, n)  # noqa: E731
+
+        def count_frames() -> None:  # the total opens every container: counted beside the work, not before it
+            if not config.quiet:
+                threading.Thread(target=_count_frames, args=(todo, bar, task), name="auhm-count", daemon=True).start()
+
         if config.engine == "ray":
             from auhm.infer.ray_engine import run_jobs_ray
 
+            count_frames()
             written, failures, rows = run_jobs_ray(todo, config, meta, advance)
         else:
-            written, failures, rows = run_jobs(todo, predictor, source, meta, config, advance)
+            written, failures, rows = run_jobs(todo, predictor, source, meta, config, advance, after_start=count_frames)
+        bar.update(task, total=bar.tasks[0].completed)  # the decoded frames, not what the containers claimed
     result.written, result.failures, result.frames = written, failures, rows
 
     if not config.per_video:
