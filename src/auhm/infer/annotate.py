@@ -1,7 +1,8 @@
 """Streaming, batched, resumable AU annotation of video corpora.
 
 Three stages run at once, joined by bounded queues so memory stays flat whatever the video
-length: decode + face tracking + cropping in ``workers`` threads (one video each), and the AU
+length: decode + face tracking + cropping in ``workers`` workers (one video each: forked
+processes for dlib and truth landmarks, threads for the torch backends), and the AU
 model fed from the calling thread (torch releases the GIL): on a CPU as one single-threaded
 forward per core side by side (:func:`model_lanes`), on a GPU one large batch at a time. Crops
 from consecutive frames *and* from different videos share model batches, so short clips still
@@ -64,7 +65,7 @@ class AnnotateConfig:
     batch_size: int | None = None  # None: default_batch_size(device)
     device: str = "auto"
     precision: str = "auto"
-    workers: int = 1  # decode + tracking threads (local) or actors (ray)
+    workers: int = 1  # decode + tracking workers (local: processes or threads) or actors (ray)
     every: int = 1
     overwrite: bool = False
     engine: str = "local"
@@ -223,7 +224,7 @@ def face_source(config: AnnotateConfig, predictor: Predictor) -> FaceSource:
         name = "dlib"
     make = lambda: make_backend(name, model=config.landmark_model)  # noqa: E731
     try:  # fail now, with the backend's own message, if it is unusable
-        if name == "dlib":  # loading dlib's predictor takes ~0.6 s: the tracking threads do it, beside the model's warm-up
+        if name == "dlib":  # loading dlib's predictor takes ~0.6 s: the tracking workers do it, beside the model's warm-up
             from auhm.face.dlib_backend import check_available
 
             check_available()
@@ -528,13 +529,13 @@ def run_jobs(
     depth = n_workers if source.self_tracking else 4 * n_workers + 4
     items = ctx.Queue(maxsize=depth) if processes else queue.Queue(maxsize=depth)
     stop = ctx.Event() if processes else threading.Event()
-    taken = ctx.Value("i", 0) if processes else _Counter()
+    claimed = ctx.Value("i", 0) if processes else _Counter()  # videos handed out so far
     parent = os.getpid()
     states = [_TrackState() for _ in jobs]
 
     def next_job() -> int | None:
-        with taken.get_lock():
-            j, taken.value = taken.value, taken.value + 1
+        with claimed.get_lock():
+            j, claimed.value = claimed.value, claimed.value + 1
         return j if j < len(jobs) else None
 
     def put(item) -> None:
@@ -576,10 +577,8 @@ def run_jobs(
                 items.close()
                 items.join_thread()  # everything put is handed over before the process ends
 
-    if processes:
-        threads = [ctx.Process(target=worker, args=(k,), name=f"auhm-track-{k}", daemon=True) for k in range(n_workers)]
-    else:
-        threads = [threading.Thread(target=worker, args=(k,), name=f"auhm-track-{k}", daemon=True) for k in range(n_workers)]
+    spawn = ctx.Process if processes else threading.Thread
+    workers = [spawn(target=worker, args=(k,), name=f"auhm-track-{k}", daemon=True) for k in range(n_workers)]
     schema = prediction_schema(aus, {})
     writers: dict[int, _AtomicParquetStream] = {}
     pending: deque = deque()  # chunks and video ends, in arrival order
@@ -660,8 +659,8 @@ def run_jobs(
     lanes = _ModelLanes(1 if source.self_tracking else model_lanes(predictor.device))
     if processes:
         gc.freeze()  # a collection in a child would touch, and so copy, every page of this heap
-    for t in threads:
-        t.start()
+    for w in workers:
+        w.start()
     if processes:
         gc.unfreeze()
     after_start()
@@ -674,7 +673,7 @@ def run_jobs(
                     item = items.get(timeout=1.0)
                 except queue.Empty:
                     if processes:  # a process that died without saying so (a crash in native code)
-                        finished.update(k for k, t in enumerate(threads) if not t.is_alive())
+                        finished.update(k for k, w in enumerate(workers) if not w.is_alive())
                     continue
                 if isinstance(item, _WorkerDone):
                     finished.add(item.worker)
@@ -692,12 +691,12 @@ def run_jobs(
             drain()
     finally:
         stop.set()
-        for t in threads:
-            t.join(timeout=5)
-            if processes and t.is_alive():
-                t.terminate()
-        for w in writers.values():
-            w.abort()
+        for w in workers:
+            w.join(timeout=5)
+            if processes and w.is_alive():
+                w.terminate()
+        for stream in writers.values():
+            stream.abort()
     ended = set(written) | {f.path for f in failures}
     failures += [InputFailure(job.video, "its tracking process died") for job in jobs if job.video not in ended]
     return written, failures, rows
@@ -718,7 +717,7 @@ def model_lanes(device: torch.device) -> int:
     """How many model batches run at once: one per torch thread on a CPU, one on a GPU.
 
     On CPUs, single-threaded forwards side by side beat one forward split over all cores, and
-    they leave room for the tracking threads: two lanes ran the paper-size AU-Net (bf16, batch 8)
+    they leave room for the tracking workers: two lanes ran the paper-size AU-Net (bf16, batch 8)
     at 132–137 frames/s on this project's 2-core Xeon against 93–141 for one two-thread forward,
     and a thread that shares the cores with a two-thread forward stalls it at every barrier.
     """
