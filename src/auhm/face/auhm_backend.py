@@ -19,6 +19,7 @@ import torch
 
 from auhm.face.base import Detection, LandmarkBackend, landmark_boxes
 from auhm.face.crop import CropConfig, crop_affine, crop_image, crop_square, invert_affine, warp_points
+from auhm.train.device import model_input
 
 DEFAULT_PRESENCE = 0.35  # mean heatmap peak of a face crop, when the checkpoint does not say
 
@@ -75,8 +76,7 @@ class AuhmBackend(LandmarkBackend):
 
         points, peaks = [], []
         for start in range(0, len(crops), self.search.batch_size):
-            x = torch.from_numpy(crops[start : start + self.search.batch_size]).to(self.device)
-            x = x.permute(0, 3, 1, 2).float().div_(255.0)
+            x = model_input(crops[start : start + self.search.batch_size], self.device)
             heatmaps = self.model(x)["heatmaps"].float()
             p, peak = heatmaps_to_landmarks(heatmaps, self.crop.size)
             points.append(p.cpu().numpy())

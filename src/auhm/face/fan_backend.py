@@ -101,7 +101,9 @@ class FanBackend(LandmarkBackend):
         affines = [crop_affine(sq, self.crop_size) for sq in self.squares(region_boxes(regions))]
         crops = np.stack([crop_image(f, m, self.crop_size) for f, m in zip(frames, affines)])
         with torch.inference_mode():
-            x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+            from auhm.train.device import model_input
+
+            x = model_input(crops, self.device)
             out = self.net(x)
             heatmaps = (out[-1] if isinstance(out, (list, tuple)) else out).float()
             points, peaks = heatmaps_to_landmarks(heatmaps, self.crop_size)

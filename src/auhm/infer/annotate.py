@@ -48,7 +48,7 @@ from auhm.console import console, progress
 from auhm.errors import InputFailure, UsageError
 from auhm.face.crop import CropConfig, crop_affine, crop_image, crop_square, invert_affine, warp_points
 from auhm.io import prediction_schema, read_metadata
-from auhm.train.device import autocast_context, resolve_device, resolve_precision, use_channels_last
+from auhm.train.device import autocast_context, model_input, resolve_device, resolve_precision, use_channels_last
 from auhm.video import FrameBatch, VideoReader
 
 ENGINES = ("local", "ray")
@@ -153,10 +153,7 @@ class Predictor:
     def __call__(self, crops: np.ndarray, keep_heatmaps: bool = False) -> Prediction:
         from auhm.targets.heatmaps import heatmap_intensities, heatmaps_to_landmarks
 
-        x = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device, non_blocking=True)
-        x = x.permute(0, 3, 1, 2).float().div_(255.0)  # NHWC memory: already channels_last
-        if not self.channels_last:
-            x = x.contiguous()
+        x = model_input(np.ascontiguousarray(crops), self.device, self.channels_last)
         with autocast_context(self.device, self.precision):
             out = self.model(x)
         if "intensities" in out and getattr(self.model, "output_kind", "heatmap") == "regression":

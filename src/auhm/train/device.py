@@ -79,6 +79,16 @@ def use_channels_last(device: torch.device, precision: str) -> bool:
     return precision in _DTYPES
 
 
+def model_input(images, device: torch.device, channels_last: bool = False) -> torch.Tensor:
+    """uint8 (B, S, S, 3) crops, numpy or tensor → float (B, 3, S, S) in [0, 1] on the device.
+
+    Converted on the device (a quarter of the bytes to copy). The permuted tensor already has
+    channels_last strides, so only the NCHW layout needs a copy.
+    """
+    x = torch.as_tensor(images).to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+    return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
 def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
     """A GradScaler that is active only for fp16 (bf16 has fp32's range)."""
     return torch.amp.GradScaler(device.type, enabled=(precision == "fp16" and device.type == "cuda"))

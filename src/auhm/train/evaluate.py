@@ -23,7 +23,7 @@ from auhm.train.augment import ShardView
 from auhm.train.config import EvaluateConfig
 from auhm.train.batches import batch_loader
 from auhm.train.corpus import Corpus, load_corpus, split_corpus
-from auhm.train.device import autocast_context, resolve_device, resolve_precision, use_channels_last
+from auhm.train.device import autocast_context, model_input, resolve_device, resolve_precision, use_channels_last
 
 OUTER_EYE_CORNERS = (36, 45)
 
@@ -37,9 +37,7 @@ def predict(model, view: ShardView, batch_size: int, device: torch.device, preci
     with progress(quiet) as bar:
         tid = bar.add_task("predict", total=len(view), unit="img")
         for batch in loader:
-            x = batch["image"].to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = model_input(batch["image"], device, channels_last)
             with autocast_context(device, precision):
                 y = model(x)
             if task == "landmarks":
@@ -71,7 +69,7 @@ def presence_threshold(model, view: ShardView, device: torch.device, precision: 
     for images in (faces, blanks):
         out = []
         for start in range(0, len(images), batch_size):
-            x = torch.from_numpy(images[start : start + batch_size]).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+            x = model_input(images[start : start + batch_size], device)
             with autocast_context(device, precision):
                 maps = model(x)["heatmaps"].float()
             out.append(maps.amax(dim=(2, 3)).mean(dim=1).cpu().numpy())

@@ -33,7 +33,7 @@ from auhm.train.batches import batch_loader
 from auhm.train.augment import ShardView
 from auhm.train.corpus import Split, load_corpus, split_corpus
 from auhm.train.config import METHODS, TRANSFER_METHODS, TrainConfig
-from auhm.train.device import autocast_context, grad_scaler, resolve_device, resolve_precision, use_channels_last
+from auhm.train.device import autocast_context, grad_scaler, model_input, resolve_device, resolve_precision, use_channels_last
 from auhm.train.evaluate import landmark_nme, predict, prediction_frame, presence_threshold
 
 # Runtime settings a resumed run may change; everything else comes from the run's config.json.
@@ -73,8 +73,7 @@ class EpochBatches:
 # ── the model's loss ───────────────────────────────────────────────────────────────────────
 def batch_to_device(batch: dict, device: torch.device, channels_last: bool) -> tuple[torch.Tensor, dict]:
     """uint8 HWC crops → float B×3×S×S in [0, 1] on the device (converted there: 4× less to copy)."""
-    images = batch["image"].to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
-    images = images.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    images = model_input(batch["image"], device, channels_last)
     rest = {k: batch[k].to(device, non_blocking=True) for k in ("landmarks", "labels", "negative")}
     return images, rest
 
