@@ -476,10 +476,12 @@ def is_done(dest: Path, video: str, meta: dict) -> bool:
     return have.get("video") == video and all(have.get(k) == meta[k] for k in ("checkpoint", "every"))
 
 
-def _count_frames(jobs: Sequence[VideoJob], bar, task) -> None:
+def _count_frames(jobs: Sequence[VideoJob], bar, task, over: threading.Event) -> None:
     """Set the progress total to the frames the containers claim (a PyAV open each: ~40 ms here)."""
     total = 0
     for k, job in enumerate(jobs, 1):
+        if over.is_set():
+            return
         total += _claimed_frames(job.video)
         if k % 100 == 0 or k == len(jobs):
             bar.update(task, total=total or None)
@@ -526,7 +528,7 @@ def run_jobs(
     depth = n_workers if source.self_tracking else 4 * n_workers + 4
     items = ctx.Queue(maxsize=depth) if processes else queue.Queue(maxsize=depth)
     stop = ctx.Event() if processes else threading.Event()
-    claimed = ctx.Value("i", 0) if processes else _Counter()  # videos handed out so far
+    claimed = (ctx or multiprocessing).Value("i", 0)  # videos handed out so far (shared memory: threads or processes)
     parent = os.getpid()
     states = [_TrackState() for _ in jobs]
 
@@ -697,17 +699,6 @@ def run_jobs(
     ended = set(written) | {f.path for f in failures}
     failures += [InputFailure(job.video, "its tracking process died") for job in jobs if job.video not in ended]
     return written, failures, rows
-
-
-class _Counter:
-    """``multiprocessing.Value``'s interface for threads: the next video to take."""
-
-    def __init__(self):
-        self.value = 0
-        self._lock = threading.Lock()
-
-    def get_lock(self) -> threading.Lock:
-        return self._lock
 
 
 def model_lanes(device: torch.device) -> int:
@@ -915,9 +906,12 @@ def annotate(videos: Sequence[str], config: AnnotateConfig) -> AnnotateResult:
         task = bar.add_task("annotate", total=None, unit="frames")
         advance = lambda n: bar.advance(task, n)  # noqa: E731
 
+        counted = threading.Event()  # set when the work is over: the count stops there
+        counter = threading.Thread(target=_count_frames, args=(todo, bar, task, counted), name="auhm-count", daemon=True)
+
         def count_frames() -> None:  # the total opens every container: counted beside the work, not before it
             if not config.quiet:
-                threading.Thread(target=_count_frames, args=(todo, bar, task), name="auhm-count", daemon=True).start()
+                counter.start()
 
         if config.engine == "ray":
             from auhm.infer.ray_engine import run_jobs_ray
@@ -926,7 +920,10 @@ def annotate(videos: Sequence[str], config: AnnotateConfig) -> AnnotateResult:
             written, failures, rows = run_jobs_ray(todo, config, meta, advance)
         else:
             written, failures, rows = run_jobs(todo, predictor, source, meta, config, advance, after_start=count_frames)
-        bar.update(task, total=bar.tasks[0].completed)  # the decoded frames, not what the containers claimed
+        counted.set()
+        if counter.is_alive():
+            counter.join()  # at most one more container open
+        bar.update(task, total=bar.tasks[task].completed)  # the decoded frames, not what the containers claimed
     result.written, result.failures, result.frames = written, failures, rows
 
     if not config.per_video:
