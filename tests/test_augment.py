@@ -113,7 +113,7 @@ class _FakeShards:
         self.labels = rng.uniform(0, 5, (n, 3)).astype(np.float32)
 
     def image(self, i, reduce=1):
-        assert reduce == 1  # 96-px crops for a 64-px input: no reduced decode
+        assert reduce == 1  # crops under twice the input size: never a reduced decode
         return self.images[i]
 
 

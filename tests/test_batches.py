@@ -9,17 +9,7 @@ from torch.utils.data import DataLoader
 from auhm.train.augment import AugmentConfig, ShardView
 from auhm.train.batches import ThreadedBatches, batch_loader, resolve_workers
 from auhm.train.loop import EpochBatches
-
-
-class _Shards:
-    def __init__(self, n=20, size=48):
-        rng = np.random.default_rng(0)
-        self.images = rng.integers(0, 255, (n, size, size, 3), dtype=np.uint8)
-        self.landmarks = rng.uniform(8, size - 8, (n, 68, 2)).astype(np.float32)
-        self.labels = rng.uniform(0, 5, (n, 2)).astype(np.float32)
-
-    def image(self, i, reduce=1):
-        return self.images[i]
+from test_augment import _FakeShards
 
 
 def _equal(a: dict, b: dict) -> None:
@@ -29,7 +19,7 @@ def _equal(a: dict, b: dict) -> None:
 
 
 def test_threaded_batches_equal_the_dataloaders_for_split_and_plain_datasets():
-    view = ShardView(_Shards(), np.arange(20), 32, AugmentConfig(), seed=3, negative_fraction=0.3)
+    view = ShardView(_FakeShards(n=20, size=48), np.arange(20), 32, AugmentConfig(), seed=3, negative_fraction=0.3)
     sampler = EpochBatches(len(view), 6, seed=1)
     sampler.set_epoch(2)
     reference = list(DataLoader(view, batch_sampler=sampler, num_workers=0))
@@ -54,7 +44,7 @@ def test_batch_loader_picks_threads_on_a_cpu_and_processes_when_asked():
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
     assert resolve_workers(None, cpu) == 0 and resolve_workers(3, cpu) == 3 and resolve_workers(0, gpu) == 0
     assert 2 <= resolve_workers(None, gpu) <= 12
-    view = ShardView(_Shards(), np.arange(7), 32)
+    view = ShardView(_FakeShards(n=20, size=48), np.arange(7), 32)
     loader = batch_loader(view, cpu, None, batch_size=3)
     assert isinstance(loader, ThreadedBatches)
     batches = list(loader)
