@@ -50,3 +50,52 @@ def test_batch_loader_picks_threads_on_a_cpu_and_processes_when_asked():
     batches = list(loader)
     assert [len(b["index"]) for b in batches] == [3, 3, 1] and torch.cat([b["index"] for b in batches]).tolist() == list(range(7))
     assert isinstance(batch_loader(view, cpu, 1, batch_size=3), DataLoader)
+
+
+_FORK_AFTER_OPENCV_POOL = """
+import json, sys
+import cv2, numpy as np, torch
+from auhm.train.batches import batch_loader
+from auhm.train.loop import EpochBatches
+
+big = np.zeros((1500, 1500, 3), np.uint8)
+for _ in range(3):
+    cv2.resize(big, (1200, 1200))  # this process's OpenCV thread pool is now running
+before = cv2.getNumThreads()
+
+class Probe(torch.utils.data.Dataset):
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, key):  # (position, epoch), as EpochBatches gives them
+        cv2.resize(np.zeros((600, 600, 3), np.uint8), (500, 500))
+        return {"index": key[0], "opencv_threads": cv2.getNumThreads()}
+
+sampler = EpochBatches(8, 4, seed=0)
+loader = batch_loader(Probe(), torch.device("cpu"), 2, batch_sampler=sampler)
+seen, threads = [], []
+for epoch in range(3):  # persistent workers across epoch boundaries
+    sampler.set_epoch(epoch)
+    for batch in loader:
+        seen += batch["index"].tolist()
+        threads += batch["opencv_threads"].tolist()
+print(json.dumps({"seen": sorted(seen), "threads": sorted(set(threads)), "before": before, "after": cv2.getNumThreads()}))
+"""
+
+
+def test_worker_processes_fork_after_opencvs_pool_ran_and_cross_epochs(tmp_path):
+    """Beside a GPU, batches come from persistent worker processes. Forked after this process used
+    OpenCV's thread pool, they must not hang (a cv2.setNumThreads call in a worker does: seen on a
+    GPU run) and must run OpenCV on one thread; this process's setting comes back afterwards."""
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "fork_probe.py"
+    script.write_text(_FORK_AFTER_OPENCV_POOL)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["seen"] == sorted(list(range(8)) * 3)
+    assert got["threads"] == [1]
+    assert got["after"] == got["before"]

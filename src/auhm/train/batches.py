@@ -8,12 +8,18 @@ adaptation scratch --precisions bf16 --batch-sizes 16 --steps 20 --workers W`` o
 2-core Xeon kept 74 % / 81 % (adaptation) of the model-only speed with 1 / 2 workers and 87 % with
 the batch built in the main process between steps. So on a CPU each batch is built between
 steps, by one thread per core (OpenCV and the JPEG decoder release the GIL).
+
+Worker processes are forked with OpenCV set to one thread. Calling ``cv2.setNumThreads`` in a
+forked child whose parent had used OpenCV's thread pool waits forever (reproduced here with
+OpenCV 4.14; ``tests/test_batches.py`` runs the fork after such use): it must never run in a
+worker, so the setting is made in this process around the fork and inherited.
 """
 
 from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Iterable, Sequence
 
 import cv2
@@ -44,18 +50,33 @@ class ThreadedBatches:
         split = hasattr(self.dataset, "load") and hasattr(self.dataset, "view")
         fetch = self.dataset.load if split else self.dataset.__getitem__
         # OpenCV's own thread pool on small crops only adds hand-offs to the threads here.
-        opencv_threads = cv2.getNumThreads()
-        cv2.setNumThreads(1)
-        try:
-            with ThreadPoolExecutor(max(1, self.threads - 1), thread_name_prefix="auhm-batch") as pool:
-                for keys in self.batch_sampler:
-                    # one contiguous share per thread, this one included: a hand-off per share, not per item
-                    shares = np.array_split(np.arange(len(keys)), self.threads)
-                    futures = [pool.submit(lambda rows: [fetch(keys[r]) for r in rows], rows) for rows in shares[1:]]
-                    fetched = [fetch(keys[r]) for r in shares[0]] + [x for f in futures for x in f.result()]
-                    yield collate([self.dataset.view(x) for x in fetched] if split else fetched)
-        finally:
-            cv2.setNumThreads(opencv_threads)
+        with single_threaded_opencv(), ThreadPoolExecutor(max(1, self.threads - 1), thread_name_prefix="auhm-batch") as pool:
+            for keys in self.batch_sampler:
+                # one contiguous share per thread, this one included: a hand-off per share, not per item
+                shares = np.array_split(np.arange(len(keys)), self.threads)
+                futures = [pool.submit(lambda rows: [fetch(keys[r]) for r in rows], rows) for rows in shares[1:]]
+                fetched = [fetch(keys[r]) for r in shares[0]] + [x for f in futures for x in f.result()]
+                yield collate([self.dataset.view(x) for x in fetched] if split else fetched)
+
+
+class WorkerBatches(DataLoader):
+    """A DataLoader whose worker processes start with OpenCV single-threaded (see the module doc):
+    a process per core already, and no OpenCV call in a worker that could wait on its parent's pool."""
+
+    def __iter__(self):
+        with single_threaded_opencv():  # persistent workers are forked here, on the first call
+            return super().__iter__()
+
+
+@contextmanager
+def single_threaded_opencv():
+    """OpenCV on one thread inside the block, as it was after it (call it only in the process that owns the pool)."""
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(threads)
 
 
 def collate(items: Sequence) -> dict:
@@ -65,6 +86,9 @@ def collate(items: Sequence) -> dict:
         return default_collate(items)
     return {k: torch.from_numpy(np.stack([it[k] for it in items]) if isinstance(items[0][k], np.ndarray) else np.asarray([it[k] for it in items]))
             for k in items[0]}
+
+
+WORKER_TIMEOUT_S = 600  # no batch from the workers for this long: raise instead of waiting
 
 
 def resolve_workers(workers: int | None, device: torch.device, world: int = 1) -> int:
@@ -89,5 +113,6 @@ def batch_loader(dataset, device: torch.device, workers: int | None, *, batch_sa
     workers = resolve_workers(workers, device, world)
     if workers == 0:
         return ThreadedBatches(dataset, batch_sampler, torch.get_num_threads())
-    return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=workers, pin_memory=device.type == "cuda",
-                      persistent_workers=True, generator=torch.Generator().manual_seed(seed))
+    # A worker that stops answering (a deadlock in native code) becomes an error, not a run that waits forever.
+    return WorkerBatches(dataset, batch_sampler=batch_sampler, num_workers=workers, pin_memory=device.type == "cuda",
+                         persistent_workers=True, generator=torch.Generator().manual_seed(seed), timeout=WORKER_TIMEOUT_S)
