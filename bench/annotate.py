@@ -10,7 +10,10 @@ weights do not change speed):
   (c) the model alone on pre-cut crops at (a)'s batch size and precision, the faster of one
       forward on all threads and one single-threaded forward per thread side by side.
 
-Prints frames/s and the ratios a/b and a/c. With ``--rss``, also annotates ``--rss-minutes``
+Prints frames/s and the ratios a/b and a/c, and where (a)'s time goes: (d) the tracking alone
+(decode + dlib + crops in one process, the work of annotate's tracking process) in CPU ms per
+frame, dlib's predictor load, and the a/c that the cores would allow if the model, the tracking
+and the load shared them with no loss at all. With ``--rss``, also annotates ``--rss-minutes``
 of video (the clip repeated through symlinks in a temp folder, never copied) and prints the
 process RSS once one minute of video is written and at the end.
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import tempfile
 import threading
 import time
@@ -33,7 +37,7 @@ import torch
 from auhm.face.crop import crop_face
 from auhm.face.dlib_backend import DlibBackend
 from auhm.face.tracking import choose_detection
-from auhm.infer.annotate import AnnotateConfig, Predictor, annotate, model_lanes
+from auhm.infer.annotate import AnnotateConfig, Predictor, annotate, model_lanes, track_and_crop
 from auhm.models import build_model, save_checkpoint
 from auhm.targets import DATASET_AUS
 from auhm.video import VideoReader
@@ -67,6 +71,29 @@ def reference_loop(video: Path, ckpt: Path, limit: int | None) -> tuple[int, flo
             predictor(crop[None])
         n += 1
     return n, time.perf_counter() - t0
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process, all its threads."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def tracking_alone(video: Path, ckpt: Path, batch: int) -> tuple[int, float, float]:
+    """(frames, CPU s to load dlib's predictor, CPU s per frame) of annotate's tracking work —
+    decode (one decoder thread, as annotate's workers), dlib tracking, crops — in this process."""
+    from auhm.face import Tracker
+
+    crop = Predictor.from_checkpoint(ckpt, "cpu", "fp32").crop
+    c0 = cpu_seconds()
+    tracker = Tracker(DlibBackend())
+    load = cpu_seconds() - c0
+    tracker.start(str(video))
+    c0, n = cpu_seconds(), 0
+    for frames in VideoReader(video, num_threads=1).batches(max(batch, 8)):
+        track_and_crop(frames, tracker, crop)
+        n += len(frames)
+    return n, load, (cpu_seconds() - c0) / n
 
 
 def model_alone(ckpt: Path, crops: np.ndarray, batch: int, precision: str, lanes: int) -> float:
@@ -146,6 +173,19 @@ def main() -> None:
     print(f"(c) model alone, pre-cut crops              {show('c')}; {len(crops)} crops, batch {args.batch_size}, {precision}, the faster of "
           f"{lanes} single-threaded forwards side by side and one forward on {torch.get_num_threads()} threads (median {np.median(runs['c1']):.1f})")
     print(f"a/b = {a_fps / b_fps:.2f}   a/c = {a_fps / c_fps:.2f}   (a×{k})/c = {ak_fps / c_fps:.2f}")
+
+    # Where (a)'s time goes: per frame, the model costs cores/c CPU-seconds (as in (c)) and the
+    # tracking T; once per call, dlib's load L. Were the cores shared with no loss at all, the
+    # clip would take (n·(model + T) + L) / cores seconds: the best a/c this machine allows.
+    n_track, load, track_cpu = tracking_alone(args.video, ckpt, args.batch_size)
+    cores = lanes if lanes > 1 else torch.get_num_threads()
+    model_cpu = cores / c_fps
+    steady = model_cpu / (model_cpu + track_cpu)
+    clip = frames / ((frames * (model_cpu + track_cpu) + load) / cores) / c_fps
+    print(f"(d) tracking alone (decode + dlib + crops)  {1000 * track_cpu:7.2f} CPU ms/frame ({n_track} frames); dlib predictor load {load:.2f} CPU s; "
+          f"model {1000 * model_cpu:.2f} CPU ms/frame ({cores} cores / c)")
+    print(f"a/c if the {cores} cores were shared with no loss: {steady:.2f} for a long corpus, {clip:.2f} for this clip with the load "
+          f"(measured: {ak_fps / c_fps:.2f} and {a_fps / c_fps:.2f})")
 
     if args.rss:
         rss_run(args, ckpt, tmp)

@@ -556,7 +556,9 @@ def run_jobs(
                     break
                 video = jobs[j].video
                 try:
-                    reader = VideoReader(video)
+                    # One decoding thread per video: the cores belong to the model lanes (decord's
+                    # default started 4 threads per video on this 2-core machine).
+                    reader = VideoReader(video, num_threads=1)
                     if not source.self_tracking:
                         tracker.start(video)
                     for batch in _prefetched(reader.batches(chunk_frames, config.every), stop):
