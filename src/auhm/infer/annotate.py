@@ -221,7 +221,7 @@ def face_source(config: AnnotateConfig, predictor: Predictor) -> FaceSource:
         name = "dlib"
     make = lambda: make_backend(name, model=config.landmark_model)  # noqa: E731
     try:  # fail now, with the backend's own message, if it is unusable
-        if name == "dlib":  # loading dlib's predictor takes ~0.6 s: the tracking workers do it, beside the model's warm-up
+        if name == "dlib":  # loading dlib's predictor takes ~0.6 s: the tracking workers do it, in their own process
             from auhm.face.dlib_backend import check_available
 
             check_available()
@@ -730,13 +730,13 @@ class _ModelLanes:
         return self
 
     def warm_up(self, predictor: "Predictor", batch: int) -> None:
-        """One forward per lane at the run's batch size, while the trackers load (the first
-        forward at a new size, precision or thread count builds its kernels: ~0.3 s on a CPU)."""
-        blank = np.zeros((batch, predictor.input_size, predictor.input_size, 3), np.uint8)
-        if self.pool is None:
-            predictor(blank)
-        else:
-            futures.wait([self.pool.submit(predictor, blank) for _ in range(self.count)])
+        """On a GPU, one forward at the run's batch size while the trackers load (the first one
+        at a new size or precision picks its kernels). Not on a CPU: there a blank forward per
+        lane took the cores from the tracking process's start-up (dlib ready ~0.15 s later, the
+        472-frame clip ~5 % slower in ``bench/annotate.py``'s setting), and the first real batches
+        pay only the kernel set-up (~0.06 s a lane)."""
+        if predictor.device.type != "cpu":  # one lane on a GPU
+            predictor(np.zeros((batch, predictor.input_size, predictor.input_size, 3), np.uint8))
 
     def __exit__(self, *exc) -> None:
         if self.pool is not None:
