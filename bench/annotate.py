@@ -119,7 +119,7 @@ def main() -> None:
     ap.add_argument("--video", type=Path, default=MEDIA / "WolfgangLanger_Pexels.mp4")
     ap.add_argument("--batch-size", type=int, default=8, help="8: the fastest batch on small CPUs (see annotate.default_batch_size)")
     ap.add_argument("--precision", default="auto")
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=None, help="tracking workers (default: annotate's)")
     ap.add_argument("--reference-frames", type=int, default=120, help="frames for the slow loop (b)")
     ap.add_argument("--rss", action="store_true", help="also measure RSS over --rss-minutes of video")
     ap.add_argument("--rss-minutes", type=float, default=10.0)

@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from auhm.face.crop import crop_face
-from auhm.infer.annotate import AnnotateConfig, Predictor, annotate
+from auhm.infer.annotate import AnnotateConfig, Predictor, annotate, tracking_workers
 from auhm.models import build_model, save_checkpoint
 from auhm.synth import SynthConfig, make_corpus
 from auhm.targets import DATASET_AUS
@@ -37,7 +37,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--precision", default="auto")
-    ap.add_argument("--workers", type=int, default=1, help="decode + crop threads (videos in parallel)")
+    ap.add_argument("--workers", type=int, default=None, help="tracking workers, one video each (default: annotate's: 1 on a CPU, one per spare core beside a GPU)")
     ap.add_argument("--reference-frames", type=int, default=200)
     args = ap.parse_args()
 
@@ -54,7 +54,7 @@ def main() -> None:
                          device=args.device, precision=args.precision, workers=args.workers, quiet=True)
     predictor = Predictor.from_checkpoint(ckpt, args.device, args.precision)
     print(f"device {predictor.device} ({torch.cuda.get_device_name() if predictor.device.type == 'cuda' else 'cpu'}), "
-          f"precision {predictor.precision}, batch {args.batch_size}, workers {args.workers}, {len(videos)} videos × {args.frames} frames {args.size}")
+          f"precision {predictor.precision}, batch {args.batch_size}, workers {min(len(videos), tracking_workers(args.workers, predictor.device))}, {len(videos)} videos × {args.frames} frames {args.size}")
 
     annotate(videos[:1], AnnotateConfig(ckpt, tmp / "warm.parquet", landmarks="truth", batch_size=args.batch_size,
                                         device=args.device, precision=args.precision, quiet=True))  # warm-up

@@ -490,3 +490,15 @@ def test_auto_landmarks_choice(tmp_path):
     adaptation = Predictor(build_model("adaptation", AUS, preset="small"), {"aus": AUS, "method": "adaptation"}, "cpu", "fp32")
     source = face_source(cfg, adaptation)
     assert adaptation.has_landmarks and source.self_tracking and source.name == "backbone+dlib"
+
+
+def test_tracking_workers_default_to_one_on_a_cpu_and_the_spare_cores_beside_a_gpu(monkeypatch):
+    from auhm.infer.annotate import tracking_workers
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert tracking_workers(None, cpu) == 1  # the cores run the model lanes
+    assert tracking_workers(3, cpu) == 3 and tracking_workers(3, gpu) == 3
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert tracking_workers(None, gpu) == 15
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert tracking_workers(None, gpu) == 1

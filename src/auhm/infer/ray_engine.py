@@ -54,9 +54,10 @@ def run_jobs_ray(jobs: Sequence, config, meta: dict, on_frames: Callable[[int], 
         from ray.util import ActorPool
     except ImportError:
         raise UsageError("--engine ray: ray is not installed (pip install 'ray[default]')") from None
-    _connect(max(1, config.workers))
+    workers = config.workers or 1  # actors: one per GPU of the cluster, else --workers
+    _connect(workers)
     gpus = int(ray.cluster_resources().get("GPU", 0)) if config.device in ("auto", "cuda") else 0
-    n_actors = max(1, min(len(jobs), gpus or config.workers))
+    n_actors = max(1, min(len(jobs), gpus or workers))
     actor = ray.remote(num_cpus=1, num_gpus=1 if gpus else 0)(VideoAnnotator)
     pool = ActorPool([actor.remote(config, meta) for _ in range(n_actors)])
     written, failures, rows = [], [], 0
