@@ -54,7 +54,7 @@ def main() -> None:
                          device=args.device, precision=args.precision, workers=args.workers, quiet=True)
     predictor = Predictor.from_checkpoint(ckpt, args.device, args.precision)
     print(f"device {predictor.device} ({torch.cuda.get_device_name() if predictor.device.type == 'cuda' else 'cpu'}), "
-          f"precision {predictor.precision}, batch {args.batch_size}, workers {min(len(videos), tracking_workers(args.workers, predictor.device))}, {len(videos)} videos × {args.frames} frames {args.size}")
+          f"precision {predictor.precision}, batch {args.batch_size}, workers {min(len(videos), tracking_workers(args.workers, predictor.device))} processes, {len(videos)} videos × {args.frames} frames {args.size}")
 
     annotate(videos[:1], AnnotateConfig(ckpt, tmp / "warm.parquet", landmarks="truth", batch_size=args.batch_size,
                                         device=args.device, precision=args.precision, quiet=True))  # warm-up

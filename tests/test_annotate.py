@@ -500,5 +500,6 @@ def test_tracking_workers_default_to_one_on_a_cpu_and_the_spare_cores_beside_a_g
     assert tracking_workers(3, cpu) == 3 and tracking_workers(3, gpu) == 3
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
     assert tracking_workers(None, gpu) == 15
+    assert tracking_workers(None, gpu, processes=False) == 4  # threads share one GIL
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
     assert tracking_workers(None, gpu) == 1
