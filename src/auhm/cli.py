@@ -311,7 +311,7 @@ def annotate(
     batch_size: Optional[int] = typer.Option(None, help="Frames per model batch (default: 8 on CPU, 128 on GPU)."),
     device: str = typer.Option("auto"),
     precision: str = typer.Option("auto"),
-    workers: Optional[int] = typer.Option(None, help="Decode + tracking workers, one video each (processes for dlib and truth, threads otherwise; default: 1 on a CPU, whose cores run the model, one per spare core beside a GPU)."),
+    workers: Optional[int] = typer.Option(None, help="Decode + tracking workers, one video each (processes for dlib and truth, threads otherwise; default: 1 on a CPU, whose cores run the model; beside a GPU one process per spare core, or up to 4 threads)."),
     every: int = typer.Option(1, help="Annotate every k-th frame."),
     overwrite: bool = typer.Option(False, help="Redo videos already annotated."),
     engine: str = typer.Option("local", help="local or ray."),
