@@ -220,13 +220,10 @@ def face_source(config: AnnotateConfig, predictor: Predictor) -> FaceSource:
             raise UsageError("--landmarks auto: this checkpoint has no landmark backbone and dlib is not installed")
         name = "dlib"
     make = lambda: make_backend(name, model=config.landmark_model)  # noqa: E731
-    try:  # fail now, with the backend's own message, if it is unusable
-        if name == "dlib":  # loading dlib's predictor takes ~0.6 s: the tracking workers do it, in their own process
-            from auhm.face.dlib_backend import check_available
-
-            check_available()
-            return FaceSource(name, make, forkable=True)
-        return FaceSource(name, make, spare=make(), forkable=name == "truth")
+    # Made now: it fails early with the backend's own message, and forked tracking processes share
+    # it (dlib's predictor is 70 MB: each of 2 tracking processes held ~75 MiB less of its own).
+    try:
+        return FaceSource(name, make, spare=make(), forkable=name in ("dlib", "truth"))
     except (ValueError, RuntimeError) as e:
         raise UsageError(f"--landmarks {name}: {e}") from None
 
@@ -519,8 +516,8 @@ def run_jobs(
     crop = predictor.crop
     bs = config.batch_size or default_batch_size(predictor.device)
     chunk_frames = bs if source.self_tracking else max(bs, 8)
-    # Tracking that needs neither torch nor the model runs in forked processes: their own GIL
-    # and their own start-up (dlib's predictor takes 0.6 s to load, holding the GIL throughout).
+    # Tracking that needs neither torch nor the model runs in forked processes, each with its own
+    # GIL; they share the backend face_source loaded before the fork.
     processes = source.forkable and not source.self_tracking and "fork" in multiprocessing.get_all_start_methods()
     n_workers = max(1, min(tracking_workers(config.workers, predictor.device, processes), len(jobs)))
     ctx = multiprocessing.get_context("fork") if processes else None
