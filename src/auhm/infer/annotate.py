@@ -545,6 +545,8 @@ def run_jobs(
 
     def worker(k: int) -> None:
         try:
+            if processes:
+                return_large_buffers_to_the_os()
             tracker = source.tracker()
             detect = _detector(tracker.backend) if source.self_tracking else None
             while not stop.is_set():
@@ -711,6 +713,24 @@ def tracking_workers(workers: int | None, device: torch.device, processes: bool 
         return 1
     spare = max(1, min(16, (os.cpu_count() or 2) - 1))
     return spare if processes else min(4, spare)
+
+
+def return_large_buffers_to_the_os(threshold: int = 128 * 1024) -> bool:
+    """Have glibc map every allocation of ``threshold`` bytes or more on its own and unmap it when
+    freed; for the tracking processes only. glibc's default raises that threshold to the largest
+    block freed so far (up to 32 MB), so decoded frames and crops then come from the heap, whose
+    freed space goes back to the OS only now and then: a tracking process's RSS swung between
+    664 and 929 MB over 31 videos, and stayed within 613–664 MB with this. It costs the process
+    ~0.8 CPU ms a frame (page faults on fresh buffers). Never in the model's process: torch's
+    activations would fault on every forward (the bare model ran at 50 frames/s instead of 115–124
+    with it). False where there is no glibc."""
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(-3, threshold))  # M_MMAP_THRESHOLD
 
 
 def model_lanes(device: torch.device) -> int:
