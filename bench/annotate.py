@@ -81,7 +81,9 @@ def cpu_seconds() -> float:
 
 def tracking_alone(video: Path, ckpt: Path, batch: int) -> tuple[int, float, float]:
     """(frames, CPU s to load dlib's predictor, CPU s per frame) of annotate's tracking work —
-    decode (one decoder thread, as annotate's workers), dlib tracking, crops — in this process."""
+    decode (one decoder thread, as annotate's workers), dlib tracking, crops — in this process,
+    without the tracking processes' malloc setting (~0.8 ms a frame more there): it cannot be
+    undone, and it would slow this process's torch (see ``return_large_buffers_to_the_os``)."""
     from auhm.face import Tracker
 
     crop = Predictor.from_checkpoint(ckpt, "cpu", "fp32").crop
