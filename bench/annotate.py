@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from auhm.face.crop import crop_face
+from auhm.face.crop import CropConfig, crop_face
 from auhm.face.dlib_backend import DlibBackend
 from auhm.face.tracking import choose_detection
 from auhm.infer.annotate import AnnotateConfig, Predictor, annotate, model_lanes, track_and_crop
@@ -79,14 +79,13 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def tracking_alone(video: Path, ckpt: Path, batch: int) -> tuple[int, float, float]:
+def tracking_alone(video: Path, crop: CropConfig, batch: int) -> tuple[int, float, float]:
     """(frames, CPU s to load dlib's predictor, CPU s per frame) of annotate's tracking work —
     decode (one decoder thread, as annotate's workers), dlib tracking, crops — in this process,
     without the tracking processes' malloc setting (~0.8 ms a frame more there): it cannot be
     undone, and it would slow this process's torch (see ``return_large_buffers_to_the_os``)."""
     from auhm.face import Tracker
 
-    crop = Predictor.from_checkpoint(ckpt, "cpu", "fp32").crop
     c0 = cpu_seconds()
     tracker = Tracker(DlibBackend())
     load = cpu_seconds() - c0
@@ -146,7 +145,8 @@ def main() -> None:
         res = annotate(videos, cfg)
         return res.frames, res.frames / (time.perf_counter() - t0)
 
-    precision = Predictor.from_checkpoint(ckpt, "cpu", args.precision).precision
+    predictor = Predictor.from_checkpoint(ckpt, "cpu", args.precision)
+    precision = predictor.precision
     n, dt = reference_loop(args.video, ckpt, args.reference_frames)
     b_fps = n / dt
     crops = np.stack([f for f in _crops(args.video, ckpt, 256)])
@@ -179,7 +179,7 @@ def main() -> None:
     # Where (a)'s time goes: per frame, the model costs cores/c CPU-seconds (as in (c)) and the
     # tracking T; once per call, dlib's load L. Were the cores shared with no loss at all, the
     # clip would take (n·(model + T) + L) / cores seconds: the best a/c this machine allows.
-    n_track, load, track_cpu = tracking_alone(args.video, ckpt, args.batch_size)
+    n_track, load, track_cpu = tracking_alone(args.video, predictor.crop, args.batch_size)
     cores = lanes if lanes > 1 else torch.get_num_threads()
     model_cpu = cores / c_fps
     steady = model_cpu / (model_cpu + track_cpu)
