@@ -2,7 +2,7 @@
 
 For each configuration, two figures measured in the same run on the same model:
   full  – the real training step fed by auhm train's batch loader (JPEG decode + augmentation:
-          worker processes beside a GPU, threads between steps on a CPU; heatmap targets built on
+          worker processes beside a GPU, a share per core between steps on a CPU; heatmap targets built on
           the device), as ``auhm train`` runs it;
   model – the same step on one batch pre-loaded on the device (no data pipeline);
 and their ratio (target ≥ 90 %: the pipeline keeps up with the model); and
@@ -28,7 +28,7 @@ from torch.utils.data import default_collate
 from auhm.data.shards import ShardDataset, ShardRows, list_shards
 from auhm.models import build_model
 from auhm.train.augment import AugmentConfig, ShardView
-from auhm.train.batches import ThreadedBatches, batch_loader, resolve_workers
+from auhm.train.batches import ForkedBatches, batch_loader, resolve_workers
 from auhm.train.device import grad_scaler, resolve_device, use_channels_last
 from auhm.train.loop import EpochBatches, batch_to_device, train_step
 
@@ -92,12 +92,12 @@ def measure(method: str, preset: str, precision: str, batch_size: int, steps: in
     timed(from_model, WARMUP)
     # Worker processes start with their queues full (prefetch_factor batches each): warm up
     # until that stock is spent, or the first timed steps would come for free.
-    stock = 0 if isinstance(loader, ThreadedBatches) else 4 * loader.num_workers * (loader.prefetch_factor or 2)  # 8 per worker
+    stock = 0 if isinstance(loader, ForkedBatches) else 4 * loader.num_workers * (loader.prefetch_factor or 2)  # 8 per worker
     timed(from_loader, WARMUP + stock)
-    # Threads build batches only when asked, so the two can alternate in short rounds, which
+    # Batches between steps are built only when asked, so the two can alternate in short rounds, which
     # keeps a shared machine's drift out of the ratio. Worker processes would fill their queue
     # during a model-only round: with them, one round each.
-    rounds = max(1, steps // 5) if isinstance(loader, ThreadedBatches) else 1
+    rounds = max(1, steps // 5) if isinstance(loader, ForkedBatches) else 1
     totals = {"model": [0, 0.0], "full": [0, 0.0]}
     for r in range(rounds):
         n = steps // rounds + (r < steps % rounds)
@@ -116,7 +116,7 @@ def measure(method: str, preset: str, precision: str, batch_size: int, steps: in
 
 
 def _loader_words(workers: int) -> str:
-    return f"{workers} worker processes" if workers else f"{torch.get_num_threads()} threads between steps"
+    return f"{workers} worker processes" if workers else f"{torch.get_num_threads()} processes between steps"
 
 
 def main() -> None:

@@ -1,13 +1,14 @@
-"""Batch building: threads between steps on a CPU give the DataLoader's batches, item for item."""
+"""Batch building: processes between steps on a CPU give the DataLoader's batches, item for item."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from torch.utils.data import DataLoader
 
 from auhm.train.augment import AugmentConfig, ShardView
-from auhm.train.batches import ThreadedBatches, batch_loader, resolve_workers
+from auhm.train.batches import ForkedBatches, batch_loader, resolve_workers
 from auhm.train.loop import EpochBatches
 from test_augment import _FakeShards
 
@@ -18,38 +19,78 @@ def _equal(a: dict, b: dict) -> None:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
 
 
-def test_threaded_batches_equal_the_dataloaders_for_split_and_plain_datasets():
+def test_forked_batches_equal_the_dataloaders_for_augmented_and_plain_datasets():
     view = ShardView(_FakeShards(n=20, size=48), np.arange(20), 32, AugmentConfig(), seed=3, negative_fraction=0.3)
     sampler = EpochBatches(len(view), 6, seed=1)
     sampler.set_epoch(2)
     reference = list(DataLoader(view, batch_sampler=sampler, num_workers=0))
-    for threads in (1, 3):
-        got = list(ThreadedBatches(view, sampler, threads))
+    for processes in (1, 2, 4):
+        got = list(ForkedBatches(view, sampler, processes))
         assert len(got) == len(reference) == 3
         for a, b in zip(got, reference):
             _equal(a, b)
 
-    class Plain(torch.utils.data.Dataset):  # no load/view: whole items in the threads
+    class Plain(torch.utils.data.Dataset):  # items of tensors, and batches smaller than the processes
         def __len__(self):
             return 10
 
         def __getitem__(self, i):
             return {"x": torch.full((2,), float(i))}
 
-    got = list(ThreadedBatches(Plain(), [[3, 1], [0, 9, 4]], 2))
+    got = list(ForkedBatches(Plain(), [[3, 1], [0, 9, 4]], 3))
     assert [b["x"][:, 0].tolist() for b in got] == [[3.0, 1.0], [0.0, 9.0, 4.0]]
 
 
-def test_batch_loader_picks_threads_on_a_cpu_and_processes_when_asked():
+def test_batch_loader_builds_between_steps_on_a_cpu_and_uses_workers_when_asked():
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
     assert resolve_workers(None, cpu) == 0 and resolve_workers(3, cpu) == 3 and resolve_workers(0, gpu) == 0
     assert 2 <= resolve_workers(None, gpu) <= 12
     view = ShardView(_FakeShards(n=20, size=48), np.arange(7), 32)
     loader = batch_loader(view, cpu, None, batch_size=3)
-    assert isinstance(loader, ThreadedBatches)
+    assert isinstance(loader, ForkedBatches)
     batches = list(loader)
     assert [len(b["index"]) for b in batches] == [3, 3, 1] and torch.cat([b["index"] for b in batches]).tolist() == list(range(7))
     assert isinstance(batch_loader(view, cpu, 1, batch_size=3), DataLoader)
+
+
+class _FailsOn(torch.utils.data.Dataset):
+    def __init__(self, bad: int):
+        self.bad = bad
+
+    def __len__(self):
+        return 10
+
+    def __getitem__(self, i):
+        if i == self.bad:
+            raise ValueError(f"corrupt JPEG in shard (item {i})")
+        return {"i": i}
+
+
+def test_an_item_that_fails_in_a_helper_raises_its_own_error_and_no_helper_outlives_the_batches():
+    import multiprocessing
+
+    before = set(multiprocessing.active_children())
+    with pytest.raises(ValueError, match=r"corrupt JPEG in shard \(item 7\)") as caught:
+        list(ForkedBatches(_FailsOn(7), [[0, 1, 2, 3], [4, 5, 6, 7]], 2))  # item 7: the helper's share
+    assert any("in a batch helper process" in note for note in caught.value.__notes__)
+    it = iter(ForkedBatches(_FailsOn(-1), [[0, 1], [2, 3], [4, 5]], 3))
+    assert next(it)["i"].tolist() == [0, 1]
+    it.close()  # abandoned after one batch
+    assert set(multiprocessing.active_children()) == before
+
+
+def test_a_helper_that_is_killed_becomes_an_error_not_a_wait():
+    import os
+    import signal
+
+    class KillsItsProcess(_FailsOn):
+        def __getitem__(self, i):
+            if i == 3:
+                os.kill(os.getpid(), signal.SIGKILL)  # in the helper: the OOM killer's way out
+            return {"i": i}
+
+    with pytest.raises(RuntimeError, match="batch helper process ended"):
+        list(ForkedBatches(KillsItsProcess(0), [[0, 1, 2, 3]], 2))
 
 
 _FORK_AFTER_OPENCV_POOL = """

@@ -225,7 +225,7 @@ def train(
     preset: str = typer.Option("paper", help="paper or small."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     precision: str = typer.Option("auto", help="auto, fp32, bf16 or fp16."),
-    workers: Optional[int] = typer.Option(None, help="Data worker processes (default: none on a CPU, where threads build each batch between steps; up to 12 beside a GPU)."),
+    workers: Optional[int] = typer.Option(None, help="Data worker processes (default: none on a CPU, where each batch is built between steps, a share per core; up to 12 beside a GPU)."),
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many steps (smoke runs)."),
     resume: Optional[Path] = typer.Option(None, help="Run directory to resume."),
     seed: int = typer.Option(0),

@@ -100,22 +100,12 @@ def occlude(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig) 
 
 def augment(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator, out_size: int, config: AugmentConfig = AugmentConfig()) -> tuple[np.ndarray, np.ndarray]:
     """One training view of a crop: geometric warp (incl. resize to out_size), colour, occlusion."""
-    image, landmarks = augment_geometry(image, landmarks, rng, out_size, config)
-    return augment_appearance(image, rng, config), landmarks
-
-
-def augment_geometry(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator, out_size: int, config: AugmentConfig) -> tuple[np.ndarray, np.ndarray]:
-    """The warp half of :func:`augment` (one OpenCV call that frees the GIL)."""
     m, flipped = random_affine(rng, image.shape[0], out_size, config)
-    return warp_sample(image, landmarks, m, out_size, flipped)
-
-
-def augment_appearance(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
-    """The colour and occlusion half of :func:`augment` (small steps, mostly under the GIL)."""
+    image, landmarks = warp_sample(image, landmarks, m, out_size, flipped)
     image = jitter_colour(image, rng, config)
     if rng.random() < config.occlusion:
         image = occlude(image, rng, config)
-    return image
+    return image, landmarks
 
 
 def resize_sample(image: np.ndarray, landmarks: np.ndarray, out_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -157,10 +147,9 @@ class ShardView:
     def __len__(self) -> int:
         return len(self.indices)
 
-    def load(self, key) -> tuple:
-        """(key, crop, landmarks, rng): the item decoded at the smallest JPEG scale still ≥ the
-        model's input size and warped to it. The costly part of an item, and mostly free of the
-        GIL, so batch builders run it in threads; :meth:`view` finishes the item."""
+    def __getitem__(self, key) -> dict:
+        """The item, decoded at the smallest JPEG scale still ≥ the model's input size, then warped
+        to it (training: with flip, rotation, scale, colour, occlusion and no-face negatives)."""
         pos, epoch = key if isinstance(key, tuple) else (key, 0)
         i = int(self.indices[pos])
         if self._reduce is None:
@@ -170,21 +159,12 @@ class ShardView:
         image, landmarks = self.shards.image(i, self._reduce), self.shards.landmarks[i]
         if self._reduce > 1:
             landmarks = (landmarks + 0.5) / self._reduce - 0.5
-        if self.augment is None:
-            return (key, *resize_sample(image, landmarks, self.input_size), None)
-        rng = np.random.default_rng((self.seed, int(epoch), i))
-        return (key, *augment_geometry(image, landmarks, rng, self.input_size, self.augment), rng)
-
-    def __getitem__(self, key) -> dict:
-        return self.view(self.load(key))
-
-    def view(self, loaded: tuple) -> dict:
-        """The item from :meth:`load`'s result: colour, occlusion and no-face negatives (training)."""
-        key, image, landmarks, rng = loaded
-        i = int(self.indices[key[0] if isinstance(key, tuple) else key])
         negative = False
-        if rng is not None:
-            image = augment_appearance(image, rng, self.augment)
+        if self.augment is None:
+            image, landmarks = resize_sample(image, landmarks, self.input_size)
+        else:
+            rng = np.random.default_rng((self.seed, int(epoch), i))
+            image, landmarks = augment(image, landmarks, rng, self.input_size, self.augment)
             if self.negative_fraction and rng.random() < self.negative_fraction:
                 image, negative = shuffle_patches(image, rng), True
         return {

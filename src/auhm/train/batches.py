@@ -1,4 +1,4 @@
-"""Batches for training and evaluation: worker processes beside a GPU, threads between steps on a CPU.
+"""Batches for training and evaluation: worker processes beside a GPU, helper processes between steps on a CPU.
 
 With the model on a GPU the CPU cores are free, so DataLoader worker processes decode and augment
 ahead of it. With the model on the CPU its forward and backward already use every core, and a
@@ -6,19 +6,24 @@ worker that runs at the same time stalls the model's parallel regions (its other
 each barrier while the worker holds a core). ``python bench/train.py --presets small --methods
 adaptation scratch --precisions bf16 --batch-sizes 16 --steps 20 --workers W`` on the project's
 2-core Xeon kept 74 % / 81 % (adaptation) of the model-only speed with 1 / 2 workers and 87 % with
-the batch built in the main process between steps. So on a CPU each batch is built between
-steps, by one thread per core (OpenCV and the JPEG decoder release the GIL).
+the batch built in the main process between steps; worker processes at idle scheduling priority
+(``SCHED_IDLE``) kept 87–89 %: the step leaves no idle cycles to fill. So on a CPU each batch is
+built between steps, a share by each core: this process and forked helper processes. Helpers
+rather than threads because half of an item's work (the random draws, the affine, colour jitter)
+holds the GIL: two threads built a batch of 16 in 4.9–5.7 ms, this process and one helper in 4.1.
 
-Worker processes are forked with OpenCV set to one thread. Calling ``cv2.setNumThreads`` in a
-forked child whose parent had used OpenCV's thread pool waits forever (reproduced here with
-OpenCV 4.14; ``tests/test_batches.py`` runs the fork after such use): it must never run in a
-worker, so the setting is made in this process around the fork and inherited.
+Processes are forked with OpenCV set to one thread. Calling ``cv2.setNumThreads`` in a forked
+child whose parent had used OpenCV's thread pool waits forever (reproduced here with OpenCV 4.14;
+``tests/test_batches.py`` runs the fork after such use): it must never run in a worker, so the
+setting is made in this process around the fork and inherited.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
-from concurrent.futures import ThreadPoolExecutor
+import pickle
+import signal
 from contextlib import contextmanager
 from typing import Iterable, Sequence
 
@@ -28,35 +33,125 @@ import torch
 from torch.utils.data import DataLoader, default_collate
 
 
-class ThreadedBatches:
+class ForkedBatches:
     """Collated batches of ``dataset[key]`` for each list of keys, built when asked for (nothing
-    runs while the caller trains on the previous batch).
+    runs while the caller trains on the previous batch) by ``processes`` processes at once: this
+    one and forked helpers, each building one contiguous share of the keys.
 
-    Datasets with ``load(key)`` and ``view(loaded)`` (ShardView) have the loads (JPEG decoding
-    and the warp, which free the GIL) spread over ``threads`` threads and the views (colour
-    jitter: small numpy steps that hold it) made in this thread: handing the GIL back and forth
-    between threads at every small step made two threads no faster than one.
+    Helpers are forked when iteration starts (they see the dataset as it is then) and end with
+    it, an abandoned iteration included. An item that fails in a helper raises here, with the
+    helper's traceback as a note.
     """
 
-    def __init__(self, dataset, batch_sampler: Iterable[Sequence], threads: int):
+    def __init__(self, dataset, batch_sampler: Iterable[Sequence], processes: int):
         self.dataset = dataset
         self.batch_sampler = batch_sampler
-        self.threads = max(1, threads)
+        forkable = "fork" in multiprocessing.get_all_start_methods()  # not on Windows: this process alone
+        self.processes = max(1, min(MAX_BATCH_PROCESSES, processes)) if forkable else 1
 
     def __len__(self) -> int:
         return len(self.batch_sampler)
 
     def __iter__(self):
-        split = hasattr(self.dataset, "load") and hasattr(self.dataset, "view")
-        fetch = self.dataset.load if split else self.dataset.__getitem__
-        # OpenCV's own thread pool on small crops only adds hand-offs to the threads here.
-        with single_threaded_opencv(), ThreadPoolExecutor(max(1, self.threads - 1), thread_name_prefix="auhm-batch") as pool:
-            for keys in self.batch_sampler:
-                # one contiguous share per thread, this one included: a hand-off per share, not per item
-                shares = np.array_split(np.arange(len(keys)), self.threads)
-                futures = [pool.submit(lambda rows: [fetch(keys[r]) for r in rows], rows) for rows in shares[1:]]
-                fetched = [fetch(keys[r]) for r in shares[0]] + [x for f in futures for x in f.result()]
-                yield collate([self.dataset.view(x) for x in fetched] if split else fetched)
+        helpers: list[_Helper] = []
+        try:
+            with single_threaded_opencv():  # helpers inherit one thread; small crops gain nothing from more
+                helpers = [_Helper(self.dataset) for _ in range(self.processes - 1)]
+                for keys in self.batch_sampler:
+                    keys = list(keys)
+                    shares = np.array_split(np.arange(len(keys)), self.processes)
+                    asked = [(h, [keys[r] for r in rows]) for h, rows in zip(helpers, shares[1:]) if len(rows)]
+                    for helper, share in asked:
+                        helper.ask(share)
+                    items = [self.dataset[keys[r]] for r in shares[0]]
+                    for helper, _ in asked:
+                        items += helper.answer()
+                    yield collate(items)
+        finally:
+            for helper in helpers:
+                helper.close()
+
+
+MAX_BATCH_PROCESSES = 16
+
+
+class _Helper:
+    """A forked process that builds the items of the keys it is sent, one share at a time."""
+
+    def __init__(self, dataset):
+        ctx = multiprocessing.get_context("fork")
+        keys_out, keys_in = ctx.Pipe(duplex=False)
+        self.items, items_out = ctx.Pipe(duplex=False)
+        _widen_pipe(items_out)  # a share's items fit, so the helper is done before this process reads them
+        self.keys = keys_in
+        self.process = ctx.Process(target=_serve_items, args=(dataset, keys_out, items_out, os.getpid()), name="auhm-batch", daemon=True)
+        self.process.start()
+        keys_out.close()
+        items_out.close()
+
+    def ask(self, keys: list) -> None:
+        self.keys.send_bytes(pickle.dumps(keys, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def answer(self) -> list:
+        while not self.items.poll(1.0):
+            if not self.process.is_alive():
+                raise RuntimeError(f"a batch helper process ended (exit code {self.process.exitcode}; killed for memory?)")
+        try:
+            ok, payload = pickle.loads(self.items.recv_bytes())
+        except EOFError:
+            raise RuntimeError("a batch helper process ended (killed for memory?)") from None
+        if ok:
+            return payload
+        error, trace = payload
+        error.add_note(f"in a batch helper process:\n{trace}")
+        raise error
+
+    def close(self) -> None:
+        try:
+            self.keys.send_bytes(pickle.dumps(None))
+        except OSError:
+            pass
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.keys.close()
+        self.items.close()
+
+
+def _widen_pipe(conn, size: int = 1 << 20) -> None:
+    """Raise a pipe's capacity from 64 KiB (Linux; the limit for unprivileged processes is 1 MiB)."""
+    import fcntl
+
+    try:
+        fcntl.fcntl(conn.fileno(), fcntl.F_SETPIPE_SZ, size)
+    except (AttributeError, OSError):
+        pass
+
+
+def _serve_items(dataset, keys, items, parent: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it ends this process
+    while True:
+        while not keys.poll(1.0):
+            if os.getppid() != parent:  # the parent was killed
+                return
+        try:
+            asked = pickle.loads(keys.recv_bytes())
+        except EOFError:
+            return
+        if asked is None:
+            return
+        try:
+            reply = (True, [dataset[k] for k in asked])
+        except Exception as e:  # noqa: BLE001 - handed to the parent, which raises it
+            import traceback
+
+            reply = (False, (e, traceback.format_exc()))
+        try:
+            data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # noqa: BLE001 - an error that cannot be pickled goes as text
+            data = pickle.dumps((False, (RuntimeError(repr(reply[1][0])), reply[1][1])))
+        items.send_bytes(data)
 
 
 class WorkerBatches(DataLoader):
@@ -104,15 +199,15 @@ def batch_loader(dataset, device: torch.device, workers: int | None, *, batch_sa
                  batch_size: int | None = None, seed: int = 0, world: int = 1):
     """Batches of ``dataset`` in ``batch_sampler`` order (or in order, ``batch_size`` at a time).
 
-    ``workers`` None picks per device (:func:`resolve_workers`); 0 builds batches in this
-    process with one thread per torch thread.
+    ``workers`` None picks per device (:func:`resolve_workers`); 0 builds each batch when asked,
+    in one process per torch thread (:class:`ForkedBatches`).
     """
     if batch_sampler is None:
         n = len(dataset)
         batch_sampler = [list(range(i, min(i + batch_size, n))) for i in range(0, n, batch_size)]
     workers = resolve_workers(workers, device, world)
     if workers == 0:
-        return ThreadedBatches(dataset, batch_sampler, torch.get_num_threads())
+        return ForkedBatches(dataset, batch_sampler, torch.get_num_threads())
     # A worker that stops answering (a deadlock in native code) becomes an error, not a run that waits forever.
     return WorkerBatches(dataset, batch_sampler=batch_sampler, num_workers=workers, pin_memory=device.type == "cuda",
                          persistent_workers=True, generator=torch.Generator().manual_seed(seed), timeout=WORKER_TIMEOUT_S)
