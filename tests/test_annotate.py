@@ -226,18 +226,23 @@ def test_a_tracking_process_that_dies_costs_only_its_video(tmp_path, checkpoint,
     assert len(pd.read_parquet(out / "good.parquet")) == 12
 
 
-def test_per_video_resume_skips_done_and_redoes_other_checkpoint(tmp_path, checkpoint, standin):
+def test_per_video_resume_skips_done_and_redoes_other_checkpoint(tmp_path, checkpoint, standin, monkeypatch):
     from auhm.infer.annotate import annotate
 
     clips = [str(make_clip(tmp_path, n, 6, np.ones(6, bool))) for n in ("p", "q")]
     out = tmp_path / "dir"
     first = annotate(clips, config(checkpoint, out, per_video=True))
     assert first.written == clips
+    import auhm.face
+
+    real, made = auhm.face.make_backend, []
+    monkeypatch.setattr(auhm.face, "make_backend", lambda *a, **k: made.append(a[0]) or real(*a, **k))
     again = annotate(clips, config(checkpoint, out, per_video=True))
     assert again.written == [] and again.skipped == clips
+    assert made == []  # nothing to do: no landmark backend loaded (dlib's takes 0.6–0.9 s)
     checkpoint.write_bytes(b"another model")
     third = annotate(clips, config(checkpoint, out, per_video=True))
-    assert third.written == clips
+    assert third.written == clips and made[0] == "truth"
 
 
 KILL_SCRIPT = textwrap.dedent(

@@ -112,7 +112,7 @@ def make_backend(name: str, *, model: Path | None = None, truth: Path | None = N
     ``device`` matters to the network backends (fan, auhm); "auto" picks CUDA when present.
     """
     if device == "auto" and name in ("fan", "auhm"):
-        from auhm.train.device import resolve_device
+        from auhm.device import resolve_device
 
         device = str(resolve_device(device))
     if name == "dlib":

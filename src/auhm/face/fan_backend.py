@@ -101,7 +101,7 @@ class FanBackend(LandmarkBackend):
         affines = [crop_affine(sq, self.crop_size) for sq in self.squares(region_boxes(regions))]
         crops = np.stack([crop_image(f, m, self.crop_size) for f, m in zip(frames, affines)])
         with torch.inference_mode():
-            from auhm.train.device import model_input
+            from auhm.device import model_input
 
             x = model_input(crops, self.device)
             out = self.net(x)

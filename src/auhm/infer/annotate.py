@@ -48,7 +48,7 @@ from auhm.console import console, progress
 from auhm.errors import InputFailure, UsageError
 from auhm.face.crop import CropConfig, crop_affine, crop_image, crop_square, invert_affine, warp_points
 from auhm.io import prediction_schema, read_metadata
-from auhm.train.device import autocast_context, model_input, resolve_device, resolve_precision, use_channels_last
+from auhm.device import autocast_context, model_input, resolve_device, resolve_precision, use_channels_last
 from auhm.video import FrameBatch, VideoReader
 
 ENGINES = ("local", "ray")
@@ -194,6 +194,17 @@ class FaceSource:
 
         return Tracker(self.backend())
 
+    def preload(self) -> "FaceSource":
+        """Make the first backend now, unless it follows the model: a bad option fails here with
+        the backend's own message, and forked tracking processes share it (dlib's predictor is
+        70 MB: each of 2 tracking processes held ~75 MiB less of its own)."""
+        if self.spare is None and not self.self_tracking:
+            try:
+                self.spare = self.make_backend()
+            except (ValueError, RuntimeError) as e:
+                raise UsageError(f"--landmarks {self.name}: {e}") from None
+        return self
+
 
 def _dlib_available() -> bool:
     from auhm.face.dlib_backend import check_available
@@ -205,8 +216,9 @@ def _dlib_available() -> bool:
         return False
 
 
-def face_source(config: AnnotateConfig, predictor: Predictor) -> FaceSource:
-    """The tracker the options ask for; ``auto`` prefers the model's own backbone landmarks."""
+def face_source(config: AnnotateConfig, predictor: Predictor, preload: bool = True) -> FaceSource:
+    """The tracker the options ask for; ``auto`` prefers the model's own backbone landmarks.
+    ``preload`` False leaves loading the backend (dlib: 0.6–0.9 s) to :meth:`FaceSource.preload`."""
     from auhm.face import make_backend
 
     name = config.landmarks
@@ -219,13 +231,8 @@ def face_source(config: AnnotateConfig, predictor: Predictor) -> FaceSource:
         if not _dlib_available():
             raise UsageError("--landmarks auto: this checkpoint has no landmark backbone and dlib is not installed")
         name = "dlib"
-    make = lambda: make_backend(name, model=config.landmark_model)  # noqa: E731
-    # Made now: it fails early with the backend's own message, and forked tracking processes share
-    # it (dlib's predictor is 70 MB: each of 2 tracking processes held ~75 MiB less of its own).
-    try:
-        return FaceSource(name, make, spare=make(), forkable=name in ("dlib", "truth"))
-    except (ValueError, RuntimeError) as e:
-        raise UsageError(f"--landmarks {name}: {e}") from None
+    source = FaceSource(name, lambda: make_backend(name, model=config.landmark_model), forkable=name in ("dlib", "truth"))
+    return source.preload() if preload else source
 
 
 # ── pipeline items ──────────────────────────────────────────────────────────────────────────
@@ -903,7 +910,7 @@ def annotate(videos: Sequence[str], config: AnnotateConfig) -> AnnotateResult:
         predictor = Predictor.from_checkpoint(config.model, config.device, config.precision)
     except ValueError as e:  # unreadable or foreign checkpoint
         raise UsageError(str(e)) from None
-    source = face_source(config, predictor)
+    source = face_source(config, predictor, preload=False)  # loaded below, if any video is left to do
     if not config.quiet:
         console.print(
             f"annotate: {len(paths)} video(s), {predictor.method} on {predictor.device} ({predictor.precision}), "
@@ -933,6 +940,8 @@ def annotate(videos: Sequence[str], config: AnnotateConfig) -> AnnotateResult:
             todo.append(job)
     if result.skipped and not config.quiet:
         console.print(f"annotate: {len(result.skipped)} video(s) already done with this checkpoint, skipped")
+    if todo and config.engine != "ray":  # the ray engine makes its own, in each actor
+        source.preload()
 
     with progress(config.quiet) as bar:
         task = bar.add_task("annotate", total=None, unit="frames")

@@ -23,7 +23,7 @@ from auhm.train.augment import ShardView
 from auhm.train.config import EvaluateConfig
 from auhm.train.batches import batch_loader
 from auhm.train.corpus import Corpus, load_corpus, split_corpus
-from auhm.train.device import autocast_context, model_input, resolve_device, resolve_precision, use_channels_last
+from auhm.device import autocast_context, model_input, resolve_device, resolve_precision, use_channels_last
 
 OUTER_EYE_CORNERS = (36, 45)
 

@@ -33,7 +33,7 @@ from auhm.train.batches import batch_loader
 from auhm.train.augment import ShardView
 from auhm.train.corpus import Split, load_corpus, split_corpus
 from auhm.train.config import METHODS, TRANSFER_METHODS, TrainConfig
-from auhm.train.device import autocast_context, grad_scaler, model_input, resolve_device, resolve_precision, use_channels_last
+from auhm.device import autocast_context, grad_scaler, model_input, resolve_device, resolve_precision, use_channels_last
 from auhm.train.evaluate import landmark_nme, predict, prediction_frame, presence_threshold
 
 # Runtime settings a resumed run may change; everything else comes from the run's config.json.

@@ -1,4 +1,4 @@
-"""Device and precision choice, shared by training and annotation.
+"""Device and precision choice, and the model's input tensor: shared by training, annotation and the landmark backends.
 
 ``auto`` means: CUDA when present with bf16 autocast (fp16 + GradScaler on cards without bf16);
 on CPU, bf16 autocast + channels_last only where the CPU has native bf16 (AVX512_BF16 or AMX),
