@@ -26,10 +26,10 @@ import torch
 from torch.utils.data import default_collate
 
 from auhm.data.shards import ShardDataset, ShardRows, list_shards
+from auhm.device import grad_scaler, resolve_device, use_channels_last
 from auhm.models import build_model
 from auhm.train.augment import AugmentConfig, ShardView
 from auhm.train.batches import ForkedBatches, batch_loader, resolve_workers
-from auhm.device import grad_scaler, resolve_device, use_channels_last
 from auhm.train.loop import EpochBatches, batch_to_device, train_step
 
 AUS = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)

@@ -6,7 +6,8 @@ steps so that a shared machine's drift moves all three alike:
   prebuilt  – fresh batches, all built before the timing starts;
   built     – each batch built by auhm train's loader right before its step (bench/train.py's "full").
 For each: ms to build the batch, to convert it to the model's tensor, for the step itself, and
-the process's minor page faults per step.
+the process's minor page faults per step (with glibc's malloc defaults, ~4,000 a step in every
+feed: torch's freed activations go back to the OS and return as fresh pages).
 
     python bench/train_step_after_build.py [--method adaptation] [--precision bf16] [--rounds 6]
 """

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from auhm.device import model_input
 from auhm.face.base import Detection, LandmarkBackend, landmark_boxes
 from auhm.face.crop import CropConfig, crop_affine, crop_image, crop_square, invert_affine, warp_points
-from auhm.device import model_input
 
 DEFAULT_PRESENCE = 0.35  # mean heatmap peak of a face crop, when the checkpoint does not say
 

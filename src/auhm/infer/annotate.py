@@ -45,10 +45,10 @@ import pyarrow.parquet as pq
 import torch
 
 from auhm.console import console, progress
+from auhm.device import autocast_context, model_input, resolve_device, resolve_precision, use_channels_last
 from auhm.errors import InputFailure, UsageError
 from auhm.face.crop import CropConfig, crop_affine, crop_image, crop_square, invert_affine, warp_points
 from auhm.io import prediction_schema, read_metadata
-from auhm.device import autocast_context, model_input, resolve_device, resolve_precision, use_channels_last
 from auhm.video import FrameBatch, VideoReader
 
 ENGINES = ("local", "ray")

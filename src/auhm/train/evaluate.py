@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from auhm.console import progress
+from auhm.device import autocast_context, model_input, resolve_device, resolve_precision, use_channels_last
 from auhm.errors import UsageError
 from auhm.face.crop import invert_affine, warp_points
 from auhm.io import prediction_schema, write_parquet_atomic
@@ -20,10 +21,9 @@ from auhm.metrics import au_scores
 from auhm.targets import au_name
 from auhm.targets.heatmaps import heatmap_intensities, heatmaps_to_landmarks
 from auhm.train.augment import ShardView
-from auhm.train.config import EvaluateConfig
 from auhm.train.batches import batch_loader
+from auhm.train.config import EvaluateConfig
 from auhm.train.corpus import Corpus, load_corpus, split_corpus
-from auhm.device import autocast_context, model_input, resolve_device, resolve_precision, use_channels_last
 
 OUTER_EYE_CORNERS = (36, 45)
 

@@ -25,15 +25,15 @@ import torch.distributed as dist
 
 from auhm.console import console, progress
 from auhm.data.shards import ShardDataset
+from auhm.device import autocast_context, grad_scaler, model_input, resolve_device, resolve_precision, use_channels_last
 from auhm.errors import UsageError
 from auhm.io import atomic_path, write_json_atomic
 from auhm.metrics import au_scores
 from auhm.targets.heatmaps import au_heatmaps, au_target_mask, landmark_heatmaps, masked_mse
-from auhm.train.batches import batch_loader
 from auhm.train.augment import ShardView
-from auhm.train.corpus import Split, load_corpus, split_corpus
+from auhm.train.batches import batch_loader
 from auhm.train.config import METHODS, TRANSFER_METHODS, TrainConfig
-from auhm.device import autocast_context, grad_scaler, model_input, resolve_device, resolve_precision, use_channels_last
+from auhm.train.corpus import Split, load_corpus, split_corpus
 from auhm.train.evaluate import landmark_nme, predict, prediction_frame, presence_threshold
 
 # Runtime settings a resumed run may change; everything else comes from the run's config.json.
