@@ -10,7 +10,8 @@ the batch built in the main process between steps; worker processes at idle sche
 (``SCHED_IDLE``) kept 87–89 %: the step leaves no idle cycles to fill. So on a CPU each batch is
 built between steps, a share by each core: this process and forked helper processes. Helpers
 rather than threads because half of an item's work (the random draws, the affine, colour jitter)
-holds the GIL: two threads built a batch of 16 in 4.9–5.7 ms, this process and one helper in 4.1.
+holds the GIL: the loader alone (``bench/train.py``'s "data" column, small preset, batches of 16)
+gave 2,500–2,800 img/s with two threads and 3,200–3,700 with this process and one helper.
 
 Processes are forked with OpenCV set to one thread. Calling ``cv2.setNumThreads`` in a forked
 child whose parent had used OpenCV's thread pool waits forever (reproduced here with OpenCV 4.14;
@@ -82,7 +83,6 @@ class _Helper:
         ctx = multiprocessing.get_context("fork")
         keys_out, keys_in = ctx.Pipe(duplex=False)
         self.items, items_out = ctx.Pipe(duplex=False)
-        _widen_pipe(items_out)  # a share's items fit, so the helper is done before this process reads them
         self.keys = keys_in
         self.process = ctx.Process(target=_serve_items, args=(dataset, keys_out, items_out, os.getpid()), name="auhm-batch", daemon=True)
         self.process.start()
@@ -103,7 +103,8 @@ class _Helper:
         if ok:
             return payload
         error, trace = payload
-        error.add_note(f"in a batch helper process:\n{trace}")
+        if hasattr(error, "add_note"):  # Python ≥ 3.11
+            error.add_note(f"in a batch helper process:\n{trace}")
         raise error
 
     def close(self) -> None:
@@ -117,16 +118,6 @@ class _Helper:
             self.process.join()
         self.keys.close()
         self.items.close()
-
-
-def _widen_pipe(conn, size: int = 1 << 20) -> None:
-    """Raise a pipe's capacity from 64 KiB (Linux; the limit for unprivileged processes is 1 MiB)."""
-    import fcntl
-
-    try:
-        fcntl.fcntl(conn.fileno(), fcntl.F_SETPIPE_SZ, size)
-    except (AttributeError, OSError):
-        pass
 
 
 def _serve_items(dataset, keys, items, parent: int) -> None:
