@@ -7,7 +7,7 @@ each barrier while the worker holds a core). ``python bench/train.py --presets s
 adaptation scratch --precisions bf16 --batch-sizes 16 --steps 20 --workers W`` on the project's
 2-core Xeon kept 74 % / 81 % (adaptation) of the model-only speed with 1 / 2 workers and 87 % with
 the batch built in the main process between steps; worker processes at idle scheduling priority
-(``SCHED_IDLE``) kept 87–89 %: the step leaves no idle cycles to fill. So on a CPU each batch is
+(``SCHED_IDLE``) kept 87–92 %: the step leaves no idle cycles to fill. So on a CPU each batch is
 built between steps, a share by each core: this process and forked helper processes. Helpers
 rather than threads because half of an item's work (the random draws, the affine, colour jitter)
 holds the GIL: the loader alone (``bench/train.py``'s "data" column, small preset, batches of 16)
