@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -83,7 +84,6 @@ def test_an_item_that_fails_in_a_helper_raises_its_own_error_and_no_helper_outli
 
 
 def test_a_helper_that_is_killed_becomes_an_error_not_a_wait():
-    import os
     import signal
 
     class KillsItsProcess(_FailsOn):
@@ -94,6 +94,48 @@ def test_a_helper_that_is_killed_becomes_an_error_not_a_wait():
 
     with pytest.raises(RuntimeError, match="batch helper process ended"):
         list(ForkedBatches(KillsItsProcess(0), [[0, 1, 2, 3]], 2))
+
+
+_PARENT_KILLED = """
+import os, sys
+sys.path.insert(0, {tests!r})
+from test_batches import _FailsOn
+from auhm.train.batches import ForkedBatches
+
+it = iter(ForkedBatches(_FailsOn(-1), [[0, 1], [2, 3]], 2))
+next(it)
+import multiprocessing
+with open({pids!r}, "w") as f:
+    f.write(" ".join(str(p.pid) for p in multiprocessing.active_children()))
+os.kill(os.getpid(), 9)  # no clean-up: the helper is on its own
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads process states from /proc")
+def test_a_helper_whose_parent_is_killed_exits(tmp_path):
+    import subprocess
+    import time
+    from pathlib import Path
+
+    script = tmp_path / "parent_killed.py"
+    pids = tmp_path / "helpers.txt"
+    script.write_text(_PARENT_KILLED.format(tests=str(Path(__file__).parent), pids=str(pids)))
+    # no pipes: a helper left running would hold them open
+    subprocess.run([sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+    helpers = [int(p) for p in pids.read_text().split()]
+    assert len(helpers) == 1
+
+    def running(pid: int) -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return False
+        return state != "Z"  # a zombie has exited and waits to be reaped
+
+    deadline = time.monotonic() + 10
+    while running(helpers[0]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not running(helpers[0]), "the batch helper outlived its killed parent"
 
 
 _FORK_AFTER_OPENCV_POOL = """
