@@ -311,6 +311,20 @@ def test_usage_errors(tmp_path, checkpoint):
         annotate(["x.mp4"], config(checkpoint, tmp_path / "o.parquet", per_video=True))
 
 
+
+def test_an_unusable_landmark_backend_is_a_usage_error_before_any_row(tmp_path, checkpoint, standin):
+    import dataclasses
+
+    from auhm.errors import UsageError
+    from auhm.infer.annotate import annotate
+
+    clip = make_clip(tmp_path, "c", 6, np.ones(6, bool))
+    out = tmp_path / "o.parquet"
+    with pytest.raises(UsageError, match="--landmarks auhm: .*needs a landmark checkpoint"):
+        annotate([str(clip)], dataclasses.replace(config(checkpoint, out), landmarks="auhm"))
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("name", ["single_face.mp4", "no_face.mp4", "face_noface.mov", "WolfgangLanger_Pexels.mp4"])
 def test_real_media_rows_equal_decoded_frames(media, tmp_path, checkpoint, standin, name):
     """With dlib tracking: one row per decoded frame; no face → null AUs."""

@@ -216,9 +216,9 @@ def _dlib_available() -> bool:
         return False
 
 
-def face_source(config: AnnotateConfig, predictor: Predictor, preload: bool = True) -> FaceSource:
+def face_source(config: AnnotateConfig, predictor: Predictor) -> FaceSource:
     """The tracker the options ask for; ``auto`` prefers the model's own backbone landmarks.
-    ``preload`` False leaves loading the backend (dlib: 0.6–0.9 s) to :meth:`FaceSource.preload`."""
+    Nothing is loaded yet (dlib: 0.6–0.9 s): :meth:`FaceSource.preload` does it when there is work."""
     from auhm.face import make_backend
 
     name = config.landmarks
@@ -231,8 +231,7 @@ def face_source(config: AnnotateConfig, predictor: Predictor, preload: bool = Tr
         if not _dlib_available():
             raise UsageError("--landmarks auto: this checkpoint has no landmark backbone and dlib is not installed")
         name = "dlib"
-    source = FaceSource(name, lambda: make_backend(name, model=config.landmark_model), forkable=name in ("dlib", "truth"))
-    return source.preload() if preload else source
+    return FaceSource(name, lambda: make_backend(name, model=config.landmark_model), forkable=name in ("dlib", "truth"))
 
 
 # ── pipeline items ──────────────────────────────────────────────────────────────────────────
@@ -519,6 +518,7 @@ def run_jobs(
     """
     if not jobs:
         return [], [], 0
+    source.preload()  # before the fork: the tracking processes share it
     aus = predictor.aus
     crop = predictor.crop
     bs = config.batch_size or default_batch_size(predictor.device)
@@ -910,7 +910,7 @@ def annotate(videos: Sequence[str], config: AnnotateConfig) -> AnnotateResult:
         predictor = Predictor.from_checkpoint(config.model, config.device, config.precision)
     except ValueError as e:  # unreadable or foreign checkpoint
         raise UsageError(str(e)) from None
-    source = face_source(config, predictor, preload=False)  # loaded below, if any video is left to do
+    source = face_source(config, predictor)
     if not config.quiet:
         console.print(
             f"annotate: {len(paths)} video(s), {predictor.method} on {predictor.device} ({predictor.precision}), "
@@ -940,8 +940,6 @@ def annotate(videos: Sequence[str], config: AnnotateConfig) -> AnnotateResult:
             todo.append(job)
     if result.skipped and not config.quiet:
         console.print(f"annotate: {len(result.skipped)} video(s) already done with this checkpoint, skipped")
-    if todo and config.engine != "ray":  # the ray engine makes its own, in each actor
-        source.preload()
 
     with progress(config.quiet) as bar:
         task = bar.add_task("annotate", total=None, unit="frames")

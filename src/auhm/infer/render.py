@@ -97,7 +97,7 @@ def render(video: str | Path, config: RenderConfig) -> RenderResult:
         raise UsageError(str(e)) from None
     if predictor.method == "resnet18" or getattr(predictor.model, "output_kind", "heatmap") != "heatmap":
         raise UsageError(f"{config.model}: a regression model has no heatmaps to draw")
-    source = face_source(AnnotateConfig(model=config.model, landmarks=config.landmarks, landmark_model=config.landmark_model), predictor)
+    source = face_source(AnnotateConfig(model=config.model, landmarks=config.landmarks, landmark_model=config.landmark_model), predictor).preload()
     tracker = source.tracker()
     tracker.start(str(video))
     colours = au_colours(len(predictor.aus))
