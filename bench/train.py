@@ -19,7 +19,9 @@ import itertools
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -57,8 +59,30 @@ def cv_noise(rng, size: int) -> np.ndarray:
     return cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC)
 
 
-def measure(method: str, preset: str, precision: str, batch_size: int, steps: int, shards: ShardDataset, workers: int, device) -> tuple[float, float, float]:
-    """(full, model-only, data-only) images per second, each over `steps` timed steps after warm-up ones."""
+@dataclass
+class Setup:
+    """A model in training mode, its optimiser and auhm train's batch loader over the shards."""
+
+    model: torch.nn.Module
+    task: str
+    precision: str
+    device: torch.device
+    channels_last: bool
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    view: ShardView
+    loader: Iterable
+
+    def step(self, images: torch.Tensor, rest: dict) -> float:
+        """One training step, as auhm train takes it; returns the loss (waiting for it)."""
+        return train_step(self.model, self.model, images, rest, self.optimizer, self.scaler, self.device, self.precision, self.task).item()
+
+    def endless(self) -> Iterator[dict]:
+        """The loader's batches, epoch after epoch."""
+        return itertools.chain.from_iterable(itertools.repeat(self.loader))
+
+
+def training_setup(method: str, preset: str, precision: str, batch_size: int, shards: ShardDataset, workers: int | None, device) -> Setup:
     torch.manual_seed(0)
     model = build_model(method, AUS if method != "landmarks" else (), preset).to(device)
     channels_last = use_channels_last(device, precision)
@@ -67,17 +91,22 @@ def measure(method: str, preset: str, precision: str, batch_size: int, steps: in
     model.train()
     task = "landmarks" if method == "landmarks" else "au"
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4, weight_decay=1e-6)
-    scaler = grad_scaler(device, precision)
     view = ShardView(shards, np.arange(len(shards)), model.input_size, AugmentConfig(), negative_fraction=0.1 if task == "landmarks" else 0.0)
-    sampler = EpochBatches(len(view), batch_size, seed=0)
-    loader = batch_loader(view, device, workers, batch_sampler=sampler)
+    loader = batch_loader(view, device, workers, batch_sampler=EpochBatches(len(view), batch_size, seed=0))
+    return Setup(model, task, precision, device, channels_last, opt, grad_scaler(device, precision), view, loader)
+
+
+def measure(method: str, preset: str, precision: str, batch_size: int, steps: int, shards: ShardDataset, workers: int, device) -> tuple[float, float, float]:
+    """(full, model-only, data-only) images per second, each over `steps` timed steps after warm-up ones."""
+    setup = training_setup(method, preset, precision, batch_size, shards, workers, device)
+    view, loader, channels_last = setup.view, setup.loader, setup.channels_last
 
     def timed(next_batch, n: int) -> tuple[int, float]:
         """Images and seconds of n training steps on the batches next_batch() gives."""
         t0, done = time.perf_counter(), 0
         for _ in range(n):
             images, rest = next_batch()
-            train_step(model, model, images, rest, opt, scaler, device, precision, task).item()
+            setup.step(images, rest)
             done += images.shape[0]
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -86,7 +115,7 @@ def measure(method: str, preset: str, precision: str, batch_size: int, steps: in
     # The pre-loaded batch is collated here, not drawn from the loader, so that no worker is
     # busy (and competing for the cores) while the model-only figure is measured.
     fixed = batch_to_device(default_collate([view[(i, 0)] for i in range(batch_size)]), device, channels_last)
-    batches = itertools.chain.from_iterable(itertools.repeat(loader))
+    batches = setup.endless()
     from_model = lambda: fixed  # noqa: E731
     from_loader = lambda: batch_to_device(next(batches), device, channels_last)  # noqa: E731
     timed(from_model, WARMUP)

@@ -25,12 +25,8 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from auhm.device import grad_scaler, use_channels_last
-from auhm.models import build_model
-from auhm.train.augment import AugmentConfig, ShardView
-from auhm.train.batches import batch_loader
-from auhm.train.loop import EpochBatches, batch_to_device, train_step
-from train import AUS, make_shards
+from auhm.train.loop import batch_to_device
+from train import make_shards, training_setup  # bench/train.py, beside this script
 
 
 def main() -> None:
@@ -46,26 +42,18 @@ def main() -> None:
     bs = args.batch_size
     with tempfile.TemporaryDirectory() as tmp:
         shards = make_shards(Path(tmp), bs * 24, args.crop_size)
-        torch.manual_seed(0)
-        model = build_model(args.method, AUS, args.preset).train()
-        channels_last = use_channels_last(device, args.precision)
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-        scaler = grad_scaler(device, args.precision)
-        view = ShardView(shards, np.arange(len(shards)), model.input_size, AugmentConfig())
-        loader = batch_loader(view, device, None, batch_sampler=EpochBatches(len(view), bs, seed=0))
-        built = itertools.chain.from_iterable(itertools.repeat(loader))
-        same = default_collate([view[(i, 0)] for i in range(bs)])
+        setup = training_setup(args.method, args.preset, args.precision, bs, shards, None, device)
+        built = setup.endless()
+        same = default_collate([setup.view[(i, 0)] for i in range(bs)])
         prebuilt = itertools.cycle([next(built) for _ in range(10)])
         feeds = {"same": lambda: same, "prebuilt": lambda: next(prebuilt), "built": lambda: next(built)}
 
-        def step(raw) -> tuple[float, float, float, int]:
+        def step(raw) -> tuple[float, float, int]:
             t0 = time.perf_counter()
-            images, rest = batch_to_device(raw, device, channels_last)
+            images, rest = batch_to_device(raw, device, setup.channels_last)
             t1 = time.perf_counter()
             faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-            train_step(model, model, images, rest, opt, scaler, device, args.precision, "au").item()
+            setup.step(images, rest)
             return t1 - t0, time.perf_counter() - t1, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
 
         for feed in feeds.values():  # warm-up
