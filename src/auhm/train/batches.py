@@ -81,25 +81,22 @@ class _Helper:
 
     def __init__(self, dataset):
         ctx = multiprocessing.get_context("fork")
-        keys_out, keys_in = ctx.Pipe(duplex=False)
-        self.items, items_out = ctx.Pipe(duplex=False)
-        self.keys = keys_in
-        self.process = ctx.Process(target=_serve_items, args=(dataset, keys_out, items_out, os.getpid()), name="auhm-batch", daemon=True)
+        keys_reader, self.keys = ctx.Pipe(duplex=False)  # (receiving end, sending end)
+        self.items, items_writer = ctx.Pipe(duplex=False)
+        self.process = ctx.Process(target=_serve_items, args=(dataset, keys_reader, items_writer, os.getpid()), name="auhm-batch", daemon=True)
         self.process.start()
-        keys_out.close()
-        items_out.close()
+        keys_reader.close()
+        items_writer.close()
 
     def ask(self, keys: list) -> None:
         self.keys.send_bytes(pickle.dumps(keys, protocol=pickle.HIGHEST_PROTOCOL))
 
     def answer(self) -> list:
-        while not self.items.poll(1.0):
-            if not self.process.is_alive():
-                raise RuntimeError(f"a batch helper process ended (exit code {self.process.exitcode}; killed for memory?)")
         try:
             ok, payload = pickle.loads(self.items.recv_bytes())
-        except EOFError:
-            raise RuntimeError("a batch helper process ended (killed for memory?)") from None
+        except EOFError:  # only the helper held the other end: it is gone
+            self.process.join(timeout=1)
+            raise RuntimeError(f"a batch helper process ended (exit code {self.process.exitcode}; killed for memory?)") from None
         if ok:
             return payload
         error, trace = payload
