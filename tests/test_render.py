@@ -53,10 +53,10 @@ def test_render_synthetic_clip(tmp_path):
 
 
 def test_render_real_clip(media, tmp_path):
-    from auhm.infer.annotate import _dlib_available
+    from auhm.infer.sources import dlib_available
     from auhm.infer.render import RenderConfig, render
 
-    if not _dlib_available():
+    if not dlib_available():
         pytest.skip("dlib is not installed")
     ckpt = _small_checkpoint(tmp_path / "m.pt")
     out = tmp_path / "real.mp4"
