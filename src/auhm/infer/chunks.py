@@ -23,14 +23,16 @@ class Chunk:
     rows: np.ndarray  # (k,) rows of this chunk that have a crop
     crops: np.ndarray  # (k, S, S, 3) uint8
     affines: np.ndarray  # (k, 2, 3) frame → crop
-    frames: np.ndarray | None = None  # (k, H, W, 3), kept only for self-tracking refinement
+    seq: int = 0  # its place among its worker's chunks
+    settled: bool = True  # its faces are final (self-tracking: once the worker says so)
+    worker: int = 0
     intensities: np.ndarray | None = None  # (n, N) filled by the model
-    taken: int = 0  # crops handed to the model so far
-    scored: int = 0
+    unscored: int = 0  # crops handed to the model's process and not scored yet
+    generation: np.ndarray | None = None  # (n,) how often each row was cut again: older scores are stale
 
     @property
     def done(self) -> bool:
-        return self.scored >= len(self.rows)
+        return self.settled and self.unscored == 0
 
 
 @dataclass

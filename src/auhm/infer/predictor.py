@@ -102,19 +102,41 @@ def model_lanes(device: torch.device) -> int:
 
 
 class ModelLanes:
-    """A pool of ``count`` model threads, each forward single-threaded while it is open."""
+    """A pool of ``count`` model threads, each forward single-threaded while it is open.
 
-    def __init__(self, count: int):
+    ``asynchronous`` (a GPU): one lane in a thread of its own, so the calling thread gathers the
+    next batch while the device runs this one; the batches are gathered in page-locked host
+    memory (:meth:`gather`), from which the copy to the device needs no staging.
+    """
+
+    def __init__(self, count: int, asynchronous: bool = False):
         self.count = count
+        self.asynchronous = asynchronous
         self.pool: ThreadPoolExecutor | None = None
         self._threads = 0
+        self._ring: list[np.ndarray] = []
+        self._next = 0
 
     def __enter__(self) -> "ModelLanes":
         if self.count > 1:
             self._threads = torch.get_num_threads()
             torch.set_num_threads(1)
+        if self.count > 1 or self.asynchronous:
             self.pool = ThreadPoolExecutor(self.count, thread_name_prefix="auhm-model")
         return self
+
+    def gather(self, pieces: list[np.ndarray], n: int, predictor) -> np.ndarray:
+        """The pieces' crops as one (n, S, S, 3) array: page-locked on CUDA, one of a ring of
+        buffers (a buffer is used again only after the batches in the lanes are done with it)."""
+        if getattr(predictor, "device", torch.device("cpu")).type != "cuda":
+            return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+        shape = pieces[0].shape[1:]
+        if not self._ring or self._ring[0].shape[0] < n or self._ring[0].shape[1:] != shape:
+            self._ring = [torch.empty((n, *shape), dtype=torch.uint8, pin_memory=True).numpy() for _ in range(self.count + 2)]
+        buf = self._ring[self._next % len(self._ring)][:n]
+        self._next += 1
+        np.concatenate(pieces, out=buf)
+        return buf
 
     def warm_up(self, predictor: Predictor, batch: int) -> None:
         """On a GPU, one forward at the run's batch size while the trackers load (the first one
@@ -128,5 +150,43 @@ class ModelLanes:
     def __exit__(self, *exc) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
-            torch.set_num_threads(self._threads)
+            if self.count > 1:
+                torch.set_num_threads(self._threads)
             self.pool = None
+
+
+def template_landmarks(crop: CropConfig) -> np.ndarray:
+    """(68, 2) crop-pixel points that the crop convention maps back onto the whole crop: a face
+    there is cut again exactly where it already is (no drift)."""
+    side = crop.size / crop.scale  # the landmark box's side
+    cx = crop.size / 2
+    cy = crop.size / 2 - crop.shift_y * side
+    t = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+    return np.stack([cx + side / 2 * np.cos(t), cy + side / 2 * np.sin(t)], -1).astype(np.float32)
+
+
+class StubPredictor:
+    """A stand-in for :class:`Predictor` that costs nothing: fixed intensities, and fixed landmarks
+    that hold the crop still. Measures the pipeline around the model (``bench/annotate.py
+    --model-stub``): decoding, tracking, crops, batching and writing."""
+
+    method = "stub"
+    precision = "fp32"
+
+    def __init__(self, aus=(1, 2, 4), input_size: int = 256, landmarks: bool = True, device: str = "cpu"):
+        self.device = torch.device(device)
+        self.aus = tuple(int(a) for a in aus)
+        self.input_size = input_size
+        self.crop = CropConfig(size=input_size)
+        self.info = {"method": self.method, "aus": list(self.aus), "input_size": input_size}
+        self.has_landmarks = landmarks
+        self._landmarks = template_landmarks(self.crop)
+        self._intensities = np.linspace(0.5, 4.5, len(self.aus), dtype=np.float32)
+
+    def __call__(self, crops: np.ndarray, keep_heatmaps: bool = False) -> Prediction:
+        n = len(crops)
+        pred = Prediction(np.broadcast_to(self._intensities, (n, len(self.aus))).copy())
+        if self.has_landmarks:
+            pred.landmarks = np.broadcast_to(self._landmarks, (n, 68, 2)).copy()
+            pred.landmark_confidence = np.ones(n, np.float32)
+        return pred

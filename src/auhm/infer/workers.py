@@ -15,8 +15,8 @@ from typing import Iterator, Sequence
 
 import torch
 
-from auhm.infer.chunks import VideoEnd, WorkerDone, track_and_crop
-from auhm.infer.self_tracking import detector, self_track_and_crop
+from auhm.infer.chunks import Chunk, VideoEnd, WorkerDone, track_and_crop
+from auhm.infer.self_tracking import SelfTracker
 from auhm.video import FrameBatch, VideoReader
 
 
@@ -95,28 +95,34 @@ def reason(e: Exception, video: str) -> str:
 
 
 class TrackingWorkers:
-    """``count`` workers taking videos in turn and putting their chunks and ends on ``items``."""
+    """``count`` workers taking videos in turn and putting their chunks and ends on ``items``.
 
-    def __init__(self, jobs: Sequence, source, crop, chunk_frames: int, every: int, redetect_every: int,
-                 count: int, processes: bool, states: Sequence | None = None):
+    Self-tracking workers also read what the model's thread sends back to each of them on
+    ``feedback[k]`` (:class:`~auhm.infer.self_tracking.Scored`), and keep at most ``ahead`` chunks
+    waiting for it: the lag between the landmarks a crop is cut from and its frame.
+    """
+
+    def __init__(self, jobs: Sequence, source, crop, chunk_frames: int, config, count: int, processes: bool,
+                 threshold: float = 0.0, ahead: int = 2):
         self.jobs = jobs
         self.source = source
         self.crop = crop
         self.chunk_frames = chunk_frames
-        self.every = every
-        self.redetect_every = redetect_every
+        self.config = config
         self.count = count
         self.processes = processes
-        self.states = states  # self-tracking: each video's TrackState, shared with the model's thread
+        self.threshold = threshold
+        self.ahead = ahead
         ctx = multiprocessing.get_context("fork") if processes else None
-        # Self-tracking crops follow the model's latest landmarks: a short queue keeps that lag small.
-        depth = count if source.self_tracking else 4 * count + 4
+        depth = 4 * count + 4
         self.items = ctx.Queue(maxsize=depth) if processes else queue.Queue(maxsize=depth)
+        self.feedback = [(ctx.Queue() if processes else queue.Queue()) for _ in range(count)] if source.self_tracking else []
         self.stop = ctx.Event() if processes else threading.Event()
         self._claimed = (ctx or multiprocessing).Value("i", 0)  # videos handed out so far (shared memory: threads or processes)
         self._parent = os.getpid()
         spawn = ctx.Process if processes else threading.Thread
-        self.workers = [spawn(target=self._work, args=(k,), name=f"auhm-track-{k}", daemon=True) for k in range(count)]
+        target = self._self_track if source.self_tracking else self._track
+        self.workers = [spawn(target=self._run, args=(target, k), name=f"auhm-track-{k}", daemon=True) for k in range(count)]
 
     def start(self) -> None:
         for w in self.workers:
@@ -138,42 +144,33 @@ class TrackingWorkers:
             j, self._claimed.value = self._claimed.value, self._claimed.value + 1
         return j if j < len(self.jobs) else None
 
+    def _alive_parent(self) -> None:
+        if self.processes and os.getppid() != self._parent:  # the annotating process is gone (killed)
+            os._exit(1)
+
     def _put(self, item) -> None:
         while not self.stop.is_set():
             try:
                 self.items.put(item, timeout=0.2)
                 return
             except queue.Full:
-                if self.processes and os.getppid() != self._parent:  # the annotating process is gone (killed)
-                    os._exit(1)
+                self._alive_parent()
 
-    def _work(self, k: int) -> None:
-        source = self.source
+    def _batches(self, video: str):
+        # One decoding thread per video: the cores belong to the model lanes (decord's default
+        # started 4 threads per video on this 2-core machine).
+        reader = VideoReader(video, num_threads=1)
+        return prefetched(reader.batches(self.chunk_frames, self.config.every), self.stop)
+
+    def _run(self, target, k: int) -> None:
+        self._doing: set[int] = set()  # videos this worker has started and not ended
         try:
             if self.processes:
                 return_large_buffers_to_the_os()
-            tracker = source.tracker()
-            detect = detector(tracker.backend) if source.self_tracking else None
-            while not self.stop.is_set():
-                j = self._next_job()
-                if j is None:
-                    break
-                video = self.jobs[j].video
-                try:
-                    # One decoding thread per video: the cores belong to the model lanes (decord's
-                    # default started 4 threads per video on this 2-core machine).
-                    reader = VideoReader(video, num_threads=1)
-                    if not source.self_tracking:
-                        tracker.start(video)
-                    for batch in prefetched(reader.batches(self.chunk_frames, self.every), self.stop):
-                        if source.self_tracking:
-                            self._put(self_track_and_crop(batch, self.states[j], detect, self.crop, j, self.redetect_every))
-                        else:
-                            self._put(track_and_crop(batch, tracker, self.crop, j))
-                    self._put(VideoEnd(j))
-                except Exception as e:  # one broken video must not stop the others
-                    self._put(VideoEnd(j, reason(e, video)))
+            target(k)
         except Exception as e:  # the tracker itself failed: report every video left
+            for j in sorted(self._doing):
+                self._end(j, f"landmark backend failed: {reason(e, '')}")
             while (j := self._next_job()) is not None:
                 self._put(VideoEnd(j, f"landmark backend failed: {reason(e, '')}"))
         finally:
@@ -181,3 +178,80 @@ class TrackingWorkers:
             if self.processes:
                 self.items.close()
                 self.items.join_thread()  # everything put is handed over before the process ends
+
+    def _begin(self) -> int | None:
+        j = self._next_job()
+        if j is not None:
+            self._doing.add(j)
+        return j
+
+    def _end(self, j: int, error: str | None = None) -> None:
+        self._doing.discard(j)
+        self._put(VideoEnd(j, error))
+
+    def _track(self, k: int) -> None:
+        tracker = self.source.tracker()
+        while not self.stop.is_set() and (j := self._begin()) is not None:
+            video = self.jobs[j].video
+            try:
+                batches = self._batches(video)
+                tracker.start(video)
+                for batch in batches:
+                    self._put(track_and_crop(batch, tracker, self.crop, j))
+                self._end(j)
+            except Exception as e:  # one broken video must not stop the others
+                self._end(j, reason(e, video))
+
+    def _self_track(self, k: int) -> None:
+        cfg, feedback = self.config, self.feedback[k]
+
+        def put(item) -> None:
+            if isinstance(item, Chunk):
+                item.worker = k
+            self._put(item)
+
+        tracker = SelfTracker(self.source.make_detector(), self.crop, self.threshold, put, cfg.refine_drift,
+                              cfg.redetect_every, cfg.every, self.source.fallback)
+        seq, job, batches = 0, None, None
+
+        def answer(block: bool) -> None:
+            while True:
+                try:
+                    msg = feedback.get(timeout=0.2) if block else feedback.get_nowait()
+                except queue.Empty:
+                    self._alive_parent()
+                    return
+                tracker.scored(msg)
+                block = False
+
+        while not self.stop.is_set():
+            answer(block=False)
+            if job is None:
+                job = self._begin()
+                if job is None:
+                    if not tracker.open_chunks:
+                        return
+                    answer(block=True)
+                    continue
+                video = self.jobs[job].video
+                try:
+                    tracker.start(job, video)
+                    batches = self._batches(video)
+                except Exception as e:
+                    self._end(job, reason(e, video))
+                    job = None
+                continue
+            if tracker.open_chunks >= self.ahead:
+                answer(block=True)
+                continue
+            try:
+                batch = next(batches, None)
+                if batch is not None:
+                    put(tracker.cut(job, seq, batch))
+                    seq += 1
+                    continue
+                self._end(job)
+            except Exception as e:  # one broken video must not stop the others
+                tracker.abandon(job)
+                self._end(job, reason(e, self.jobs[job].video))
+            job = None
