@@ -71,6 +71,23 @@ def test_usage_errors_exit_2(tmp_path):
     assert not (tmp_path / "o.parquet").exists()
 
 
+def test_a_device_this_machine_lacks_is_a_usage_error(tmp_path, monkeypatch):
+    import torch
+
+    from auhm.models import build_model, save_checkpoint
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    lm = save_checkpoint(tmp_path / "lm.pt", build_model("landmarks", preset="small"), {"task": "landmarks"})
+    video = tmp_path / "v.mp4"
+    write_video(video, 2)
+    result = run(str(video), "--backend", "auhm", "--model", str(lm), "--device", "cuda", "--out", str(tmp_path / "o.parquet"))
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("usage error --device cuda: CUDA is not available"), result.output
+    tpu = run(str(video), "--backend", "auhm", "--model", str(lm), "--device", "tpu", "--out", str(tmp_path / "o.parquet"))
+    assert tpu.exit_code == 2 and tpu.output.strip() == "usage error --device tpu: choose auto, cpu, cuda or cuda:N"
+    assert not (tmp_path / "o.parquet").exists()
+
+
 def test_help_has_an_example():
     result = CliRunner().invoke(app, ["landmarks", "--help"])
     assert result.exit_code == 0 and "Example" in result.output
