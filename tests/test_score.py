@@ -249,6 +249,9 @@ def test_plot_draws_timeline_with_labels_and_gaps(tmp_path):
     assert image[..., :3].std() > 0.05  # something drawn
     code, _, err = run("plot", tmp_path / "pred.parquet", "--video", "nobody", "--out", out)
     assert code == 2 and "nobody" in err
+    (tmp_path / "file").write_text("a file where a folder should be")
+    code, _, err = run("plot", tmp_path / "pred.parquet", "--out", tmp_path / "file" / "t.png")
+    assert code == 2 and err.strip() == f"usage error --out {tmp_path / 'file' / 't.png'}: {tmp_path / 'file'} is a file, not a folder"
 
 
 def test_plot_shades_lost_frames(tmp_path):

@@ -102,11 +102,11 @@ def landmarks(
     Example: [bold]auhm landmarks 'videos/*.mp4' @more.txt --backend dlib --out landmarks.parquet[/bold]
     """
     from auhm.face.base import BackendUnavailable
-    from auhm.face.extract import LandmarksConfig, expand_inputs, extract_landmarks
+    from auhm.face.extract import LandmarksConfig, extract_landmarks
 
     config = LandmarksConfig(backend=backend, model=model, truth=truth, device=device, batch_size=batch_size, quiet=quiet)
     try:
-        result = extract_landmarks(expand_inputs(videos), out, config)
+        result = extract_landmarks(videos, out, config)
     except (UsageError, BackendUnavailable) as e:
         _usage(e)
     rate = result.frames / result.seconds if result.seconds else 0.0
