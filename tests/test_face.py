@@ -210,7 +210,7 @@ def test_facetrack_empty_and_landmark_boxes():
 def test_make_backend_rejects_unknown_and_auhm_without_model():
     with pytest.raises(ValueError, match="unknown landmark backend"):
         make_backend("openface")
-    with pytest.raises(ValueError, match="--model"):
+    with pytest.raises(ValueError, match="needs a landmark checkpoint"):
         make_backend("auhm")
 
 

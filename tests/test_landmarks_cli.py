@@ -107,6 +107,8 @@ def test_usage_errors_exit_2(tmp_path):
     assert run("@" + str(tmp_path / "nolist.txt"), "--out", str(tmp_path / "o.parquet")).exit_code == 2
     missing_model = run(str(tmp_path / "a.mp4"), "--backend", "auhm", "--model", str(tmp_path / "none.pt"), "--out", str(tmp_path / "o.parquet"))
     assert missing_model.exit_code == 2 and "none.pt" in missing_model.output
+    no_model = run(str(tmp_path / "a.mp4"), "--backend", "auhm", "--out", str(tmp_path / "o.parquet"))
+    assert no_model.exit_code == 2 and no_model.output.startswith("usage error --backend auhm needs --model CKPT")
     assert not (tmp_path / "o.parquet").exists()
 
 

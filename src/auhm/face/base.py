@@ -126,7 +126,7 @@ def make_backend(name: str, *, model: Path | None = None, truth: Path | None = N
         return FanBackend(device=device)
     if name == "auhm":
         if model is None:
-            raise ValueError("--backend auhm needs a landmark checkpoint (--model PATH, from `auhm train --task landmarks`)")
+            raise ValueError("the auhm backend needs a landmark checkpoint (from `auhm train --task landmarks`)")
         from auhm.face.auhm_backend import AuhmBackend
 
         return AuhmBackend.from_checkpoint(model, device=device)

@@ -131,6 +131,8 @@ def extract_landmarks(videos: list[str], out: Path, config: LandmarksConfig = La
 
     if config.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
+    if config.backend == "auhm" and config.model is None:
+        raise UsageError("--backend auhm needs --model CKPT (a checkpoint of `auhm train --task landmarks`)")
     check_writable(out)
     unmatched: list[InputFailure] = []
     videos = expand_inputs(videos, unmatched)
