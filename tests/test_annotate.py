@@ -95,9 +95,9 @@ def checkpoint(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def standin(monkeypatch):
-    from auhm.infer import annotate as mod
+    from auhm.infer.predictor import Predictor
 
-    monkeypatch.setattr(mod.Predictor, "from_checkpoint", classmethod(lambda cls, path, device="auto", precision="auto": cls(StandInAU(), INFO, "cpu", precision)))
+    monkeypatch.setattr(Predictor, "from_checkpoint", classmethod(lambda cls, path, device="auto", precision="auto": cls(StandInAU(), INFO, "cpu", precision)))
 
 
 def config(checkpoint: Path, out: Path, **kw):
@@ -107,7 +107,8 @@ def config(checkpoint: Path, out: Path, **kw):
 
 
 def test_rows_schema_metadata_and_intensities(tmp_path, checkpoint, standin):
-    from auhm.infer.annotate import annotate, file_sha256
+    from auhm.infer.annotate import annotate
+    from auhm.infer.output import file_sha256
 
     face = np.ones(30, bool)
     face[10:14] = False
@@ -172,13 +173,15 @@ class JitteryAU(StandInAU):
 
 def test_model_lanes_finishing_out_of_order_keep_rows_and_values(tmp_path, checkpoint, monkeypatch):
     from auhm.infer import annotate as mod
+    from auhm.infer import engine
+    from auhm.infer.predictor import Predictor
 
-    monkeypatch.setattr(mod.Predictor, "from_checkpoint", classmethod(lambda cls, path, device="auto", precision="auto": cls(JitteryAU(), INFO, "cpu", precision)))
+    monkeypatch.setattr(Predictor, "from_checkpoint", classmethod(lambda cls, path, device="auto", precision="auto": cls(JitteryAU(), INFO, "cpu", precision)))
     clips = [str(make_clip(tmp_path, n, k, np.arange(k) % 5 != 2, seed=k)) for n, k in (("p", 23), ("q", 9))]
     tables = {}
     threads = torch.get_num_threads()
     for lanes in (1, 3):
-        monkeypatch.setattr(mod, "model_lanes", lambda device, lanes=lanes: lanes)
+        monkeypatch.setattr(engine, "model_lanes", lambda device, lanes=lanes: lanes)
         cfg = config(checkpoint, tmp_path / f"lanes{lanes}.parquet", workers=2)
         cfg.batch_size = 2
         assert mod.annotate(clips, cfg).frames == 32
@@ -250,8 +253,8 @@ KILL_SCRIPT = textwrap.dedent(
     import sys
     sys.path.insert(0, {tests!r})
     import test_annotate as t
-    from auhm.infer import annotate as mod
-    mod.Predictor.from_checkpoint = classmethod(lambda cls, p, device="auto", precision="auto": cls(t.StandInAU(delay={delay}), t.INFO, "cpu", "fp32"))
+    from auhm.infer.predictor import Predictor
+    Predictor.from_checkpoint = classmethod(lambda cls, p, device="auto", precision="auto": cls(t.StandInAU(delay={delay}), t.INFO, "cpu", "fp32"))
     from auhm.cli import app
     app(sys.argv[1:], prog_name="auhm")
     """
@@ -328,9 +331,10 @@ def test_an_unusable_landmark_backend_is_a_usage_error_before_any_row(tmp_path, 
 @pytest.mark.parametrize("name", ["single_face.mp4", "no_face.mp4", "face_noface.mov", "WolfgangLanger_Pexels.mp4"])
 def test_real_media_rows_equal_decoded_frames(media, tmp_path, checkpoint, standin, name):
     """With dlib tracking: one row per decoded frame; no face → null AUs."""
-    from auhm.infer.annotate import _dlib_available, annotate
+    from auhm.infer.annotate import annotate
+    from auhm.infer.sources import dlib_available
 
-    if not _dlib_available():
+    if not dlib_available():
         pytest.skip("dlib is not installed")
     video = media / name
     decoded = sum(len(b) for b in VideoReader(video).batches(64))
@@ -429,7 +433,10 @@ class SquareAU(torch.nn.Module):
 
 
 def test_self_tracking_follows_the_face_with_one_detection(tmp_path):
-    from auhm.infer.annotate import FaceSource, Predictor, VideoJob, run_jobs
+    from auhm.infer.engine import run_jobs
+    from auhm.infer.output import VideoJob
+    from auhm.infer.predictor import Predictor
+    from auhm.infer.sources import FaceSource
 
     n, w, h = 30, 160, 96
     path = tmp_path / "move.avi"
@@ -498,10 +505,12 @@ def test_cli_with_progress_bar_and_tracking_processes_finishes(tmp_path):
 
 
 def test_auto_landmarks_choice(tmp_path):
-    from auhm.infer.annotate import AnnotateConfig, Predictor, _dlib_available, face_source
+    from auhm.infer.annotate import AnnotateConfig
+    from auhm.infer.predictor import Predictor
+    from auhm.infer.sources import dlib_available, face_source
     from auhm.models import build_model
 
-    if not _dlib_available():
+    if not dlib_available():
         pytest.skip("dlib is not installed")
     cfg = AnnotateConfig(model=tmp_path / "m.pt")
     scratch = Predictor(build_model("scratch", AUS, preset="small"), {"aus": AUS, "method": "scratch"}, "cpu", "fp32")
@@ -512,7 +521,7 @@ def test_auto_landmarks_choice(tmp_path):
 
 
 def test_tracking_workers_default_to_one_on_a_cpu_and_the_spare_cores_beside_a_gpu(monkeypatch):
-    from auhm.infer.annotate import tracking_workers
+    from auhm.infer.workers import tracking_workers
 
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
     assert tracking_workers(None, cpu) == 1  # the cores run the model lanes

@@ -73,10 +73,10 @@ def test_render_usage_errors_before_any_frame(tmp_path, case):
 
 
 def test_render_real_clip(media, tmp_path):
-    from auhm.infer.annotate import _dlib_available
+    from auhm.infer.sources import dlib_available
     from auhm.infer.render import RenderConfig, render
 
-    if not _dlib_available():
+    if not dlib_available():
         pytest.skip("dlib is not installed")
     ckpt = _small_checkpoint(tmp_path / "m.pt")
     out = tmp_path / "real.mp4"

@@ -15,7 +15,10 @@ import numpy as np
 from auhm.console import progress
 from auhm.errors import UsageError
 from auhm.face.crop import invert_affine
-from auhm.infer.annotate import AnnotateConfig, Predictor, face_source, track_and_crop
+from auhm.infer.annotate import AnnotateConfig
+from auhm.infer.chunks import track_and_crop
+from auhm.infer.predictor import Predictor
+from auhm.infer.sources import face_source
 from auhm.io import check_writable
 from auhm.targets import au_name
 from auhm.video import VideoError, VideoReader, VideoWriter
