@@ -210,7 +210,7 @@ def test_facetrack_empty_and_landmark_boxes():
 def test_make_backend_rejects_unknown_and_auhm_without_model():
     with pytest.raises(ValueError, match="unknown landmark backend"):
         make_backend("openface")
-    with pytest.raises(ValueError, match="--model"):
+    with pytest.raises(ValueError, match="needs a landmark checkpoint"):
         make_backend("auhm")
 
 
@@ -275,9 +275,15 @@ def test_expand_inputs_globs_lists_and_missing(tmp_path, monkeypatch):
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "list.txt").write_text("# comment\nc.avi\n\na.mp4\n")
     monkeypatch.chdir(tmp_path)
-    got = expand_inputs(["*.mp4", "@list.txt", "none*.mp4", "gone.mp4"])
-    # list entries are relative to the list's folder; a.mp4 is listed twice, kept once
-    assert got == ["a.mp4", "b.mp4", "c.avi", "none*.mp4", "gone.mp4"]
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "blank.txt").write_text("# nothing\n")
+    unmatched = []
+    got = expand_inputs(["*.mp4", "@list.txt", "none*.mp4", "gone.mp4", "empty", "@blank.txt"], unmatched)
+    # list entries are relative to the list's folder; a.mp4 is listed twice, kept once; a missing
+    # plain path is kept (opening it reports it), inputs that name no video are listed by name
+    assert got == ["a.mp4", "b.mp4", "c.avi", "gone.mp4"]
+    assert [str(f) for f in unmatched] == ["none*.mp4: matches no file", "empty: no video files in this folder",
+                                           "@blank.txt: the list names no videos"]
     sub = tmp_path / "sub"
     sub.mkdir()
     (sub / "l.txt").write_text("../b.mp4\n")

@@ -17,11 +17,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from auhm.console import console, progress
+from auhm.console import progress
 from auhm.errors import InputFailure, UsageError
 from auhm.face.base import FaceTrack, make_backend
 from auhm.face.tracking import Tracker, TrackerConfig
-from auhm.io import atomic_path, encode_metadata
+from auhm.io import atomic_path, check_writable, encode_metadata
 from auhm.video import VideoError, VideoReader
 
 _GLOB_CHARS = set("*?[")
@@ -30,13 +30,16 @@ _GLOB_CHARS = set("*?[")
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
 
 
-def expand_inputs(patterns: list[str]) -> list[str]:
+def expand_inputs(patterns: list[str], unmatched: list[InputFailure] | None = None) -> list[str]:
     """Paths from videos, folders (their videos), glob patterns and ``@list.txt`` files, in order, without repeats.
 
     A list file holds one path or pattern per line (blank lines and ``#`` comments skipped);
-    relative entries are relative to the list file's folder. A pattern that matches nothing is
-    kept as given, so that it is reported as a missing input instead of vanishing silently.
+    relative entries are relative to the list file's folder. An input that names no video (a
+    pattern that matches nothing, a folder without videos) is appended to ``unmatched``, so that
+    it is reported by name instead of vanishing silently; a plain path is kept as given (a
+    missing file is reported when it is opened).
     """
+    unmatched = [] if unmatched is None else unmatched
     out: list[str] = []
     for pattern in patterns:
         if pattern.startswith("@"):
@@ -45,14 +48,28 @@ def expand_inputs(patterns: list[str]) -> list[str]:
                 raise UsageError(f"{listing}: list file not found")
             entries = [line.strip() for line in listing.read_text().splitlines()]
             entries = [e if os.path.isabs(e) else str(listing.parent / e) for e in entries if e and not e.startswith("#")]
-            out += expand_inputs(entries)
+            found = expand_inputs(entries, unmatched)
+            if not found and not entries:
+                unmatched.append(InputFailure(pattern, "the list names no videos"))
+            out += found
         elif _GLOB_CHARS & set(pattern):
-            out += sorted(glob.glob(pattern, recursive=True)) or [pattern]
+            found = sorted(glob.glob(pattern, recursive=True))
+            if not found:
+                unmatched.append(InputFailure(pattern, "matches no file"))
+            out += found
         elif os.path.isdir(pattern):  # every video below a folder
-            out += sorted(str(p) for p in Path(pattern).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+            found = sorted(str(p) for p in Path(pattern).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+            if not found:
+                unmatched.append(InputFailure(pattern, "no video files in this folder"))
+            out += found
         else:
             out.append(pattern)
     return list(dict.fromkeys(out))
+
+
+def nothing_matched(unmatched: list[InputFailure]) -> UsageError:
+    """The usage error when no input named a video: each input by name, with why."""
+    return UsageError("no videos to process: " + "; ".join(str(f) for f in unmatched) if unmatched else "no videos given")
 
 
 def landmark_schema(metadata: dict | None = None) -> pa.Schema:
@@ -108,18 +125,26 @@ class LandmarksResult:
 
 
 def extract_landmarks(videos: list[str], out: Path, config: LandmarksConfig = LandmarksConfig()) -> LandmarksResult:
-    """Track landmarks through every video and write one row per decoded frame to ``out``."""
+    """Track landmarks through every video (paths, folders, globs or @list.txt) and write one row
+    per decoded frame to ``out``. Inputs that name no video are failures; none at all, a UsageError."""
     import time
 
     if config.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
+    if config.backend == "auhm" and config.model is None:
+        raise UsageError("--backend auhm needs --model CKPT (a checkpoint of `auhm train --task landmarks`)")
+    check_writable(out)
+    unmatched: list[InputFailure] = []
+    videos = expand_inputs(videos, unmatched)
+    if not videos:
+        raise nothing_matched(unmatched)
     try:
         backend = make_backend(config.backend, model=config.model, truth=config.truth, device=config.device)
     except (ValueError, FileNotFoundError) as e:  # unknown backend, missing or wrong checkpoint
         raise UsageError(str(e)) from None
     tracker = Tracker(backend, config.tracker)
     schema = landmark_schema(backend.metadata())
-    result = LandmarksResult(Path(out))
+    result = LandmarksResult(Path(out), failures=unmatched)
     out = Path(out)
     start = time.perf_counter()
     with atomic_path(out) as tmp:
@@ -157,6 +182,5 @@ def _one_video(video: str, tracker: Tracker, writer: pq.ParquetWriter, schema: p
         return frames, faces, InputFailure(video, str(e))
     except Exception as e:  # one broken input must not lose the others
         return frames, faces, InputFailure(video, f"{type(e).__name__}: {e}")
-    if reader.info.frames_claimed and frames != reader.info.frames_claimed:
-        console.print(f"{video}: {frames} frames decoded (container claims {reader.info.frames_claimed})", highlight=False, soft_wrap=True)
-    return frames, faces, None
+    missing = reader.shortfall()
+    return frames, faces, InputFailure(video, f"incomplete, {missing} (its {frames} rows are kept)") if missing else None
