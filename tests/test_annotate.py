@@ -535,3 +535,77 @@ def test_tracking_workers_default_to_one_on_a_cpu_and_the_spare_cores_beside_a_g
     assert tracking_workers(None, gpu, processes=False) == 4  # threads share one GIL
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
     assert tracking_workers(None, gpu) == 1
+
+
+def test_stub_model_path(tmp_path, checkpoint):
+    """bench/annotate.py --model-stub: the stand-in gives its fixed intensities on every face
+    frame, one row per frame; with self-tracking its fixed landmarks hold each crop where it was
+    cut, so each frame is scored exactly once (no re-cut) after one detection."""
+    import auhm.face
+    import auhm.face.detectors as detectors
+    from test_self_tracking import square_clip
+
+    from auhm.infer.annotate import annotate
+    from auhm.infer.predictor import StubPredictor
+
+    face = np.arange(20) % 6 != 4
+    clip = make_clip(tmp_path, "s", 20, face)
+    stub = StubPredictor(aus=AUS, input_size=SIZE, landmarks=False)
+    res = annotate([str(clip)], config(checkpoint, tmp_path / "truth.parquet"), predictor=stub)
+    df = pd.read_parquet(tmp_path / "truth.parquet")
+    assert res.frames == 20 and df.success.tolist() == face.tolist()
+    fixed = stub(np.zeros((1, SIZE, SIZE, 3), np.uint8)).intensities
+    np.testing.assert_array_equal(df.loc[df.success, ["AU01", "AU02", "AU12"]].to_numpy(), np.repeat(fixed, face.sum(), 0))
+
+    scored, searches = [], []
+
+    class Counted(StubPredictor):
+        def __call__(self, crops, keep_heatmaps=False):
+            scored.append(len(crops))
+            return super().__call__(crops, keep_heatmaps)
+
+    square_clip(tmp_path / "sq.avi", 30, lambda i: True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(detectors, "find_detector", lambda: "opencv")
+        mp.setattr(detectors, "make_detector", lambda name: (lambda frame: searches.append(1) or SquareBackend().detect(frame[None])[0]))
+        mp.setattr(auhm.face, "make_backend", lambda name, **kw: SquareBackend())
+        cfg = config(checkpoint, tmp_path / "auto.parquet", workers=1)
+        cfg.landmarks = "auto"
+        res = annotate([str(tmp_path / "sq.avi")], cfg, predictor=Counted(aus=AUS, input_size=TRACK_SIZE))
+    df = pd.read_parquet(tmp_path / "auto.parquet")
+    assert res.landmark_backend == "backbone+opencv" and df.success.all() and len(df) == 30
+    assert sum(scored) == 30  # each frame once: nothing drifted, nothing re-cut
+
+
+def test_same_file_stem_in_two_folders_keeps_both_videos(tmp_path, checkpoint, standin):
+    """a/clip.avi and b/clip.avi: two tables (per video) or both videos' rows (one file), none overwritten."""
+    from auhm.infer.annotate import annotate
+
+    clips = []
+    for folder, n in (("a", 7), ("b", 11)):
+        (tmp_path / folder).mkdir()
+        clips.append(str(make_clip(tmp_path / folder, "clip", n, np.ones(n, bool), seed=n)))
+    res = annotate(clips, config(checkpoint, tmp_path / "dir", per_video=True))
+    files = sorted((tmp_path / "dir").glob("*.parquet"))
+    assert res.written == clips and len(files) == 2
+    assert sorted(len(pd.read_parquet(f)) for f in files) == [7, 11]
+    assert sorted(read_metadata(f)["video"] for f in files) == sorted(clips)
+    annotate(clips, config(checkpoint, tmp_path / "one.parquet"))
+    assert pd.read_parquet(tmp_path / "one.parquet").groupby("video").size().reindex(clips).tolist() == [7, 11]
+
+
+def test_single_file_resume_shortcut(tmp_path, checkpoint, standin, monkeypatch):
+    """Every video already in the finished file, made the same way: nothing is loaded or rewritten."""
+    import auhm.face
+    from auhm.infer.annotate import annotate
+
+    clips = [str(make_clip(tmp_path, n, 6, np.ones(6, bool))) for n in ("u", "v")]
+    out = tmp_path / "z.parquet"
+    annotate(clips, config(checkpoint, out))
+    before = out.stat().st_mtime_ns
+    made = []
+    real = auhm.face.make_backend
+    monkeypatch.setattr(auhm.face, "make_backend", lambda *a, **k: made.append(a[0]) or real(*a, **k))
+    again = annotate(clips[::-1], config(checkpoint, out))
+    assert again.skipped == clips[::-1] and again.written == [] and made == []
+    assert out.stat().st_mtime_ns == before and len(pd.read_parquet(out)) == 12
