@@ -17,7 +17,17 @@ and the load shared them with no loss at all. With ``--rss``, also annotates ``-
 of video (the clip repeated through symlinks in a temp folder, never copied) and prints the
 process RSS once one minute of video is written and at the end.
 
+With ``--model-stub``, the network is replaced by a stand-in that costs nothing (fixed
+intensities, and fixed landmarks that hold a self-tracked crop still), so what is measured is
+the pipeline around the model: decoding, tracking, crops, batching and writing. Three paths, each
+on ``--copies`` inputs in one call: true landmarks on synthetic 640×360 videos, self-tracking
+(``--landmarks auto``, detection with dlib's HOG) on the clip, and dlib tracking on the clip.
+Prints frames/s, the CPU ms a frame of the model's process and of the tracking workers, and
+where the model's thread spends its time. That ceiling, times the cores, is what a GPU machine
+can be fed.
+
     python bench/annotate.py [--video /work/shared/media/WolfgangLanger_Pexels.mp4] [--rss]
+    python bench/annotate.py --model-stub [--workers 2] [--copies 4]
 """
 
 from __future__ import annotations
@@ -39,7 +49,7 @@ from auhm.face.dlib_backend import DlibBackend
 from auhm.face.tracking import choose_detection
 from auhm.infer.annotate import AnnotateConfig, annotate
 from auhm.infer.chunks import track_and_crop
-from auhm.infer.predictor import Predictor, model_lanes
+from auhm.infer.predictor import Predictor, StubPredictor, model_lanes
 from auhm.models import build_model, save_checkpoint
 from auhm.targets import DATASET_AUS
 from auhm.video import VideoReader
@@ -83,9 +93,7 @@ def cpu_seconds() -> float:
 
 def tracking_alone(video: Path, crop: CropConfig, batch: int) -> tuple[int, float, float]:
     """(frames, CPU s to load dlib's predictor, CPU s per frame) of annotate's tracking work —
-    decode (one decoder thread, as annotate's workers), dlib tracking, crops — in this process,
-    without the tracking processes' malloc setting (~0.8 ms a frame more there): it cannot be
-    undone, and it would slow this process's torch (see ``return_large_buffers_to_the_os``)."""
+    decode (one decoder thread, as annotate's workers), dlib tracking, crops — in this process."""
     from auhm.face import Tracker
 
     c0 = cpu_seconds()
@@ -130,11 +138,17 @@ def main() -> None:
     ap.add_argument("--only-rss", action="store_true", help="skip (a), (b), (c)")
     ap.add_argument("--corpus-copies", type=int, default=4, help="(a) again on the clip given this many times (symlinks) in one call")
     ap.add_argument("--repeats", type=int, default=3, help="alternating rounds of (a), (a×k) and (c); medians reported")
+    ap.add_argument("--model-stub", action="store_true", help="the pipeline's ceiling: a stand-in network that costs nothing")
+    ap.add_argument("--copies", type=int, default=4, help="--model-stub: inputs per path (the clip as symlinks; synthetic videos)")
+    ap.add_argument("--synth-frames", type=int, default=300, help="--model-stub: frames of each synthetic video")
+    ap.add_argument("--paths", nargs="+", default=["truth", "auto", "dlib"], help="--model-stub: which paths to run")
     args = ap.parse_args()
     if not args.video.exists():
         raise SystemExit(f"{args.video}: not found (the benchmark needs ../shared/media)")
 
     tmp = Path(tempfile.mkdtemp(prefix="auhm-bench-"))
+    if args.model_stub:
+        return stub_run(args, tmp)
     ckpt = save_checkpoint(tmp / "scratch.pt", build_model("scratch", DATASET_AUS["disfa"], preset="paper"))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; video {args.video.name}")
 
@@ -222,6 +236,44 @@ def _loop_links(video: Path, folder: Path, copies: int) -> list[str]:
         link.symlink_to(video.resolve())
         links.append(str(link))
     return links
+
+
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def stub_run(args, tmp: Path) -> None:
+    """The pipeline's ceiling on each path, with the stand-in network (see the module doc)."""
+    from auhm.synth import SynthConfig, make_corpus
+    from auhm.targets import DATASET_AUS
+
+    workers = args.workers or 2
+    aus = DATASET_AUS["disfa"]
+    placeholder = tmp / "stub.pt"
+    placeholder.write_bytes(b"stand-in network: nothing to load")
+    inputs = {}
+    if "truth" in args.paths:
+        make_corpus(SynthConfig(tmp / "synth", subjects=args.copies, frames=args.synth_frames, width=640, height=360, seed=0,
+                                contact_sheet=False), quiet=True)
+        inputs["truth"] = sorted(str(p) for p in (tmp / "synth" / "Videos_LeftCamera").glob("*.avi"))
+    clips = _loop_links(args.video, tmp / "clips", args.copies)
+    inputs["auto"] = inputs["dlib"] = clips
+    print(f"--model-stub: {workers} tracking workers, batch {args.batch_size}, {os.cpu_count()} CPUs; "
+          f"truth: {args.copies} synthetic 640×360 videos × {args.synth_frames} frames; auto, dlib: {args.video.name} × {args.copies}")
+    for path in args.paths:
+        stub = StubPredictor(aus, input_size=256, landmarks=path == "auto")
+        cfg = AnnotateConfig(model=placeholder, out=tmp / f"{path}.parquet", landmarks=path, batch_size=args.batch_size,
+                             device="cpu", workers=workers, quiet=True, overwrite=True)
+        own, kids, t0 = cpu_seconds(), children_cpu(), time.perf_counter()
+        res = annotate(inputs[path], cfg, predictor=stub)
+        wall = time.perf_counter() - t0
+        own, kids = cpu_seconds() - own, children_cpu() - kids
+        n = res.frames
+        stages = ", ".join(f"{k} {1000 * v / n:.3f}" for k, v in sorted(res.stages.items(), key=lambda kv: -kv[1]))
+        print(f"{path:5s} {n / wall:7.1f} frames/s ({n} frames, {wall:.1f} s, {len(res.notes)} fallbacks); CPU ms a frame: "
+              f"model's process {1000 * own / n:.3f}, tracking workers {1000 * kids / n:.3f}; ceiling with the cores busy "
+              f"{n / (own + kids) * (os.cpu_count() or 1):.0f} frames/s; model's thread, wall ms a frame: {stages}")
 
 
 def rss_run(args, ckpt: Path, tmp: Path) -> None:

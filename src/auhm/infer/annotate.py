@@ -69,6 +69,7 @@ class AnnotateResult:
     skipped: list[str] = field(default_factory=list)  # already done with the same checkpoint
     failures: list[InputFailure] = field(default_factory=list)
     notes: list[InputFailure] = field(default_factory=list)  # videos annotated otherwise than asked, and why
+    stages: dict[str, float] = field(default_factory=dict)  # seconds of the model's thread per stage (local engine)
     frames: int = 0  # rows written in this run
 
 
@@ -165,7 +166,7 @@ def annotate(videos: Sequence[str], config: AnnotateConfig, predictor: Predictor
         else:
             engine = Engine(todo, predictor, source, meta, config, advance)
             written, failures, rows = engine.run(after_start=count_frames)
-            result.notes = engine.notes
+            result.notes, result.stages = engine.notes, engine.clock.seconds
         counted.set()
         if counter.is_alive():
             counter.join()  # at most one more container open

@@ -96,7 +96,8 @@ class Engine:
         source, predictor = self.source, self.predictor
         source.preload()  # before the fork: the tracking processes share it
         # Self-tracking cuts crops ahead of the model's answers: short chunks keep that lag small.
-        chunk_frames = min(self.batch, 32) if source.self_tracking else max(self.batch, 8)
+        # (Other chunks are long: the per-chunk costs of tracking and of the queue are then small.)
+        chunk_frames = max(8, min(self.batch, 32)) if source.self_tracking else max(self.batch, 32)
         # Tracking that needs neither torch nor the model runs in forked processes, each with its own
         # GIL; they share the backend face_source loaded before the fork.
         processes = source.forkable and "fork" in multiprocessing.get_all_start_methods()

@@ -33,22 +33,21 @@ def tracking_workers(workers: int | None, device: torch.device, processes: bool 
     return spare if processes else min(4, spare)
 
 
-def return_large_buffers_to_the_os(threshold: int = 128 * 1024) -> bool:
-    """Have glibc map every allocation of ``threshold`` bytes or more on its own and unmap it when
-    freed; for the tracking processes only. glibc's default raises that threshold to the largest
-    block freed so far (up to 32 MB), so decoded frames and crops then come from the heap, whose
-    freed space goes back to the OS only now and then: a tracking process's RSS swung between
-    664 and 929 MB over 31 videos, and stayed within 613–664 MB with this. It costs the process
-    ~0.8 CPU ms a frame (page faults on fresh buffers). Never in the model's process: torch's
-    activations would fault on every forward (the bare model ran at 50 frames/s instead of 115–124
-    with it). False where there is no glibc."""
+def return_freed_memory_to_the_os() -> bool:
+    """Give the heap's free pages back to the OS (glibc's ``malloc_trim``); a tracking process
+    does it after each video. Decoded frames and crops come from the heap once glibc has raised
+    its mmap threshold to the largest block freed, and the heap gives freed space back only now
+    and then: a tracking process's RSS swung between 664 and 929 MB over 31 videos. Fixing the
+    threshold at 128 KiB instead kept it within 613–664 MB but page-faulted every fresh buffer:
+    1.2–1.6 CPU ms a frame more on 640×360 video (2.1 → 3.3–3.7 ms for decode, crops and
+    pickling). False where there is no glibc."""
     import ctypes
 
     try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
     except (OSError, AttributeError):
         return False
-    return bool(mallopt(-3, threshold))  # M_MMAP_THRESHOLD
+    return bool(trim(0))
 
 
 def prefetched(batches: Iterator[FrameBatch], stop: threading.Event, depth: int = 2) -> Iterator[FrameBatch]:
@@ -165,8 +164,6 @@ class TrackingWorkers:
     def _run(self, target, k: int) -> None:
         self._doing: set[int] = set()  # videos this worker has started and not ended
         try:
-            if self.processes:
-                return_large_buffers_to_the_os()
             target(k)
         except Exception as e:  # the tracker itself failed: report every video left
             for j in sorted(self._doing):
@@ -188,6 +185,8 @@ class TrackingWorkers:
     def _end(self, j: int, error: str | None = None) -> None:
         self._doing.discard(j)
         self._put(VideoEnd(j, error))
+        if self.processes:
+            return_freed_memory_to_the_os()
 
     def _track(self, k: int) -> None:
         tracker = self.source.tracker()
