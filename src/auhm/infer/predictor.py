@@ -114,7 +114,7 @@ class ModelLanes:
         self.asynchronous = asynchronous
         self.pool: ThreadPoolExecutor | None = None
         self._threads = 0
-        self._ring: list[np.ndarray] = []
+        self._ring: list[np.ndarray] | None = []  # None: page-locked memory failed
         self._next = 0
 
     def __enter__(self) -> "ModelLanes":
@@ -128,11 +128,15 @@ class ModelLanes:
     def gather(self, pieces: list[np.ndarray], n: int, predictor) -> np.ndarray:
         """The pieces' crops as one (n, S, S, 3) array: page-locked on CUDA, one of a ring of
         buffers (a buffer is used again only after the batches in the lanes are done with it)."""
-        if getattr(predictor, "device", torch.device("cpu")).type != "cuda":
+        if getattr(predictor, "device", torch.device("cpu")).type != "cuda" or self._ring is None:
             return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
         shape = pieces[0].shape[1:]
         if not self._ring or self._ring[0].shape[0] < n or self._ring[0].shape[1:] != shape:
-            self._ring = [torch.empty((n, *shape), dtype=torch.uint8, pin_memory=True).numpy() for _ in range(self.count + 2)]
+            try:
+                self._ring = [torch.empty((n, *shape), dtype=torch.uint8, pin_memory=True).numpy() for _ in range(self.count + 2)]
+            except RuntimeError:  # no page-locked memory to be had: plain arrays, copied through staging
+                self._ring = None
+                return np.concatenate(pieces)
         buf = self._ring[self._next % len(self._ring)][:n]
         self._next += 1
         np.concatenate(pieces, out=buf)
