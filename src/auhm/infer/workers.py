@@ -35,12 +35,10 @@ def tracking_workers(workers: int | None, device: torch.device, processes: bool 
 
 def return_freed_memory_to_the_os() -> bool:
     """Give the heap's free pages back to the OS (glibc's ``malloc_trim``); a tracking process
-    does it after each video. Decoded frames and crops come from the heap once glibc has raised
-    its mmap threshold to the largest block freed, and the heap gives freed space back only now
-    and then: a tracking process's RSS swung between 664 and 929 MB over 31 videos. Fixing the
-    threshold at 128 KiB instead kept it within 613–664 MB but page-faulted every fresh buffer:
-    1.2–1.6 CPU ms a frame more on 640×360 video (2.1 → 3.3–3.7 ms for decode, crops and
-    pickling). False where there is no glibc."""
+    does it after each video, so its RSS stays flat over a long corpus. (Once glibc has raised its
+    mmap threshold, frames and crops come from the heap, which gives freed space back only now
+    and then; fixing the threshold low instead page-faults every fresh buffer, a cost per frame:
+    see bench/RESULTS.md.) False where there is no glibc."""
     import ctypes
 
     try:
