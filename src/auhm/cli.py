@@ -110,6 +110,11 @@ def _say(text: str) -> None:
     console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
+def _say_faces(faces_seen: dict[str, int]) -> None:
+    for video, faces in faces_seen.items():
+        _say(f"{video}: {faces} faces seen; one row per frame, for the largest (followed from frame to frame)")
+
+
 def _finish(failures: list[InputFailure]) -> None:
     """Report per-input failures on stderr, one line each, and exit 1 if there were any."""
     for f in failures:
@@ -198,8 +203,10 @@ def landmarks(
         _usage(e)
     rate = result.frames / result.seconds if result.seconds else 0.0
     if not quiet:
-        _say(f"{result.out}: {result.frames} frames from {result.videos} videos, face in {result.faces} "
+        written = f"{result.out}:" if result.frames else f"{result.out} not written:"
+        _say(f"{written} {result.frames} frames from {result.videos} videos, face in {result.faces} "
              f"({rate:.1f} frames/s, backend {backend})")
+    _say_faces(result.faces_seen)
     _finish(result.failures)
 
 
@@ -414,9 +421,13 @@ def annotate(
     except UsageError as e:
         _usage(e)
     if not quiet:
-        _say(f"annotate: {len(result.written)} video(s), {result.frames} frames written, "
-             f"{len(result.skipped)} already done, {len(result.failures)} failed → {result.out}")
-    _finish(result.failures)
+        incomplete = f", {len(result.incomplete)} incomplete" if result.incomplete else ""
+        _say(f"annotate: {len(result.written)} video(s), {result.frames} frames written, {len(result.skipped)} already done"
+             f"{incomplete}, {len(result.failures)} failed → {result.out} ({result.videos_held} video(s) in it)")
+    _say_faces(result.faces_seen)
+    if result.merge_note:
+        _say(f"annotate: {result.merge_note}")
+    _finish(result.failures + result.incomplete)
 
 
 # ── score ───────────────────────────────────────────────────────────────────────────────────

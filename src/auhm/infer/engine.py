@@ -175,7 +175,7 @@ class Engine:
             if w is None:  # a video whose every row was written before (or that had none)
                 w = self._writer(item.job)
                 self.writers.pop(item.job)
-            w.commit()
+            w.commit(item.notes)
             self.rows += w.rows_written
             self.written.append(video)
 

@@ -17,7 +17,7 @@ import torch
 
 from auhm.infer.chunks import VideoEnd, WorkerDone, track_and_crop
 from auhm.infer.self_tracking import detector, self_track_and_crop
-from auhm.video import FrameBatch, VideoReader
+from auhm.video import FrameBatch, VideoError, VideoReader
 
 
 def tracking_workers(workers: int | None, device: torch.device, processes: bool = True) -> int:
@@ -159,18 +159,26 @@ class TrackingWorkers:
                 if j is None:
                     break
                 video = self.jobs[j].video
+                frames = 0
                 try:
                     # One decoding thread per video: the cores belong to the model lanes (decord's
                     # default started 4 threads per video on this 2-core machine).
                     reader = VideoReader(video, num_threads=1)
                     if not source.self_tracking:
                         tracker.start(video)
+                    searches = tracker.detections
                     for batch in prefetched(reader.batches(self.chunk_frames, self.every), self.stop):
                         if source.self_tracking:
                             self._put(self_track_and_crop(batch, self.states[j], detect, self.crop, j, self.redetect_every))
                         else:
                             self._put(track_and_crop(batch, tracker, self.crop, j))
-                    self._put(VideoEnd(j))
+                        frames += len(batch)
+                    notes = {"faces_seen": tracker.faces_seen} if tracker.detections > searches else {}
+                    if missing := reader.shortfall():
+                        notes["incomplete"] = missing
+                    self._put(VideoEnd(j, notes=notes))
+                except VideoError as e:  # decoding broke off: the frames before it are real, and kept
+                    self._put(VideoEnd(j, notes={"incomplete": reason(e, video)}) if frames else VideoEnd(j, reason(e, video)))
                 except Exception as e:  # one broken video must not stop the others
                     self._put(VideoEnd(j, reason(e, video)))
         except Exception as e:  # the tracker itself failed: report every video left
