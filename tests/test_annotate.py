@@ -521,8 +521,8 @@ def test_a_backend_that_cannot_load_stops_the_run_before_its_first_progress_line
     res = CliRunner().invoke(app, ["annotate", str(clip), "--model", str(au), "--landmarks", "auhm", "--landmark-model", str(au),
                                    "--out", str(out), "--device", "cpu"])
     assert res.exit_code == 2, res.output
-    assert res.output.strip() == (f"usage error --landmarks auhm: {au}: an AU checkpoint (from `auhm train`) (method 'scratch'), "
-                                  "where a landmark checkpoint (from `auhm train --task landmarks`) is needed")
+    assert res.output.strip() == (f"usage error --landmarks auhm: {au}: an AU checkpoint (method 'scratch'), "
+                                  "where a landmark checkpoint is needed (one from `auhm train --task landmarks`)")
     assert not out.exists()
     lm = tmp_path / "lm.pt"
     from auhm.models import build_model, save_checkpoint
@@ -530,8 +530,7 @@ def test_a_backend_that_cannot_load_stops_the_run_before_its_first_progress_line
     save_checkpoint(lm, build_model("landmarks", preset="small"), {"task": "landmarks"})
     res = CliRunner().invoke(app, ["annotate", str(clip), "--model", str(lm), "--out", str(out), "--landmarks", "truth", "--device", "cpu"])
     assert res.exit_code == 2 and res.output.strip() == (
-        f"usage error {lm}: a landmark checkpoint (from `auhm train --task landmarks`) (method 'landmarks'), "
-        "where an AU checkpoint (from `auhm train`) is needed")
+        f"usage error {lm}: a landmark checkpoint (method 'landmarks'), where an AU checkpoint is needed (one from `auhm train`)")
 
 
 @pytest.mark.parametrize("name", ["single_face.mp4", "no_face.mp4", "face_noface.mov", "WolfgangLanger_Pexels.mp4"])

@@ -422,8 +422,9 @@ def annotate(
         _usage(e)
     if not quiet:
         incomplete = f", {len(result.incomplete)} incomplete" if result.incomplete else ""
+        where = f"{result.out} ({result.videos_held} video(s) in it)" if result.out.exists() else f"nothing written to {result.out}"
         _say(f"annotate: {len(result.written)} video(s), {result.frames} frames written, {len(result.skipped)} already done"
-             f"{incomplete}, {len(result.failures)} failed → {result.out} ({result.videos_held} video(s) in it)")
+             f"{incomplete}, {len(result.failures)} failed → {where}")
     _say_faces(result.faces_seen)
     if result.merge_note:
         _say(f"annotate: {result.merge_note}")
