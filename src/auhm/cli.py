@@ -10,64 +10,16 @@ from typing import List, Optional
 
 import typer
 from rich.markup import escape
-from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from auhm import __version__
+from auhm.cli_help import HelpCommand, HelpGroup
 from auhm.console import console
 from auhm.errors import InputFailure, UsageError
 
 
-class _Argument(TyperArgument):
-    """Shown as VIDEOS... in the usage line and the help (the help text says what it takes)."""
-
-    @property
-    def display_name_raw(self) -> str:
-        return self.metavar or self.name.upper()
-
-    def _usage_display_name(self) -> str:
-        name = self.display_name_raw + ("..." if self.nargs != 1 else "")
-        return name if self.required else f"[{name}]"
-
-    def display_type_rich(self, ctx) -> str | None:
-        return None
-
-
-class _Option(TyperOption):
-    """A flag shows no type; an option with a value shows its metavar, else its type as click names it."""
-
-    def display_type_rich(self, ctx) -> str | None:
-        if self.is_flag:
-            return None
-        if self.metavar:
-            return self.metavar
-        name = (super().display_type_rich(ctx) or "").strip("<>")
-        return {"str": "TEXT", "int": "INTEGER"}.get(name, name.upper())
-
-
-def _plain(params: list) -> list:
-    for param in params:
-        if type(param) is TyperArgument:
-            param.__class__ = _Argument
-        elif type(param) is TyperOption:
-            param.__class__ = _Option
-    return params
-
-
-class _Command(TyperCommand):
-    """A command whose help reads like a classic CLI's: ``auhm annotate [OPTIONS] VIDEOS...``."""
-
-    def get_params(self, ctx):
-        return _plain(super().get_params(ctx))
-
-
-class _Group(TyperGroup):
-    def get_params(self, ctx):
-        return _plain(super().get_params(ctx))
-
-
 app = typer.Typer(
     name="auhm",
-    cls=_Group,
+    cls=HelpGroup,
     help="""Facial Action Unit intensities, frame by frame, by heatmap regression (Ntinou et al. 2020).
 
     Annotate videos, then score them against labels:
@@ -89,7 +41,7 @@ app = typer.Typer(
 
 def command(**kwargs):
     """``app.command`` with auhm's help layout."""
-    return app.command(cls=_Command, **kwargs)
+    return app.command(cls=HelpCommand, **kwargs)
 
 
 def _version(value: bool) -> None:

@@ -25,7 +25,7 @@ from auhm.face.base import BACKENDS
 from auhm.face.extract import expand_inputs, nothing_matched
 from auhm.face.tracking import FACE_FOLLOWED
 from auhm.infer.engine import run_jobs
-from auhm.infer.output import VideoJob, done_part, file_sha256, merge_output, output_lock, output_names, plan_jobs
+from auhm.infer.output import Plan, VideoJob, done_part, file_sha256, merge_output, output_lock, output_names, plan_jobs
 from auhm.infer.predictor import Predictor
 from auhm.infer.sources import face_source
 from auhm.io import check_writable
@@ -150,25 +150,40 @@ def annotate(videos: Sequence[str], config: AnnotateConfig) -> AnnotateResult:
         existed = out.exists()
         written, failures, rows = _run(plan.todo, predictor, source, meta, config) if plan.todo else ([], [], 0)
         result = AnnotateResult(out, source.name, written, plan.skipped, unmatched + failures, frames=rows)
-        notes = {v: held_notes for v in plan.keep if (held_notes := plan.held.notes(v))} if plan.held else {}
-        notes |= plan.notes
-        notes |= {job.video: done_part(job.dest, job.video, meta)[0] or {} for job in plan.todo if job.video in set(written)}
-        _report_notes(result, notes, set(written))
+        notes = _notes(plan, written, meta)
+        _report_notes(result, notes)
         if config.per_video:
             result.videos_held = sum(1 for p in out.glob("*.parquet") if not p.name.startswith(".")) if out.is_dir() else 0
             if not existed and out.is_dir() and not any(out.iterdir()):
                 out.rmdir()  # every video failed: nothing written, not even a folder
         else:
-            done = set(plan.skipped) | set(written)
-            merged = merge_output(plan, jobs, done, out, predictor.aus, meta, notes)
-            lost = set(plan.held.videos) - set(plan.keep) - done if plan.held else set()
-            if lost:
-                result.merge_note = (f"{out} left as it was: {len(lost)} of its videos could not be redone; the videos "
-                                     f"annotated wait in {folder} for a re-run")
-            else:
-                shutil.rmtree(folder, ignore_errors=True)
-            result.videos_held = len(plan.keep) + len(done - set(plan.keep)) if merged else len(plan.held.videos) if plan.held else 0
+            _finish_single_file(result, plan, jobs, folder, predictor.aus, meta, notes)
     return result
+
+
+def _notes(plan: Plan, written: Sequence[str], meta: dict) -> dict[str, dict]:
+    """Each video's notes (faces seen, a shortfall of frames): from the output file it sits in,
+    the part an earlier run left, or the part this run wrote."""
+    notes = {v: plan.held.notes(v) for v in plan.keep} if plan.held else {}
+    notes |= plan.notes
+    done = set(written)
+    return notes | {job.video: done_part(job.dest, job.video, meta)[0] or {} for job in plan.todo if job.video in done}
+
+
+def _finish_single_file(result: AnnotateResult, plan: Plan, jobs: Sequence[VideoJob], folder: Path, aus, meta: dict,
+                        notes: dict[str, dict]) -> None:
+    """Merge into the single output file and remove the parts, unless that would lose a video it held."""
+    out = result.out
+    done = set(plan.skipped) | set(result.written)
+    merged = merge_output(plan, jobs, done, out, aus, meta, notes)
+    held = set(plan.held.videos) if plan.held else set()
+    lost = held - set(plan.keep) - done
+    if lost:
+        result.merge_note = (f"{out} left as it was: {len(lost)} of its videos could not be redone; the videos "
+                             f"annotated wait in {folder} for a re-run")
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+    result.videos_held = len(set(plan.keep) | done) if merged else len(held)
 
 
 def _run(todo: Sequence[VideoJob], predictor: Predictor, source, meta: dict, config: AnnotateConfig) -> tuple[list[str], list[InputFailure], int]:
@@ -198,12 +213,12 @@ def _run(todo: Sequence[VideoJob], predictor: Predictor, source, meta: dict, con
     return written, failures, rows
 
 
-def _report_notes(result: AnnotateResult, notes: dict[str, dict], written: set[str]) -> None:
+def _report_notes(result: AnnotateResult, notes: dict[str, dict]) -> None:
     """What the videos' notes say that the summary must: several faces, frames missing at the end."""
     for video in result.written + result.skipped:
         note = notes.get(video) or {}
         if (note.get("faces_seen") or 0) > 1:
             result.faces_seen[video] = int(note["faces_seen"])
         if note.get("incomplete"):
-            earlier = "" if video in written else ", from an earlier run"
+            earlier = "" if video in result.written else ", from an earlier run"
             result.incomplete.append(InputFailure(video, f"incomplete, {note['incomplete']} (the frames decoded are kept{earlier})"))
