@@ -61,6 +61,8 @@ def test_bad_inputs_are_reported_one_line_each_and_the_rest_processed(tmp_path):
     table = pd.read_parquet(out)
     assert set(table["video"]) == {str(good)} and len(table) == 6 and table["success"].all()
     assert read_metadata(out)["backend"] == "truth"
+    none = tmp_path / "none.parquet"
+    assert run(inputs[0], inputs[1], "--backend", "truth", "--out", str(none)).exit_code == 1 and not none.exists()  # no 0-row file
 
 
 def test_inputs_that_name_no_video_are_reported_by_name(tmp_path):
