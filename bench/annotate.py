@@ -271,7 +271,7 @@ def stub_run(args, tmp: Path) -> None:
         own, kids = cpu_seconds() - own, children_cpu() - kids
         n = res.frames
         stages = ", ".join(f"{k} {1000 * v / n:.3f}" for k, v in sorted(res.stages.items(), key=lambda kv: -kv[1]))
-        print(f"{path:5s} {n / wall:7.1f} frames/s ({n} frames, {wall:.1f} s, {len(res.notes)} fallbacks); CPU ms a frame: "
+        print(f"{path:5s} {n / wall:7.1f} frames/s ({n} frames, {wall:.1f} s, {len(res.fallbacks)} fallbacks); CPU ms a frame: "
               f"model's process {1000 * own / n:.3f}, tracking workers {1000 * kids / n:.3f}; ceiling with the cores busy "
               f"{n / (own + kids) * (os.cpu_count() or 1):.0f} frames/s; model's thread, wall ms a frame: {stages}")
 

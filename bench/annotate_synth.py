@@ -98,9 +98,9 @@ def main() -> None:
         assert len(df) == res.frames == args.videos * args.frames, (len(df), res.frames)
         stages = {k: 1000 * v / res.frames for k, v in sorted(res.stages.items(), key=lambda kv: -kv[1])}
         figures["paths"][path] = {"frames_per_s": res.frames / wall, "seconds": wall, "faces": int(df.success.sum()),
-                                  "landmark_backend": res.landmark_backend, "fallbacks": len(res.notes), "stage_ms_per_frame": stages}
+                                  "landmark_backend": res.landmark_backend, "fallbacks": len(res.fallbacks), "stage_ms_per_frame": stages}
         print(f"(a) annotate --landmarks {path}: {res.frames / wall:.1f} frames/s ({res.landmark_backend}; faces in "
-              f"{int(df.success.sum())} of {res.frames} frames; {len(res.notes)} videos fell back); model thread, ms a frame: "
+              f"{int(df.success.sum())} of {res.frames} frames; {len(res.fallbacks)} videos fell back); model thread, ms a frame: "
               + ", ".join(f"{k} {v:.3f}" for k, v in stages.items()))
 
     # crops of the first video, cut as annotate cuts them, for (b) and (c)

@@ -111,6 +111,31 @@ def test_tracker_detects_once_then_follows_a_moving_face():
     np.testing.assert_allclose(track.timestamps, np.arange(6) / 10.0)
 
 
+class CrowdBackend(DiskBackend):
+    """The disk, plus ``extra`` smaller faces the detector also reports on every frame."""
+
+    def __init__(self, extra: int):
+        super().__init__()
+        self.extra = extra
+
+    def detect(self, frames):
+        out = super().detect(frames)
+        return [d + [(np.array([2.0, 2.0, 12.0, 12.0]), 0.9)] * self.extra if d else d for d in out]
+
+
+def test_tracker_counts_the_faces_it_saw_and_follows_the_largest():
+    tracker = Tracker(CrowdBackend(extra=3))
+    tracker.start("crowd.mp4")
+    track = tracker.update(batch([disk_frame(50)] * 3))
+    assert tracker.faces_seen == 4 and track.success.all()
+    np.testing.assert_allclose(track.boxes[0], [30, 28, 70, 68], atol=1.5)  # the disk, not a small one
+    tracker.start("next.mp4")
+    assert tracker.faces_seen == 0  # counted per video
+    tracker.backend.extra = 0
+    tracker.update(batch([disk_frame(50)] * 2))
+    assert tracker.faces_seen == 1
+
+
 def test_tracker_reports_no_face_as_nan_not_a_copy_and_redetects():
     backend = DiskBackend()
     tracker = Tracker(backend)

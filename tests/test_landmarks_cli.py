@@ -61,6 +61,8 @@ def test_bad_inputs_are_reported_one_line_each_and_the_rest_processed(tmp_path):
     table = pd.read_parquet(out)
     assert set(table["video"]) == {str(good)} and len(table) == 6 and table["success"].all()
     assert read_metadata(out)["backend"] == "truth"
+    none = tmp_path / "none.parquet"
+    assert run(inputs[0], inputs[1], "--backend", "truth", "--out", str(none)).exit_code == 1 and not none.exists()  # no 0-row file
 
 
 def test_inputs_that_name_no_video_are_reported_by_name(tmp_path):
@@ -90,7 +92,7 @@ def test_a_truncated_video_fails_by_name_with_both_counts_and_keeps_its_rows(tmp
     assert result.exit_code == 1, result.output
     rows = len(pd.read_parquet(out))
     assert 10 < rows < 56
-    assert f"error {cut}: incomplete, decoded {rows} of the 60 frames its container claims (its {rows} rows are kept)" in result.output
+    assert f"error {cut}: incomplete, decoded {rows} of the 60 frames its container claims (the frames decoded are kept)" in result.output
 
 
 def test_an_output_that_cannot_be_written_is_a_usage_error_before_any_work(tmp_path):

@@ -195,9 +195,9 @@ def test_a_foreign_file_is_not_an_auhm_checkpoint_and_unsafe_loading_is_never_su
 def test_a_checkpoint_of_the_other_task_says_what_it_is_and_what_was_expected(tmp_path):
     lm = save_checkpoint(tmp_path / "lm.pt", build_model("landmarks", preset="small"), {"task": "landmarks"})
     au = save_checkpoint(tmp_path / "au.pt", build_model("scratch", AUS, preset="small"))
-    with pytest.raises(ValueError, match=r"lm.pt: a landmark checkpoint .*, where an AU checkpoint .* is needed"):
+    with pytest.raises(ValueError, match=r"lm.pt: a landmark checkpoint \(method 'landmarks'\), where an AU checkpoint is needed \(one from `auhm train`\)"):
         load_checkpoint(lm, task="au")
-    with pytest.raises(ValueError, match=r"au.pt: an AU checkpoint .*'scratch'.*, where a landmark checkpoint .* is needed"):
+    with pytest.raises(ValueError, match=r"au.pt: an AU checkpoint \(method 'scratch'\), where a landmark checkpoint is needed"):
         load_checkpoint(au, task="landmarks")
     assert load_checkpoint(lm, task="landmarks")[1]["method"] == "landmarks"
     assert load_checkpoint(au, task="au")[1]["method"] == "scratch"

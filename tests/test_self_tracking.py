@@ -123,8 +123,8 @@ def test_weak_landmarks_are_no_face_and_the_video_falls_back_once(tmp_path, chec
     assert not (df.success & (df.confidence < 0.3)).any()  # a weak landmark fit is not a face
     assert df.success.all()  # the fallback tracker found the square on every frame
     np.testing.assert_allclose(df[["x0", "y0", "x1", "y1"]].to_numpy(), np.array(boxes, float), atol=2)
-    assert [note.path for note in res.notes] == [str(tmp_path / "weak.avi")]
-    assert "tracking this video with" in res.notes[0].reason
+    assert [note.path for note in res.fallbacks] == [str(tmp_path / "weak.avi")]
+    assert "tracking this video with" in res.fallbacks[0].reason
     # The cost of finding out is a few chunks (batch 8), whatever the video's length: not a search and a re-cut a frame.
     assert sum(scored) <= n + 4 * 8
     assert square_world.value <= 3 * 8  # searches: the first chunks only (one a frame would be 96)

@@ -10,64 +10,16 @@ from typing import List, Optional
 
 import typer
 from rich.markup import escape
-from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from auhm import __version__
+from auhm.cli_help import HelpCommand, HelpGroup
 from auhm.console import console
 from auhm.errors import InputFailure, UsageError
 
 
-class _Argument(TyperArgument):
-    """Shown as VIDEOS... in the usage line and the help (the help text says what it takes)."""
-
-    @property
-    def display_name_raw(self) -> str:
-        return self.metavar or self.name.upper()
-
-    def _usage_display_name(self) -> str:
-        name = self.display_name_raw + ("..." if self.nargs != 1 else "")
-        return name if self.required else f"[{name}]"
-
-    def display_type_rich(self, ctx) -> str | None:
-        return None
-
-
-class _Option(TyperOption):
-    """A flag shows no type; an option with a value shows its metavar, else its type as click names it."""
-
-    def display_type_rich(self, ctx) -> str | None:
-        if self.is_flag:
-            return None
-        if self.metavar:
-            return self.metavar
-        name = (super().display_type_rich(ctx) or "").strip("<>")
-        return {"str": "TEXT", "int": "INTEGER"}.get(name, name.upper())
-
-
-def _plain(params: list) -> list:
-    for param in params:
-        if type(param) is TyperArgument:
-            param.__class__ = _Argument
-        elif type(param) is TyperOption:
-            param.__class__ = _Option
-    return params
-
-
-class _Command(TyperCommand):
-    """A command whose help reads like a classic CLI's: ``auhm annotate [OPTIONS] VIDEOS...``."""
-
-    def get_params(self, ctx):
-        return _plain(super().get_params(ctx))
-
-
-class _Group(TyperGroup):
-    def get_params(self, ctx):
-        return _plain(super().get_params(ctx))
-
-
 app = typer.Typer(
     name="auhm",
-    cls=_Group,
+    cls=HelpGroup,
     help="""Facial Action Unit intensities, frame by frame, by heatmap regression (Ntinou et al. 2020).
 
     Annotate videos, then score them against labels:
@@ -89,7 +41,7 @@ app = typer.Typer(
 
 def command(**kwargs):
     """``app.command`` with auhm's help layout."""
-    return app.command(cls=_Command, **kwargs)
+    return app.command(cls=HelpCommand, **kwargs)
 
 
 def _version(value: bool) -> None:
@@ -108,6 +60,11 @@ def main(
 def _say(text: str) -> None:
     """One line on stderr, as written: no markup, no highlighting, never wrapped inside a path."""
     console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _say_faces(faces_seen: dict[str, int]) -> None:
+    for video, faces in faces_seen.items():
+        _say(f"{video}: {faces} faces seen; one row per frame, for the largest (followed from frame to frame)")
 
 
 def _finish(failures: list[InputFailure]) -> None:
@@ -198,8 +155,10 @@ def landmarks(
         _usage(e)
     rate = result.frames / result.seconds if result.seconds else 0.0
     if not quiet:
-        _say(f"{result.out}: {result.frames} frames from {result.videos} videos, face in {result.faces} "
+        written = f"{result.out}:" if result.frames else f"{result.out} not written:"
+        _say(f"{written} {result.frames} frames from {result.videos} videos, face in {result.faces} "
              f"({rate:.1f} frames/s, backend {backend})")
+    _say_faces(result.faces_seen)
     _finish(result.failures)
 
 
@@ -414,9 +373,14 @@ def annotate(
     except UsageError as e:
         _usage(e)
     if not quiet:
-        _say(f"annotate: {len(result.written)} video(s), {result.frames} frames written, "
-             f"{len(result.skipped)} already done, {len(result.failures)} failed → {result.out}")
-    _finish(result.failures)
+        incomplete = f", {len(result.incomplete)} incomplete" if result.incomplete else ""
+        where = f"{result.out} ({result.videos_held} video(s) in it)" if result.out.exists() else f"nothing written to {result.out}"
+        _say(f"annotate: {len(result.written)} video(s), {result.frames} frames written, {len(result.skipped)} already done"
+             f"{incomplete}, {len(result.failures)} failed → {where}")
+    _say_faces(result.faces_seen)
+    if result.merge_note:
+        _say(f"annotate: {result.merge_note}")
+    _finish(result.failures + result.incomplete)
 
 
 # ── score ───────────────────────────────────────────────────────────────────────────────────

@@ -53,8 +53,9 @@ def encode_metadata(meta: dict) -> dict[bytes, bytes]:
 
 
 def read_metadata(path: str | os.PathLike) -> dict:
-    """auhm's key-value metadata of a Parquet file (empty for other files)."""
-    kv = pq.read_schema(path).metadata or {}
+    """auhm's key-value metadata of a Parquet file (empty for other files): the schema's, and
+    what a writer added to the footer when it closed."""
+    kv = pq.read_metadata(path).metadata or {}
     out = {}
     for k, v in kv.items():
         k = k.decode()

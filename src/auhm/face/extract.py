@@ -9,6 +9,7 @@ before a mid-stream decoding error are kept (they are real frames).
 from __future__ import annotations
 
 import glob
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +123,11 @@ class LandmarksResult:
     faces: int = 0  # frames with success
     seconds: float = 0.0
     failures: list[InputFailure] = field(default_factory=list)
+    faces_seen: dict[str, int] = field(default_factory=dict)  # videos where the detector saw more than one face
+
+
+class _NothingWritten(Exception):
+    """Every video failed: the output is not written at all."""
 
 
 def extract_landmarks(videos: list[str], out: Path, config: LandmarksConfig = LandmarksConfig()) -> LandmarksResult:
@@ -147,23 +153,37 @@ def extract_landmarks(videos: list[str], out: Path, config: LandmarksConfig = La
     result = LandmarksResult(Path(out), failures=unmatched)
     out = Path(out)
     start = time.perf_counter()
-    with atomic_path(out) as tmp:
-        with pq.ParquetWriter(tmp, schema) as writer, progress(config.quiet) as bar:
-            task = bar.add_task("landmarks", total=None, unit="frames")
-            for video in videos:
-                bar.update(task, description=Path(video).name)
-                n, faces, failure = _one_video(video, tracker, writer, schema, config.batch_size, lambda k: bar.advance(task, k))
-                result.frames += n
-                result.faces += faces
-                result.videos += n > 0
-                if failure is not None:
-                    result.failures.append(failure)
+    notes: dict[str, dict] = {}  # per video, into the file's metadata: faces seen, frames missing
+    try:
+        with atomic_path(out) as tmp:
+            with pq.ParquetWriter(tmp, schema) as writer, progress(config.quiet) as bar:
+                task = bar.add_task("landmarks", total=None, unit="frames")
+                for video in videos:
+                    bar.update(task, description=Path(video).name)
+                    n, faces, failure = _one_video(video, tracker, writer, schema, config.batch_size, lambda k: bar.advance(task, k))
+                    result.frames += n
+                    result.faces += faces
+                    result.videos += n > 0
+                    if failure is not None:
+                        result.failures.append(failure)
+                    if n:
+                        notes[video] = {"faces_seen": tracker.faces_seen} if tracker.detections else {}
+                        if failure is not None:
+                            notes[video]["incomplete"] = failure.reason
+                        if tracker.faces_seen > 1:
+                            result.faces_seen[video] = tracker.faces_seen
+                if not result.frames:
+                    raise _NothingWritten
+                writer.add_key_value_metadata({"auhm.videos": json.dumps(notes)})
+    except _NothingWritten:
+        pass
     result.seconds = time.perf_counter() - start
     return result
 
 
 def _one_video(video: str, tracker: Tracker, writer: pq.ParquetWriter, schema: pa.Schema, batch_size: int, advance) -> tuple[int, int, InputFailure | None]:
-    """(frames written, frames with a face, failure or None) for one video."""
+    """(frames written, frames with a face, failure or None) for one video; a video that stops
+    short of its end keeps the frames it decoded."""
     frames = faces = 0
     try:
         reader = VideoReader(video)
@@ -176,11 +196,10 @@ def _one_video(video: str, tracker: Tracker, writer: pq.ParquetWriter, schema: p
             advance(len(track))
     except VideoError as e:
         reason = str(e).removeprefix(f"{video}: ").removeprefix(f"{Path(video)}: ")
-        kept = f" ({frames} frames before it kept)" if frames else ""
-        return frames, faces, InputFailure(video, reason + kept)
+        return frames, faces, InputFailure(video, f"incomplete, {reason} (the frames decoded are kept)" if frames else reason)
     except (FileNotFoundError, ValueError, OSError) as e:  # e.g. truth sidecar missing or unreadable
         return frames, faces, InputFailure(video, str(e))
     except Exception as e:  # one broken input must not lose the others
         return frames, faces, InputFailure(video, f"{type(e).__name__}: {e}")
     missing = reader.shortfall()
-    return frames, faces, InputFailure(video, f"incomplete, {missing} (its {frames} rows are kept)") if missing else None
+    return frames, faces, InputFailure(video, f"incomplete, {missing} (the frames decoded are kept)") if missing else None

@@ -17,16 +17,21 @@ import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from auhm.console import console, progress
 from auhm.errors import InputFailure, UsageError
+from auhm.face.base import BACKENDS
+from auhm.face.extract import expand_inputs, nothing_matched
+from auhm.face.tracking import FACE_FOLLOWED
 from auhm.infer.engine import Engine
-from auhm.infer.output import VideoJob, file_sha256, is_done, merge_parts, output_names, whole_file_done
+from auhm.infer.output import Plan, VideoJob, done_part, file_sha256, merge_output, output_lock, output_names, plan_jobs
 from auhm.infer.predictor import Predictor
 from auhm.infer.sources import face_source
+from auhm.io import check_writable
 
 ENGINES = ("local", "ray")
+LANDMARKS = ("auto", *BACKENDS)
 
 
 @dataclass
@@ -49,16 +54,24 @@ class AnnotateConfig:
     redetect_every: int = 10  # frames to wait after a failed search before searching again
 
     def check(self) -> None:
+        """Everything that can be checked before any work, as a UsageError."""
         if (self.batch_size is not None and self.batch_size < 1) or (self.workers is not None and self.workers < 1) or self.every < 1:
             raise UsageError("--batch-size, --workers and --every must be at least 1")
         if self.engine not in ENGINES:
             raise UsageError(f"--engine {self.engine}: choose one of {', '.join(ENGINES)}")
+        if self.landmarks not in LANDMARKS:
+            raise UsageError(f"--landmarks {self.landmarks}: choose one of {', '.join(LANDMARKS)}")
+        if self.landmarks == "auhm" and self.landmark_model is None:
+            raise UsageError("--landmarks auhm needs --landmark-model CKPT (a checkpoint of `auhm train --task landmarks`)")
+        if self.landmark_model is not None and not Path(self.landmark_model).is_file():
+            raise UsageError(f"--landmark-model {self.landmark_model}: no such checkpoint")
         if not Path(self.model).is_file():
             raise UsageError(f"--model {self.model}: no such checkpoint")
         if self.per_video and Path(self.out).suffix.lower() == ".parquet":
             raise UsageError(f"--per-video writes a directory; --out {self.out} looks like a file")
         if not self.per_video and Path(self.out).is_dir():
             raise UsageError(f"--out {self.out} is a directory: add --per-video, or name a .parquet file")
+        check_writable(self.out, directory=self.per_video)
 
 
 @dataclass
@@ -66,11 +79,15 @@ class AnnotateResult:
     out: Path
     landmark_backend: str
     written: list[str] = field(default_factory=list)  # videos annotated in this run
-    skipped: list[str] = field(default_factory=list)  # already done with the same checkpoint
-    failures: list[InputFailure] = field(default_factory=list)
-    notes: list[InputFailure] = field(default_factory=list)  # videos annotated otherwise than asked, and why
+    skipped: list[str] = field(default_factory=list)  # already done the same way
+    failures: list[InputFailure] = field(default_factory=list)  # inputs with no rows
+    incomplete: list[InputFailure] = field(default_factory=list)  # videos whose rows stop short of their end (kept)
+    faces_seen: dict[str, int] = field(default_factory=dict)  # videos where the detector saw more than one face
+    fallbacks: list[InputFailure] = field(default_factory=list)  # self-tracked videos that went on with another tracker, and why
     stages: dict[str, float] = field(default_factory=dict)  # seconds of the model's thread per stage (local engine)
     frames: int = 0  # rows written in this run
+    videos_held: int = 0  # videos the output holds after the run
+    merge_note: str | None = None  # why a single output file was left as it was, when it was
 
 
 def _count_frames(jobs: Sequence[VideoJob], bar, task, over: threading.Event) -> None:
@@ -95,58 +112,89 @@ def _claimed_frames(video: str) -> int:
 
 
 # ── entry point ─────────────────────────────────────────────────────────────────────────────
-def expand_videos(patterns: Iterable[str]) -> list[str]:
-    from auhm.face.extract import expand_inputs
-
-    return [str(p) for p in expand_inputs(list(patterns))]
-
-
 def annotate(videos: Sequence[str], config: AnnotateConfig, predictor: Predictor | None = None) -> AnnotateResult:
-    """Annotate videos (paths, globs or @list.txt) with per-frame AU intensities; see the module doc.
+    """Annotate videos (paths, folders, globs or @list.txt) with per-frame AU intensities; see the module doc.
 
     ``predictor``: a model already loaded (the stand-in of ``bench/annotate.py --model-stub``);
     by default ``config.model`` is loaded."""
     config.check()
-    paths = expand_videos(videos)
+    unmatched: list[InputFailure] = []
+    paths = expand_inputs(list(videos), unmatched)
     if not paths:
-        raise UsageError("no videos matched the given paths")
-    checkpoint = file_sha256(config.model)
+        raise nothing_matched(unmatched)
     if predictor is None:
         try:
             predictor = Predictor.from_checkpoint(config.model, config.device, config.precision)
-        except ValueError as e:  # unreadable or foreign checkpoint
+        except ValueError as e:  # unreadable or foreign checkpoint, or a device this machine lacks
             raise UsageError(str(e)) from None
     source = face_source(config, predictor)
-    if not config.quiet:
-        console.print(
-            f"annotate: {len(paths)} video(s), {predictor.method} on {predictor.device} ({predictor.precision}), "
-            f"landmarks: {source.name}"
-        )
     meta = {
-        "checkpoint": checkpoint,
+        "checkpoint": file_sha256(config.model),
         "checkpoint_path": str(config.model),
         "aus": list(predictor.aus),
         "method": predictor.method,
         "landmark_backend": source.name,
+        "landmark_model": file_sha256(config.landmark_model) if config.landmark_model and "auhm" in source.name.split("+") else None,
         "every": config.every,
+        "face_followed": FACE_FOLLOWED,
     }
     out = Path(config.out)
     folder = out if config.per_video else out.with_name(out.name + ".parts")
     jobs = [VideoJob(v, folder / n) for v, n in zip(paths, output_names(paths))]
-    result = AnnotateResult(out, source.name)
-
-    if not config.per_video and out.exists() and not config.overwrite and whole_file_done(out, paths, meta):
-        result.skipped = list(paths)
-        return result
-    todo = []
-    for job in jobs:
-        if not config.overwrite and is_done(job.dest, job.video, meta):
-            result.skipped.append(job.video)
+    say = lambda text: console.print(text, markup=False, highlight=False, soft_wrap=True)  # noqa: E731
+    with output_lock(out, say):
+        plan = plan_jobs(jobs, meta, out, config.per_video, config.overwrite)
+        if plan.todo and config.engine == "local":
+            source.preload()  # a backend that cannot load stops here, before any line of progress
+        if not config.quiet:
+            say(f"annotate: {len(paths)} video(s), {predictor.method} on {predictor.device} ({predictor.precision}), "
+                f"landmarks: {source.name}")
+            if plan.skipped:
+                say(f"annotate: {len(plan.skipped)} video(s) already done the same way, skipped")
+            for differs, redone in plan.redone.items():
+                say(f"annotate: redoing {len(redone)} video(s) made with other settings ({differs})")
+        existed = out.exists()
+        written, failures, rows, extra = _run(plan.todo, predictor, source, meta, config) if plan.todo else ([], [], 0, {})
+        result = AnnotateResult(out, source.name, written, plan.skipped, unmatched + failures, frames=rows, **extra)
+        notes = _notes(plan, written, meta)
+        _report_notes(result, notes)
+        if config.per_video:
+            result.videos_held = sum(1 for p in out.glob("*.parquet") if not p.name.startswith(".")) if out.is_dir() else 0
+            if not existed and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()  # every video failed: nothing written, not even a folder
         else:
-            todo.append(job)
-    if result.skipped and not config.quiet:
-        console.print(f"annotate: {len(result.skipped)} video(s) already done with this checkpoint, skipped")
+            _finish_single_file(result, plan, jobs, folder, predictor.aus, meta, notes)
+    return result
 
+
+def _notes(plan: Plan, written: Sequence[str], meta: dict) -> dict[str, dict]:
+    """Each video's notes (faces seen, a shortfall of frames): from the output file it sits in,
+    the part an earlier run left, or the part this run wrote."""
+    notes = {v: plan.held.notes(v) for v in plan.keep} if plan.held else {}
+    notes |= plan.notes
+    done = set(written)
+    return notes | {job.video: done_part(job.dest, job.video, meta)[0] or {} for job in plan.todo if job.video in done}
+
+
+def _finish_single_file(result: AnnotateResult, plan: Plan, jobs: Sequence[VideoJob], folder: Path, aus, meta: dict,
+                        notes: dict[str, dict]) -> None:
+    """Merge into the single output file and remove the parts, unless that would lose a video it held."""
+    out = result.out
+    done = set(plan.skipped) | set(result.written)
+    merged = merge_output(plan, jobs, done, out, aus, meta, notes)
+    held = set(plan.held.videos) if plan.held else set()
+    lost = held - set(plan.keep) - done
+    if lost:
+        result.merge_note = (f"{out} left as it was: {len(lost)} of its videos could not be redone; the videos "
+                             f"annotated wait in {folder} for a re-run")
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+    result.videos_held = len(set(plan.keep) | done) if merged else len(held)
+
+
+def _run(todo: Sequence[VideoJob], predictor: Predictor, source, meta: dict, config: AnnotateConfig) -> tuple[list[str], list[InputFailure], int, dict]:
+    """The videos to annotate through the chosen engine, under a progress bar: (written, failures,
+    rows, the local engine's fallbacks and stages)."""
     with progress(config.quiet) as bar:
         task = bar.add_task("annotate", total=None, unit="frames")
         advance = lambda n: bar.advance(task, n)  # noqa: E731
@@ -158,6 +206,7 @@ def annotate(videos: Sequence[str], config: AnnotateConfig, predictor: Predictor
             if not config.quiet:
                 counter.start()
 
+        extra = {"fallbacks": [], "stages": {}}
         if config.engine == "ray":
             from auhm.infer.ray_engine import run_jobs_ray
 
@@ -166,18 +215,22 @@ def annotate(videos: Sequence[str], config: AnnotateConfig, predictor: Predictor
         else:
             engine = Engine(todo, predictor, source, meta, config, advance)
             written, failures, rows = engine.run(after_start=count_frames)
-            result.notes, result.stages = engine.notes, engine.clock.seconds
+            extra = {"fallbacks": engine.fallbacks, "stages": engine.clock.seconds}
         counted.set()
         if counter.is_alive():
             counter.join()  # at most one more container open
         bar.update(task, total=bar.tasks[task].completed)  # the decoded frames, not what the containers claimed
-    result.written, result.failures, result.frames = written, failures, rows
-    for note in result.notes:  # said whatever --quiet: the video was annotated otherwise than asked
-        console.print(f"annotate: warning: {note}", highlight=False, soft_wrap=True)
+    for note in extra["fallbacks"]:  # said whatever --quiet: the video was annotated otherwise than asked
+        console.print(f"annotate: warning: {note}", markup=False, highlight=False, soft_wrap=True)
+    return written, failures, rows, extra
 
-    if not config.per_video:
-        done = set(result.skipped) | set(written)
-        merge_parts([j for j in jobs if j.video in done], out, predictor.aus, meta)
-        if not failures:
-            shutil.rmtree(folder, ignore_errors=True)
-    return result
+
+def _report_notes(result: AnnotateResult, notes: dict[str, dict]) -> None:
+    """What the videos' notes say that the summary must: several faces, frames missing at the end."""
+    for video in result.written + result.skipped:
+        note = notes.get(video) or {}
+        if (note.get("faces_seen") or 0) > 1:
+            result.faces_seen[video] = int(note["faces_seen"])
+        if note.get("incomplete"):
+            earlier = "" if video in result.written else ", from an earlier run"
+            result.incomplete.append(InputFailure(video, f"incomplete, {note['incomplete']} (the frames decoded are kept{earlier})"))

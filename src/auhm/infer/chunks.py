@@ -38,7 +38,8 @@ class Chunk:
 @dataclass
 class VideoEnd:
     job: int
-    error: str | None = None
+    error: str | None = None  # the video failed: its rows are dropped
+    notes: dict | None = None  # the video is written, with these notes (faces seen, a shortfall of frames)
 
 
 @dataclass

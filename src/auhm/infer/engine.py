@@ -83,7 +83,7 @@ class Engine:
         self.in_flight: set = set()  # futures of (parts, Prediction) from the model lanes
         self.written: list[str] = []
         self.failures: list[InputFailure] = []
-        self.notes: list[InputFailure] = []  # said once per video: what changed in how it was annotated
+        self.fallbacks: list[InputFailure] = []  # self-tracked videos that went on with another tracker, and why
         self.rows = 0
         self.lanes = ModelLanes(model_lanes(predictor.device), asynchronous=predictor.device.type != "cpu")
         self.clock = StageClock()
@@ -166,7 +166,7 @@ class Engine:
             chunk.success, chunk.confidence, chunk.boxes = item.success, item.confidence, item.boxes
             chunk.settled = True
         elif isinstance(item, Note):
-            self.notes.append(InputFailure(self.jobs[item.job].video, item.text))
+            self.fallbacks.append(InputFailure(self.jobs[item.job].video, item.text))
         elif isinstance(item, VideoEnd):
             if item.error is not None:  # its rows are dropped: chunks still open need no answers
                 for key in [k for k in self.open if k[0] == item.job]:
@@ -253,7 +253,7 @@ class Engine:
             if w is None:  # a video whose every row was written before (or that had none)
                 w = self._writer(item.job)
                 self.writers.pop(item.job)
-            w.commit()
+            w.commit(item.notes)
             self.rows += w.rows_written
             self.written.append(video)
 

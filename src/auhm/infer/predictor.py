@@ -65,7 +65,7 @@ class Predictor:
     def from_checkpoint(cls, path: str | os.PathLike, device: str = "auto", precision: str = "auto") -> "Predictor":
         from auhm.models import load_checkpoint
 
-        model, info = load_checkpoint(path)
+        model, info = load_checkpoint(path, task="au")
         return cls(model, info, device, precision)
 
     @torch.inference_mode()

@@ -92,6 +92,8 @@ class FaceState:
     next_search: int = 0
     misses: int = 0  # searches in a row that found nothing
     found: int = 0  # faces the detector found whose crops the model then scored
+    searched: bool = False  # a search ran on this video
+    faces_seen: int = 0  # most faces the detector found in one frame (one is followed)
     doubted: int = 0  # … and whose landmarks it did not trust
 
     def predict(self, frame: int) -> np.ndarray | None:
@@ -187,6 +189,12 @@ class SelfTracker:
         self.faces[job] = FaceState()
         self.videos[job] = video
 
+    def notes(self, job: int) -> dict:
+        """What the video's notes say of its faces (the most the detector saw in one frame)."""
+        face, tracker = self.faces[job], self.trackers.get(job)
+        seen = max(face.faces_seen, tracker.faces_seen if tracker is not None else 0)
+        return {"faces_seen": seen} if face.searched or tracker is not None else {}
+
     def abandon(self, job: int) -> None:
         """The video failed: settle its open chunks as they are (its rows will not be kept)."""
         for key in sorted(k for k in self.held if k[0] == job):
@@ -198,7 +206,10 @@ class SelfTracker:
         if index < face.next_search:
             return None
         self.detections += 1
-        chosen = choose_detection(self.detect(frame))
+        found = self.detect(frame)
+        face.searched = True
+        face.faces_seen = max(face.faces_seen, len(found))
+        chosen = choose_detection(found)
         if chosen is None:
             face.misses += 1
             face.next_search = index + min(2 ** (face.misses - 1) * self.every, self.wait)

@@ -17,7 +17,7 @@ import torch
 
 from auhm.infer.chunks import Chunk, VideoEnd, WorkerDone, track_and_crop
 from auhm.infer.self_tracking import SelfTracker
-from auhm.video import FrameBatch, VideoReader
+from auhm.video import FrameBatch, VideoError, VideoReader
 
 
 def tracking_workers(workers: int | None, device: torch.device, processes: bool = True) -> int:
@@ -153,11 +153,20 @@ class TrackingWorkers:
             except queue.Full:
                 self._alive_parent()
 
-    def _batches(self, video: str):
+    def _open(self, video: str) -> tuple[VideoReader, Iterator[FrameBatch]]:
         # One decoding thread per video: the cores belong to the model lanes (decord's default
         # started 4 threads per video on this 2-core machine).
         reader = VideoReader(video, num_threads=1)
-        return prefetched(reader.batches(self.chunk_frames, self.config.every), self.stop)
+        return reader, prefetched(reader.batches(self.chunk_frames, self.config.every), self.stop)
+
+    def _broke_off(self, j: int, e: Exception, frames: int) -> None:
+        """A video that failed: decoding that broke off keeps the frames before it (noted as
+        incomplete); anything else drops the video."""
+        video = self.jobs[j].video
+        if isinstance(e, VideoError) and frames:
+            self._end(j, notes={"incomplete": reason(e, video)})
+        else:
+            self._end(j, reason(e, video))
 
     def _run(self, target, k: int) -> None:
         self._doing: set[int] = set()  # videos this worker has started and not ended
@@ -180,24 +189,27 @@ class TrackingWorkers:
             self._doing.add(j)
         return j
 
-    def _end(self, j: int, error: str | None = None) -> None:
+    def _end(self, j: int, error: str | None = None, notes: dict | None = None) -> None:
         self._doing.discard(j)
-        self._put(VideoEnd(j, error))
+        self._put(VideoEnd(j, error, notes))
         if self.processes:
             return_freed_memory_to_the_os()
 
     def _track(self, k: int) -> None:
         tracker = self.source.tracker()
         while not self.stop.is_set() and (j := self._begin()) is not None:
-            video = self.jobs[j].video
+            video, frames = self.jobs[j].video, 0
             try:
-                batches = self._batches(video)
+                reader, batches = self._open(video)
                 tracker.start(video)
+                searches = tracker.detections
                 for batch in batches:
                     self._put(track_and_crop(batch, tracker, self.crop, j))
-                self._end(j)
+                    frames += len(batch)
+                notes = {"faces_seen": tracker.faces_seen} if tracker.detections > searches else {}
+                self._end(j, notes=_with_shortfall(notes, reader))
             except Exception as e:  # one broken video must not stop the others
-                self._end(j, reason(e, video))
+                self._broke_off(j, e, frames)
 
     def _self_track(self, k: int) -> None:
         cfg, feedback = self.config, self.feedback[k]
@@ -209,7 +221,7 @@ class TrackingWorkers:
 
         tracker = SelfTracker(self.source.make_detector(), self.crop, self.threshold, put, cfg.refine_drift,
                               cfg.redetect_every, cfg.every, self.source.fallback)
-        seq, job, batches = 0, None, None
+        seq, job, reader, batches, frames = 0, None, None, None, 0
 
         def answer(block: bool) -> None:
             while True:
@@ -230,10 +242,10 @@ class TrackingWorkers:
                         return
                     answer(block=True)
                     continue
-                video = self.jobs[job].video
+                video, frames = self.jobs[job].video, 0
                 try:
+                    reader, batches = self._open(video)
                     tracker.start(job, video)
-                    batches = self._batches(video)
                 except Exception as e:
                     self._end(job, reason(e, video))
                     job = None
@@ -246,9 +258,17 @@ class TrackingWorkers:
                 if batch is not None:
                     put(tracker.cut(job, seq, batch))
                     seq += 1
+                    frames += len(batch)
                     continue
-                self._end(job)
+                self._end(job, notes=_with_shortfall(tracker.notes(job), reader))
             except Exception as e:  # one broken video must not stop the others
-                tracker.abandon(job)
-                self._end(job, reason(e, self.jobs[job].video))
+                if not (isinstance(e, VideoError) and frames):
+                    tracker.abandon(job)
+                self._broke_off(job, e, frames)
             job = None
+
+
+def _with_shortfall(notes: dict, reader: VideoReader) -> dict:
+    """A video's notes, with its shortfall of frames when it decoded clearly fewer than claimed."""
+    missing = reader.shortfall()
+    return {**notes, "incomplete": missing} if missing else notes

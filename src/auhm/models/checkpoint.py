@@ -54,7 +54,7 @@ def read_checkpoint_info(path: str | os.PathLike) -> dict:
     return _read(path)[1]
 
 
-TASKS = {"au": "an AU checkpoint (from `auhm train`)", "landmarks": "a landmark checkpoint (from `auhm train --task landmarks`)"}
+TASKS = {"au": ("an AU checkpoint", "auhm train"), "landmarks": ("a landmark checkpoint", "auhm train --task landmarks")}
 
 
 def _read(path: str | os.PathLike, map_location="cpu") -> tuple[dict, dict]:
@@ -86,7 +86,8 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", task: str | Non
     """
     state, info = _read(path, map_location)
     if task is not None and checkpoint_task(info) != task:
-        raise ValueError(f"{path}: {TASKS[checkpoint_task(info)]} (method {info.get('method')!r}), where {TASKS[task]} is needed")
+        what, (wanted, command) = TASKS[checkpoint_task(info)][0], TASKS[task]
+        raise ValueError(f"{path}: {what} (method {info.get('method')!r}), where {wanted} is needed (one from `{command}`)")
     options = dict(info.get("model_options", {}))
     if "backbone" in options:
         options["pretrained"] = False  # the backbone's weights are in the state dict
