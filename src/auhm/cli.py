@@ -226,6 +226,7 @@ def train(
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     precision: str = typer.Option("auto", help="auto, fp32, bf16 or fp16."),
     workers: Optional[int] = typer.Option(None, help="Data worker processes (default: none on a CPU, where each batch is built between steps, a share per core; up to 12 beside a GPU)."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads (default: every core, fewer while other processes keep cores busy)."),
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many steps (smoke runs)."),
     resume: Optional[Path] = typer.Option(None, help="Run directory to resume."),
     seed: int = typer.Option(0),
@@ -240,7 +241,7 @@ def train(
     Multi-GPU: [bold]torchrun --nproc_per_node 4 -m auhm train …[/bold] (--batch-size is per process).
     """
     from auhm.train.config import DEFAULT_LR, TrainConfig
-    from auhm.train.loop import FoldsResult, run_training
+    from auhm.train.folds import FoldsResult, run_training
 
     if list_methods:
         for name, rate in DEFAULT_LR.items():
@@ -251,7 +252,7 @@ def train(
     try:
         config = TrainConfig(data=data, out=out or resume, method=method, task=task, backbone=backbone, fold=fold, folds=folds, epochs=epochs,
                              batch_size=batch_size, lr=lr, preset=preset, device=device, precision=precision, workers=workers,
-                             max_steps=max_steps, resume=resume, seed=seed, quiet=quiet)
+                             threads=threads, max_steps=max_steps, resume=resume, seed=seed, quiet=quiet)
         result = run_training(config)
     except (UsageError, FileNotFoundError, ValueError) as e:
         _usage(e)
@@ -264,6 +265,9 @@ def train(
     elif result.best:
         best = ", ".join(f"{k} {v:.4g}" for k, v in result.best.items() if k.startswith("val_"))
         console.print(f"best epoch {result.best['epoch']:g} ({best}) → {result.out / 'best.pt'}")
+    for run in result.folds if isinstance(result, FoldsResult) else [result]:
+        if run.warning:
+            console.print(f"[yellow]warning[/]: {run.out}: {run.warning}", highlight=False, soft_wrap=True)
 
 
 # ── evaluate ────────────────────────────────────────────────────────────────────────────────
@@ -290,6 +294,8 @@ def evaluate(
                                                     device=device, precision=precision, quiet=quiet))
     except (UsageError, FileNotFoundError, ValueError) as e:
         _usage(e)
+    if result.warning:
+        console.print(f"[yellow]warning[/]: {ckpt}: {result.warning}", highlight=False, soft_wrap=True)
     if "ICC" in result.scores.index:
         for table in render_scores(result.scores, len(result.predictions), f"{ckpt} on {result.split}"):
             console.print(table)

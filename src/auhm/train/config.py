@@ -45,6 +45,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"
     workers: Optional[int] = None  # DataLoader processes; None: none on a CPU, most cores beside a GPU (train.batches)
+    threads: Optional[int] = None  # CPU threads; None: torch's default, lowered while other processes hold cores (train.threads)
     max_steps: Optional[int] = None
     resume: Optional[Path] = None
     seed: int = 0
