@@ -33,6 +33,13 @@ def face_points(shift: tuple[float, float] = (0.0, 0.0), seed: int = 0) -> np.nd
     return np.round(p)
 
 
+def write_pts_file(path: Path, points: np.ndarray) -> Path:
+    """A .pts file as iBUG writes them (1-based), written here, not by the code under test."""
+    rows = "".join(f"{x + 1:.6f} {y + 1:.6f}\n" for x, y in points)
+    path.write_text(f"version: 1\nn_points:  {len(points)}\n{{\n{rows}}}")
+    return path
+
+
 def write_dots_image(path: Path, *faces: np.ndarray, size: int = 96) -> Path:
     """A dark image with one bright pixel at each of the DOTS landmarks of each face (inside it)."""
     img = np.full((size, size, 3), 30, np.uint8)
@@ -82,6 +89,7 @@ def test_pts_files_are_one_based_and_round_trip(tmp_path):
     path = tmp_path / "a.pts"
     path.write_text("version: 1\nn_points:  3\n{\n1 1\n10.5 20.25\n3 4\n}")
     np.testing.assert_array_equal(read_pts(path), [[0, 0], [9.5, 19.25], [2, 3]])
+    np.testing.assert_allclose(read_pts(write_pts_file(path, face_points())), face_points())
     p = face_points()
     write_pts(path, p)
     assert path.read_text().startswith("version: 1\nn_points: 68\n{\n")
@@ -109,13 +117,13 @@ def write_300w_tree(root: Path) -> dict[str, np.ndarray]:
         "ibug/image_003_1.jpg": face_points((-30, 0), seed=4),  # the jaw's left half is outside the image
     }
     for rel, p in good.items():
-        write_pts(write_dots_image(root / rel, p).with_suffix(".pts"), p)
+        write_pts_file(write_dots_image(root / rel, p).with_suffix(".pts"), p)
     write_dots_image(root / "helen/trainset/1_1.jpg", face_points())
-    write_pts(root / "helen/trainset/1_1.pts", face_points()[:67])  # 67 points
+    write_pts_file(root / "helen/trainset/1_1.pts", face_points()[:67])  # 67 points
     write_dots_image(root / "helen/trainset/2_1.jpg", face_points())  # no .pts
     (root / "helen/trainset/3_1.jpg").write_bytes(b"not a JPEG")  # unreadable image, good .pts
-    write_pts(root / "helen/trainset/3_1.pts", face_points())
-    write_pts(root / "helen/trainset/4_1.pts", face_points())  # no image
+    write_pts_file(root / "helen/trainset/3_1.pts", face_points())
+    write_pts_file(root / "helen/trainset/4_1.pts", face_points())  # no image
     (root / "helen/trainset/5_1.pts").write_text("garbage")
     write_dots_image(root / "helen/trainset/5_1.jpg", face_points())
     (root / "helen/README.txt").write_text("ignored")

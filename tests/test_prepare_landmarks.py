@@ -11,10 +11,9 @@ from typer.testing import CliRunner
 
 from auhm.cli import app
 from auhm.data import prepare_landmarks as prep
-from auhm.data.ibug300w import write_pts
 from auhm.data.shards import ShardDataset, list_shards
 from auhm.data.splits import random_holdout
-from test_landmark_formats import face_points, write_dots_image
+from test_landmark_formats import face_points, write_dots_image, write_pts_file
 
 
 def write_photos(root, n: int = 6, faces_per_photo: int = 2) -> list[str]:
@@ -23,7 +22,7 @@ def write_photos(root, n: int = 6, faces_per_photo: int = 2) -> list[str]:
     for i in range(n):
         for k in range(1, faces_per_photo + 1):
             p = face_points((k, 0), seed=i)
-            write_pts(write_dots_image(root / f"helen/{1000 + i}_{k}.jpg", p).with_suffix(".pts"), p)
+            write_pts_file(write_dots_image(root / f"helen/{1000 + i}_{k}.jpg", p).with_suffix(".pts"), p)
             keys.append(f"helen/{1000 + i}_{k}.jpg")
     write_dots_image(root / "helen/9999_1.jpg", face_points())
     (root / "helen/9999_1.pts").write_text("version: 1\nn_points: 68\n{\n1 2\n}\n")
