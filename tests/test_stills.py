@@ -94,7 +94,7 @@ def test_stills_vary_in_pose_expression_place_size_and_occlusion(tmp_path):
     points = np.stack([read_pts(out / p.replace(".jpg", ".pts")) for p in truth["image"]])
     widths = points[:, :, 0].max(1) - points[:, :, 0].min(1)
     centres = points.mean(axis=1)
-    assert widths.max() / widths.min() > 2 and centres[:, 0].std() > 10 and centres[:, 1].std() > 6
+    assert widths.max() / widths.min() > 2 and centres[:, 0].std() > 16 and centres[:, 1].std() > 10
     assert ((points < 0) | (points[..., :1] > 127) | (points[..., 1:] > 95)).any(axis=(1, 2)).sum() >= 2  # some faces cut by the border
 
 
