@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator
 
@@ -151,9 +152,9 @@ def side_by_side(root: Path, annotation_suffix: str, reader: Callable[[Path], np
             corpus.failures.append(InputFailure(str(annotation), "no image beside it"))
         else:
             key = relative_key(root, image)
-            corpus.faces.append(Face(key, image, photo_group(key), str(annotation), _loader(reader, annotation)))
+            corpus.faces.append(Face(key, image, photo_group(key), str(annotation), partial(read_checked, reader, annotation)))
     return corpus
 
 
-def _loader(reader: Callable[[Path], np.ndarray], path: Path) -> Callable[[], np.ndarray]:
-    return lambda: check_points(reader(path))
+def read_checked(reader: Callable[[Path], np.ndarray], path: Path) -> np.ndarray:
+    return check_points(reader(path))

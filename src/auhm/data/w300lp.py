@@ -14,6 +14,7 @@ its flipped copy share one group (``photo_group``), so they never straddle the s
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -58,5 +59,5 @@ def scan(root: Path) -> LandmarkCorpus:
             corpus.failures.append(InputFailure(str(image), f"no annotation (expected {beside.name} beside it)"))
             continue
         key = relative_key(root, image)
-        corpus.faces.append(Face(key, image, photo_group(key), str(source), lambda s=source, n=name: read_mat_points(s, n)))
+        corpus.faces.append(Face(key, image, photo_group(key), str(source), partial(read_mat_points, source, name)))
     return corpus

@@ -14,6 +14,7 @@ The subset lists in ``list_98pt_test/`` repeat test faces and are not read.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,5 @@ def scan(root: Path) -> LandmarkCorpus:
             image = images / name
             rel = relative_key(root, image)
             seen[rel] = seen.get(rel, 0) + 1
-            ibug = wflw_to_ibug(points)
-            corpus.faces.append(Face(f"{rel}#{seen[rel]}", image, rel, where, lambda p=ibug: check_points(p)))
+            corpus.faces.append(Face(f"{rel}#{seen[rel]}", image, rel, where, partial(check_points, wflw_to_ibug(points))))
     return corpus
