@@ -58,31 +58,48 @@ def _not_built(issue: str) -> None:
 @app.command()
 def synth(
     out: Path = typer.Argument(..., help="Directory to write the corpus into."),
-    layout: str = typer.Option("disfa", help="On-disk layout: disfa, bp4d or fera2017."),
-    subjects: int = typer.Option(3, min=1, help="Number of subjects."),
-    frames: int = typer.Option(120, min=1, help="Frames per video."),
+    layout: str = typer.Option("disfa", help="On-disk layout: disfa, bp4d or fera2017 (AU-labelled videos), or landmarks (still faces with .pts files, the 300-W layout)."),
+    subjects: Optional[int] = typer.Option(None, min=1, help="Number of subjects (video layouts; default 3)."),
+    frames: Optional[int] = typer.Option(None, min=1, help="Frames per video (video layouts; default 120)."),
+    identities: Optional[int] = typer.Option(None, min=1, help="Layout landmarks: number of people (default 600), none of them an AU layout's subject."),
+    images: Optional[int] = typer.Option(None, min=1, help="Layout landmarks: number of images, dealt evenly over the identities (default 6000)."),
     size: str = typer.Option("320x240", help="Frame size WxH."),
     fps: float = typer.Option(20.0, help="Frames per second."),
     seed: int = typer.Option(0, help="Random seed: the same seed gives the same corpus."),
     difficulty: str = typer.Option("medium", help="easy, medium or hard: widens pose, lighting and occlusion."),
-    first_subject: int = typer.Option(0, help="Index of the first subject id (to make held-out subjects)."),
+    first_subject: int = typer.Option(0, help="Index of the first subject id (to make held-out subjects; layout landmarks: of the first identity)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Write a synthetic AU-labelled corpus in a real dataset's on-disk layout.
+    """Write a synthetic corpus in a real dataset's on-disk layout: AU-labelled videos, or still faces with landmarks.
 
     Example: [bold]auhm synth /tmp/s --subjects 3 --frames 120 --seed 1[/bold]
+
+    Landmark pretraining corpus: [bold]auhm synth /tmp/lm --layout landmarks --identities 600 --images 6000[/bold],
+    then [bold]auhm prepare landmarks /tmp/lm --format 300w --out work/lm[/bold].
     """
     from auhm.synth import SynthConfig, make_corpus, parse_size
+    from auhm.synth.corpus import LANDMARK_LAYOUT
 
+    stills = layout == LANDMARK_LAYOUT
+    if stills and (subjects is not None or frames is not None):
+        _usage(UsageError("layout landmarks makes still images: give --identities and --images, not --subjects or --frames"))
+    if not stills and (identities is not None or images is not None):
+        _usage(UsageError("--identities and --images are for --layout landmarks (video layouts take --subjects and --frames)"))
+    counts = {"identities": identities or 600, "images": images or max(6000, identities or 0)} if stills else {"subjects": subjects or 3, "frames": frames or 120}
     try:
         width, height = parse_size(size)
-        config = SynthConfig(out, layout=layout, subjects=subjects, frames=frames, width=width, height=height, fps=fps,
-                             seed=seed, difficulty=difficulty, first_subject=first_subject)
+        config = SynthConfig(out, layout=layout, width=width, height=height, fps=fps, seed=seed, difficulty=difficulty,
+                             first_subject=first_subject, **counts)
     except UsageError as e:
         _usage(e)
     result = make_corpus(config, quiet=quiet)
-    console.print(f"wrote {len(result.videos)} {config.layout} videos, {result.frames} frames to {out} "
-                  f"({result.frames / max(result.seconds, 1e-9):,.0f} frames/s); truth in {out}/auhm_truth")
+    rate = result.frames / max(result.seconds, 1e-9)
+    if stills:
+        console.print(f"wrote {result.frames} face images with .pts landmarks of {config.identities} identities to {out} "
+                      f"({rate:,.0f} images/s); read it with: auhm prepare landmarks {out} --format 300w")
+    else:
+        console.print(f"wrote {len(result.videos)} {config.layout} videos, {result.frames} frames to {out} "
+                      f"({rate:,.0f} frames/s); truth in {out}/auhm_truth")
 
 
 # ── landmarks ───────────────────────────────────────────────────────────────────────────────
@@ -177,7 +194,7 @@ def models(
 # ── prepare ─────────────────────────────────────────────────────────────────────────────────
 @app.command()
 def prepare(
-    kind: str = typer.Argument(..., help="disfa, bp4d, fera2017, synth or csv."),
+    kind: str = typer.Argument(..., help="disfa, bp4d, fera2017, synth, csv, or landmarks (a landmark corpus: give --format)."),
     root: Path = typer.Argument(..., help="Dataset root (or manifest CSV for kind csv)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory for shards and labels."),
     landmarks_backend: str = typer.Option("truth", "--landmarks", help="truth, auhm, dlib or fan."),
@@ -185,14 +202,27 @@ def prepare(
     size: int = typer.Option(256, help="Crop size in pixels."),
     every: int = typer.Option(1, help="Keep every k-th frame."),
     device: str = typer.Option("auto", help="auto, cpu or cuda (for the fan and auhm landmark backends)."),
+    landmark_format: Optional[str] = typer.Option(None, "--format", help="Kind landmarks: 300w (also iBUG, LFPW, HELEN, AFW and `auhm synth --layout landmarks`), 300w-lp, wflw or ls3d-w."),
+    val_fraction: float = typer.Option(0.1, help="Kind landmarks: share of photos (videos, identities) held out as the dev split."),
+    seed: int = typer.Option(0, help="Kind landmarks: seed of the dev split."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Landmarks + face crops + labels → training shards, labels.parquet and manifest.json.
 
     Example: [bold]auhm prepare disfa /data/DISFA --out work/disfa --landmarks dlib[/bold]
+
+    Landmark corpora (for [bold]auhm train --task landmarks[/bold]), cut with their own points:
+    [bold]auhm prepare landmarks /data/300W --format 300w --out work/300w[/bold]
     """
-    from auhm.data import PrepareConfig, prepare_corpus
     from auhm.face.crop import CropConfig
+
+    if kind == "landmarks":
+        _prepare_landmarks(landmark_format, root, out, CropConfig(size=size), val_fraction, seed, quiet,
+                           landmarks_backend=landmarks_backend, landmark_model=landmark_model, every=every)
+        return
+    if landmark_format is not None:
+        _usage(UsageError("--format is for kind landmarks (auhm prepare landmarks ROOT --format 300w …)"))
+    from auhm.data import PrepareConfig, prepare_corpus
 
     config = PrepareConfig(landmarks=landmarks_backend, landmark_model=landmark_model, crop=CropConfig(size=size), every=every, device=device)
     try:
@@ -203,6 +233,29 @@ def prepare(
     console.print(
         f"prepared {len(report.written)} sessions ({report.frames} crops; skipped frames: {skipped}), "
         f"{len(report.resumed)} already done, {len(report.failures)} failed → {out}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    _finish(report.failures)
+
+
+def _prepare_landmarks(fmt: Optional[str], root: Path, out: Path, crop, val_fraction: float, seed: int, quiet: bool,
+                       landmarks_backend: str, landmark_model: Optional[Path], every: int) -> None:
+    """``auhm prepare landmarks``: a landmark corpus cut with its own points."""
+    from auhm.data.landmark_formats import landmark_formats
+    from auhm.data.prepare_landmarks import LandmarkPrepareConfig, prepare_landmarks
+
+    if fmt is None:
+        _usage(UsageError(f"kind landmarks needs --format ({', '.join(landmark_formats())})"))
+    if landmarks_backend != "truth" or landmark_model is not None or every != 1:
+        _usage(UsageError("a landmark corpus is cut with its own points: --landmarks, --landmark-model and --every do not apply"))
+    try:
+        report = prepare_landmarks(fmt, root, out, LandmarkPrepareConfig(crop=crop, val_fraction=val_fraction, seed=seed), quiet=quiet)
+    except UsageError as e:
+        _usage(e)
+    console.print(
+        f"prepared {report.frames} {fmt} faces into {len(report.written)} shards, {len(report.resumed)} shards already done, "
+        f"{len(report.failures)} files failed → {out}",
         highlight=False,
         soft_wrap=True,
     )
