@@ -327,3 +327,11 @@ def test_the_no_learning_rules_on_recorded_metrics():
     assert "did not learn" in learning_warning({"task": "landmarks", "metrics": {"val_nme": 0.84}})
     assert learning_warning({"task": "au", "metrics": {"val_icc": 0.35}}) is None
     assert learning_warning({"task": "au", "learning_warning": None, "metrics": {"val_icc": 0.0}}) is None
+
+
+def test_val_every_validates_inside_the_epoch(corpus, tmp_path):
+    out = tmp_path / "val_every"
+    result = train(small(corpus, out, method="scratch", epochs=1, val_every=3))  # 80 training frames / 8: 10 steps
+    assert result.history["step"].tolist() == [3, 6, 9, 10]
+    assert result.history["epoch"].tolist() == pytest.approx([0.3, 0.6, 0.9, 1.0])
+    assert pd.read_csv(out / "history.csv")["step"].tolist() == [3, 6, 9, 10]

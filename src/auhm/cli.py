@@ -281,6 +281,7 @@ def train(
     workers: Optional[int] = typer.Option(None, help="Data worker processes (default: none on a CPU, where each batch is built between steps, a share per core; up to 12 beside a GPU)."),
     threads: Optional[int] = typer.Option(None, help="CPU threads (default: every core, fewer while other processes keep cores busy)."),
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many steps (smoke runs)."),
+    val_every: Optional[int] = typer.Option(None, help="Also validate (and write best.pt / last.pt) every this many steps, for long epochs."),
     resume: Optional[Path] = typer.Option(None, help="Run directory to resume."),
     seed: int = typer.Option(0),
     list_methods: bool = typer.Option(False, "--list-methods", help="Print the methods table and exit."),
@@ -305,7 +306,7 @@ def train(
     try:
         config = TrainConfig(data=data, out=out or resume, method=method, task=task, backbone=backbone, fold=fold, folds=folds, epochs=epochs,
                              batch_size=batch_size, lr=lr, preset=preset, device=device, precision=precision, workers=workers,
-                             threads=threads, max_steps=max_steps, resume=resume, seed=seed, quiet=quiet)
+                             threads=threads, max_steps=max_steps, val_every=val_every, resume=resume, seed=seed, quiet=quiet)
         result = run_training(config)
     except (UsageError, FileNotFoundError, ValueError) as e:
         _usage(e)

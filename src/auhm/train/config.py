@@ -52,6 +52,7 @@ class TrainConfig:
     negative_fraction: float = 0.1  # landmarks task: share of shuffled-patch no-face crops
     holdout_fraction: float = 0.2  # corpora without splits: share of subjects held out
     checkpoint_every: int = 200  # steps between mid-epoch resume points
+    val_every: Optional[int] = None  # steps between validations inside an epoch (None: at epoch ends only)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     quiet: bool = False
 

@@ -22,7 +22,7 @@ from auhm.train.augment import AugmentConfig
 from auhm.train.config import TrainConfig
 
 # Runtime settings a resumed run may change; everything else comes from the run's config.json.
-RUNTIME_FIELDS = ("device", "precision", "workers", "threads", "max_steps", "quiet", "checkpoint_every")
+RUNTIME_FIELDS = ("device", "precision", "workers", "threads", "max_steps", "quiet", "checkpoint_every", "val_every")
 
 
 @dataclass

@@ -182,6 +182,8 @@ class Trainer:
                     self._save_state()
                     return False
                 break
+            if config.val_every and p.step % config.val_every == 0 and p.batch < self.steps_per_epoch:
+                self._end_of_epoch(p.epoch + p.batch / self.steps_per_epoch)
             if self.ddp.main and config.checkpoint_every and p.step % config.checkpoint_every == 0:
                 self._save_state()
         p.epoch, p.batch = p.epoch + 1, 0
