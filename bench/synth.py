@@ -1,5 +1,6 @@
 """Speed of the synthetic corpus at 320×240 on one thread: rendering alone, then the whole
-``make_corpus`` (rendering + MPEG-4 encoding + labels + sidecar), per layout.
+``make_corpus`` (rendering + MPEG-4 encoding + labels + sidecar), per layout, and the landmark
+layout's still images (JPEG + .pts).
 
     python bench/synth.py [--frames 400] [--subjects 3] [--difficulty medium]
     python bench/synth.py --learn 120      # also: is the corpus learnable? (see learnability())
@@ -89,6 +90,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=400)
     ap.add_argument("--subjects", type=int, default=3)
     ap.add_argument("--difficulty", default="medium")
+    ap.add_argument("--identities", type=int, default=300, help="layout landmarks")
+    ap.add_argument("--images", type=int, default=3000, help="layout landmarks")
     ap.add_argument("--learn-subjects", type=int, default=11)
     ap.add_argument("--learn-frames", type=int, default=300)
     ap.add_argument("--crop", type=int, default=64, help="crop side for the learnability check")
@@ -118,6 +121,13 @@ def main() -> None:
             make_corpus(config, quiet=True)
             dt = time.perf_counter() - t0
             print(f"make_corpus {layout:9s}{n / dt:6.0f} frames/s  ({dt:.2f} s incl. encoding, labels, sidecar, contact sheet)")
+        out = os.path.join(tmp, "landmarks")
+        config = SynthConfig(out, layout="landmarks", identities=args.identities, images=args.images, seed=0, difficulty=args.difficulty)
+        t0, c0 = time.perf_counter(), time.process_time()
+        make_corpus(config, quiet=True)
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+        print(f"make_corpus landmarks {args.images / dt:6.0f} images/s, {args.images / cpu:.0f} per CPU-second  ({args.images} images of "
+              f"{args.identities} identities in {dt:.2f} s, {cpu:.2f} CPU-s, incl. JPEG, .pts, sidecar, contact sheet)")
     if args.learn:
         learnability(args.learn, args.difficulty, args.crop, args.learn_subjects, args.learn_frames)
 

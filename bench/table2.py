@@ -28,7 +28,8 @@ from auhm.models.complexity import count_macs, count_parameters
 from auhm.synth import SynthConfig, make_corpus
 from auhm.targets import DATASET_AUS, au_name
 from auhm.train.config import TrainConfig
-from auhm.train.loop import train, train_folds
+from auhm.train.folds import train_folds
+from auhm.train.trainer import train
 
 METHODS = ["scratch", "finetune", "reparam", "random-backbone", "attention", "resnet18", "adaptation"]  # Table 2's order
 TRANSFER = {"finetune", "reparam", "attention", "adaptation"}

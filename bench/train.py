@@ -10,6 +10,12 @@ and their ratio (target ≥ 90 %: the pipeline keeps up with the model); and
 
     python bench/train.py                              # everything (slow on small CPUs)
     python bench/train.py --presets small --methods scratch adaptation --batch-sizes 16 --steps 20 [--workers 2]
+
+``--contention`` measures instead ``auhm train`` itself (a subprocess, its history.csv's img/s) on a
+quiet machine and beside one busy Python process, with the default thread choice and with the
+threads fixed at every core, and prints each figure and the busy/quiet ratios:
+
+    python bench/train.py --contention --presets small --methods scratch --precisions fp32 --batch-sizes 16 --steps 150
 """
 
 from __future__ import annotations
@@ -32,23 +38,83 @@ from auhm.device import grad_scaler, resolve_device, use_channels_last
 from auhm.models import build_model
 from auhm.train.augment import AugmentConfig, ShardView
 from auhm.train.batches import ForkedBatches, batch_loader, resolve_workers
-from auhm.train.loop import EpochBatches, batch_to_device, train_step
+from auhm.train.sampling import EpochBatches
+from auhm.train.steps import batch_to_device, train_step
 
 AUS = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
 WARMUP = 2  # untimed steps first (oneDNN primitive creation, worker start-up)
 METHODS = ("scratch", "finetune", "adaptation", "attention", "reparam", "resnet18", "landmarks")
 
 
-def make_shards(root: Path, frames: int, size: int = 256) -> ShardDataset:
+def make_shards(root: Path, frames: int, size: int = 256, subject: str = "S1", split: str = "train") -> ShardDataset:
     """Noise crops (JPEG, like prepared shards) with a plausible landmark cloud and random labels."""
     rng = np.random.default_rng(0)
-    rows = ShardRows("bench.avi", "S1", "train", AUS)
+    rows = ShardRows(f"{subject}.avi", subject, split, AUS)
     for f in range(frames):
         img = cv_noise(rng, size)
         lms = rng.uniform(0.25 * size, 0.75 * size, (68, 2))
         rows.add(f, img, lms, np.array([[1, 0, 0], [0, 1, 0]], np.float32), rng.integers(0, 6, len(AUS)).astype(np.float32))
-    rows.write(root / "shards" / "bench.parquet")
+    rows.write(root / "shards" / f"{subject}.parquet")
     return ShardDataset(list_shards(root), AUS)
+
+
+def make_corpus(root: Path, frames: int, size: int) -> Path:
+    """A prepared corpus for ``auhm train``: one training subject of ``frames`` crops, one small held-out one."""
+    import json
+
+    make_shards(root, frames, size, "S1", "train")
+    make_shards(root, 32, size, "S2", "dev")
+    splits = {"train": ["S1"], "dev": ["S2"]}
+    (root / "manifest.json").write_text(json.dumps({"kind": "synth", "aus": list(AUS), "crop": {"size": size}, "splits": splits, "folds": None}))
+    return root
+
+
+def train_speed(data: Path, out: Path, method: str, preset: str, precision: str, batch_size: int, steps: int, threads: int | None) -> float:
+    """img/s of ``auhm train`` over ``steps`` steps (its history.csv), in a process of its own."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    cmd = [sys.executable, "-m", "auhm", "train", str(data), "--out", str(out), "--method", method, "--preset", preset, "--precision", precision,
+           "--batch-size", str(batch_size), "--max-steps", str(steps), "--epochs", "1000", "--device", "cpu", "--quiet"]
+    if method in ("finetune", "adaptation", "attention", "reparam"):
+        raise SystemExit("--contention measures methods without a backbone (scratch, landmarks, resnet18, random-backbone)")
+    if method == "landmarks":
+        cmd[cmd.index("--method"): cmd.index("--method") + 2] = ["--task", "landmarks"]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{run.stderr[-2000:]}")
+    return float(pd.read_csv(out / "history.csv")["images_per_s"].iloc[-1])
+
+
+def contention(args) -> None:
+    """auhm train's img/s quiet and beside one busy process, default threads against all threads fixed."""
+    import subprocess
+    import sys
+
+    cores = torch.get_num_threads()
+    print(f"auhm train on the CPU, {args.steps} steps, {cores} threads by default; 'busy': one more process spinning in Python")
+    print(f"{'preset':6s} {'method':11s} {'prec':5s} {'batch':>5s} {'threads':>8s} {'quiet img/s':>12s} {'busy img/s':>11s} {'busy/quiet':>11s}")
+    with tempfile.TemporaryDirectory() as tmp:
+        data = make_corpus(Path(tmp) / "corpus", frames=max(args.batch_sizes) * (args.steps + 2), size=args.crop_size)
+        for preset, method, precision, bs in itertools.product(args.presets, args.methods, args.precisions, args.batch_sizes):
+            figures = {}
+            for load in ("quiet", "busy"):
+                spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if load == "busy" else None
+                try:
+                    for label, threads in (("default", None), ("fixed", cores)):
+                        figures[label, load] = train_speed(data, Path(tmp) / f"run-{load}-{label}", method, preset, precision, bs, args.steps, threads)
+                finally:
+                    if spinner is not None:
+                        spinner.kill()
+                        spinner.wait()
+            for label in ("default", "fixed"):
+                quiet, busy = figures[label, "quiet"], figures[label, "busy"]
+                print(f"{preset:6s} {method:11s} {precision:5s} {bs:5d} {label:>8s} {quiet:12.1f} {busy:11.1f} {busy / quiet:11.0%}", flush=True)
+            print(f"  default/fixed when quiet: {figures['default', 'quiet'] / figures['fixed', 'quiet']:.0%}", flush=True)
 
 
 def cv_noise(rng, size: int) -> np.ndarray:
@@ -158,7 +224,10 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None, help="data worker processes (default: auhm train's: none on a CPU, up to 12 beside a GPU)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--crop-size", type=int, default=256, help="side of the prepared crops (auhm prepare --size; make demo uses 128)")
+    ap.add_argument("--contention", action="store_true", help="auhm train alone and beside one busy process (see above)")
     args = ap.parse_args()
+    if args.contention:
+        return contention(args)
     device = resolve_device(args.device)
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, cpu {torch.backends.cpu.get_cpu_capability()}, "
           f"data: {_loader_words(resolve_workers(args.workers, device))}, {args.crop_size}-px crops, {args.steps} timed steps, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}")

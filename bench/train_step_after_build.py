@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from auhm.train.loop import batch_to_device
+from auhm.train.steps import batch_to_device
 from train import make_shards, training_setup  # bench/train.py, beside this script
 
 

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from auhm.train.augment import AugmentConfig, ShardView
 from auhm.train.batches import ForkedBatches, batch_loader, resolve_workers
-from auhm.train.loop import EpochBatches
+from auhm.train.sampling import EpochBatches
 from test_augment import _FakeShards
 
 
@@ -142,7 +142,7 @@ _FORK_AFTER_OPENCV_POOL = """
 import json, sys
 import cv2, numpy as np, torch
 from auhm.train.batches import batch_loader
-from auhm.train.loop import EpochBatches
+from auhm.train.sampling import EpochBatches
 
 big = np.zeros((1500, 1500, 3), np.uint8)
 for _ in range(3):

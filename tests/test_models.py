@@ -92,7 +92,7 @@ def test_finetune_starts_from_landmark_weights(landmark_state):
     model = build_model("finetune", AUS, preset="small", backbone=landmark_state)
     sd = model.state_dict()
     for k, v in landmark_state.items():
-        if k.startswith("net.head."):
+        if k.startswith("net.head.out."):  # the last conv alone is new: AU maps, not landmarks
             assert sd[k].shape[0] == len(AUS)
         else:
             assert torch.equal(sd[k], v), k
@@ -106,8 +106,8 @@ def test_reparam_identity_reproduces_backbone(landmark_state):
     model = build_model("reparam", AUS, preset="small", backbone=landmark_state).train()
     convs = [m for m in model.net.modules() if isinstance(m, ReparamConv2d)]
     n_convs = sum(isinstance(m, nn.Conv2d) for m in lm_net.net.modules()) - 1  # all but the last layer
-    assert len(convs) == n_convs and isinstance(model.net.head, nn.Conv2d)
-    trainable = sum(c.out_channels**2 for c in convs) + n_params(model.net.head)
+    assert len(convs) == n_convs and isinstance(model.net.head.out, nn.Conv2d)
+    trainable = sum(c.out_channels**2 for c in convs) + n_params(model.net.head.out)
     assert n_params(model, trainable=True) == trainable
     x = torch.rand(2, 3, 128, 128)
     with torch.no_grad():
@@ -307,3 +307,26 @@ def test_unknown_options_fail_clearly():
         build_model("scratch", AUS, preset="small", backbone="x.pt")
     with pytest.raises(ValueError, match="fan2d"):
         build_model("reparam", AUS, preset="small", backbone="fan2d")
+
+
+def test_checkpoints_of_the_earlier_plain_head_still_load(tmp_path):
+    """Before FAN's output stage, the head was the last 1×1 conv alone (keys head.weight/head.bias)."""
+    from auhm.models import load_checkpoint, save_checkpoint
+
+    net = build_model("landmarks", preset="small").eval()
+    legacy = {k: v for k, v in net.state_dict().items() if not k.startswith("net.head.")}
+    legacy["net.head.weight"] = torch.randn(68, 64, 1, 1)
+    legacy["net.head.bias"] = torch.randn(68)
+    save_checkpoint(tmp_path / "old.pt", net)
+    payload = torch.load(tmp_path / "old.pt", weights_only=True)
+    payload["state_dict"] = legacy
+    torch.save(payload, tmp_path / "old.pt")
+    model, _ = load_checkpoint(tmp_path / "old.pt")
+    x = torch.rand(2, 3, 128, 128)
+    with torch.no_grad():
+        want = nn.functional.conv2d(model.net.trunk(model.net.features(x)), legacy["net.head.weight"], legacy["net.head.bias"])
+        torch.testing.assert_close(model(x)["heatmaps"], want)
+    # and as the frozen backbone of a transfer method
+    adaptation = build_model("adaptation", AUS, preset="small", backbone=tmp_path / "old.pt").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(adaptation(x)["landmark_heatmaps"], want)

@@ -23,7 +23,9 @@ from auhm.data.shards import ShardRows
 from auhm.io import prediction_schema
 from auhm.targets import AU_TABLE, au_name
 from auhm.train.config import TrainConfig
-from auhm.train.loop import EpochBatches, run_training, train
+from auhm.train.folds import run_training
+from auhm.train.sampling import EpochBatches
+from auhm.train.trainer import train
 
 AUS = (1, 4, 12, 25)
 SIZE = 128
@@ -294,3 +296,42 @@ def test_cli_train_and_evaluate(corpus, tmp_path):
     assert r.exit_code == 2 and "nope" in r.output
     r = runner.invoke(app, ["train", str(tmp_path / "missing"), "--out", str(tmp_path / "r2"), "--method", "scratch"])
     assert r.exit_code == 2 and "manifest" in r.output
+
+
+# ── runs that learn nothing ─────────────────────────────────────────────────────────────────
+@pytest.mark.parametrize("kw", [dict(method="scratch"), dict(task="landmarks")], ids=["au", "landmarks"])
+def test_a_run_that_cannot_learn_says_so_in_its_history_checkpoint_and_evaluate(corpus, tmp_path, kw):
+    from typer.testing import CliRunner
+
+    from auhm.cli import app
+    from auhm.models.checkpoint import learning_warning, read_checkpoint_info
+
+    out = tmp_path / "dead"
+    result = train(small(corpus, out, epochs=1, lr=0.0, **kw))  # learning rate 0: the weights never move
+    assert result.warning and "did not learn" in result.warning
+    assert pd.read_csv(out / "history.csv")["warning"].iloc[-1] == result.warning
+    assert learning_warning(read_checkpoint_info(out / "best.pt")) == result.warning
+    r = CliRunner().invoke(app, ["evaluate", str(out / "best.pt"), str(corpus), "--quiet", "--device", "cpu"])
+    assert r.exit_code == 0 and "did not learn" in r.output
+
+
+def test_the_no_learning_rules_on_recorded_metrics():
+    from auhm.models.checkpoint import learning_warning, metrics_warning
+
+    assert metrics_warning("au", {"val_icc": 0.42, "val_spread": 0.8}) is None
+    assert "ICC" in metrics_warning("au", {"val_icc": float("nan"), "val_spread": 0.8})
+    assert "nearly constant" in metrics_warning("au", {"val_icc": 0.2, "val_spread": 0.02})
+    assert metrics_warning("landmarks", {"val_nme": 0.05, "val_nme_mean_shape": 0.12}) is None
+    assert "average face" in metrics_warning("landmarks", {"val_nme": 0.115, "val_nme_mean_shape": 0.12})
+    # checkpoints written before the verdict was recorded are judged on their metrics alone
+    assert "did not learn" in learning_warning({"task": "landmarks", "metrics": {"val_nme": 0.84}})
+    assert learning_warning({"task": "au", "metrics": {"val_icc": 0.35}}) is None
+    assert learning_warning({"task": "au", "learning_warning": None, "metrics": {"val_icc": 0.0}}) is None
+
+
+def test_val_every_validates_inside_the_epoch(corpus, tmp_path):
+    out = tmp_path / "val_every"
+    result = train(small(corpus, out, method="scratch", epochs=1, val_every=3))  # 80 training frames / 8: 10 steps
+    assert result.history["step"].tolist() == [3, 6, 9, 10]
+    assert result.history["epoch"].tolist() == pytest.approx([0.3, 0.6, 0.9, 1.0])
+    assert pd.read_csv(out / "history.csv")["step"].tolist() == [3, 6, 9, 10]

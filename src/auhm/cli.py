@@ -102,31 +102,48 @@ def _precision():
 @command()
 def synth(
     out: Path = typer.Argument(..., metavar="DIR", help="Directory to write the corpus into."),
-    layout: str = typer.Option("disfa", metavar="NAME", help="On-disk layout: disfa, bp4d or fera2017."),
-    subjects: int = typer.Option(3, min=1, help="Number of subjects."),
-    frames: int = typer.Option(120, min=1, help="Frames per video."),
+    layout: str = typer.Option("disfa", metavar="NAME", help="On-disk layout: disfa, bp4d or fera2017 (AU-labelled videos), or landmarks (still faces with .pts files, the 300-W layout)."),
+    subjects: Optional[int] = typer.Option(None, min=1, metavar="N", help="Number of subjects (video layouts; default 3)."),
+    frames: Optional[int] = typer.Option(None, min=1, metavar="N", help="Frames per video (video layouts; default 120)."),
+    identities: Optional[int] = typer.Option(None, min=1, metavar="N", help="Layout landmarks: number of people (default 600), none of them an AU layout's subject."),
+    images: Optional[int] = typer.Option(None, min=1, metavar="N", help="Layout landmarks: number of images, dealt evenly over the identities (default 6000)."),
     size: str = typer.Option("320x240", metavar="WxH", help="Frame size."),
     fps: float = typer.Option(20.0, help="Frames per second."),
     seed: int = typer.Option(0, help="Random seed: the same seed gives the same corpus."),
     difficulty: str = typer.Option("medium", metavar="NAME", help="easy, medium or hard: widens pose, lighting and occlusion."),
-    first_subject: int = typer.Option(0, help="Index of the first subject id (to make held-out subjects)."),
+    first_subject: int = typer.Option(0, help="Index of the first subject id (to make held-out subjects; layout landmarks: of the first identity)."),
     quiet: bool = _quiet(),
 ) -> None:
-    """Write a synthetic AU-labelled corpus in a real dataset's on-disk layout.
+    """Write a synthetic corpus in a real dataset's on-disk layout: AU-labelled videos, or still faces with landmarks.
 
     Example: [bold]auhm synth /tmp/s --subjects 3 --frames 120 --seed 1[/bold]
+
+    Landmark pretraining corpus: [bold]auhm synth /tmp/lm --layout landmarks --identities 600 --images 6000[/bold],
+    then [bold]auhm prepare landmarks /tmp/lm --format 300w --out work/lm[/bold].
     """
     from auhm.synth import SynthConfig, make_corpus, parse_size
+    from auhm.synth.corpus import LANDMARK_LAYOUT
 
+    stills = layout == LANDMARK_LAYOUT
+    if stills and (subjects is not None or frames is not None):
+        _usage(UsageError("layout landmarks makes still images: give --identities and --images, not --subjects or --frames"))
+    if not stills and (identities is not None or images is not None):
+        _usage(UsageError("--identities and --images are for --layout landmarks (video layouts take --subjects and --frames)"))
+    counts = {"identities": identities or 600, "images": images or max(6000, identities or 0)} if stills else {"subjects": subjects or 3, "frames": frames or 120}
     try:
         width, height = parse_size(size)
-        config = SynthConfig(out, layout=layout, subjects=subjects, frames=frames, width=width, height=height, fps=fps,
-                             seed=seed, difficulty=difficulty, first_subject=first_subject)
+        config = SynthConfig(out, layout=layout, width=width, height=height, fps=fps, seed=seed, difficulty=difficulty,
+                             first_subject=first_subject, **counts)
     except UsageError as e:
         _usage(e)
     result = make_corpus(config, quiet=quiet)
-    _say(f"wrote {len(result.videos)} {config.layout} videos, {result.frames} frames to {out} "
-         f"({result.frames / max(result.seconds, 1e-9):,.0f} frames/s); truth in {out}/auhm_truth")
+    rate = result.frames / max(result.seconds, 1e-9)
+    if stills:
+        _say(f"wrote {result.frames} face images with .pts landmarks of {config.identities} identities to {out} "
+             f"({rate:,.0f} images/s); read it with: auhm prepare landmarks {out} --format 300w")
+    else:
+        _say(f"wrote {len(result.videos)} {config.layout} videos, {result.frames} frames to {out} "
+             f"({rate:,.0f} frames/s); truth in {out}/auhm_truth")
 
 
 # ── landmarks ───────────────────────────────────────────────────────────────────────────────
@@ -221,7 +238,7 @@ def models(
 # ── prepare ─────────────────────────────────────────────────────────────────────────────────
 @command()
 def prepare(
-    kind: str = typer.Argument(..., help="disfa, bp4d, fera2017, synth or csv."),
+    kind: str = typer.Argument(..., help="disfa, bp4d, fera2017, synth, csv, or landmarks (a landmark corpus: give --format)."),
     root: Path = typer.Argument(..., help="Dataset root (or manifest CSV for kind csv)."),
     out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Output directory for shards and labels."),
     landmarks_backend: str = typer.Option("truth", "--landmarks", metavar="NAME", help="truth, auhm, dlib or fan."),
@@ -229,14 +246,27 @@ def prepare(
     size: int = typer.Option(256, metavar="PIXELS", help="Crop size."),
     every: int = typer.Option(1, metavar="K", help="Keep every k-th frame."),
     device: str = _device(" (for the fan and auhm landmark backends)"),
+    landmark_format: Optional[str] = typer.Option(None, "--format", metavar="NAME", help="Kind landmarks: 300w (also iBUG, LFPW, HELEN, AFW and `auhm synth --layout landmarks`), 300w-lp, wflw or ls3d-w."),
+    val_fraction: float = typer.Option(0.1, metavar="FRACTION", help="Kind landmarks: share of photos (videos, identities) held out as the dev split."),
+    seed: int = typer.Option(0, help="Kind landmarks: seed of the dev split."),
     quiet: bool = _quiet(),
 ) -> None:
     """Landmarks + face crops + labels → training shards, labels.parquet and manifest.json.
 
     Example: [bold]auhm prepare disfa /data/DISFA --out work/disfa --landmarks dlib[/bold]
+
+    Landmark corpora (for [bold]auhm train --task landmarks[/bold]), cut with their own points:
+    [bold]auhm prepare landmarks /data/300W --format 300w --out work/300w[/bold]
     """
-    from auhm.data import PrepareConfig, prepare_corpus
     from auhm.face.crop import CropConfig
+
+    if kind == "landmarks":
+        _prepare_landmarks(landmark_format, root, out, CropConfig(size=size), val_fraction, seed, quiet,
+                           landmarks_backend=landmarks_backend, landmark_model=landmark_model, every=every)
+        return
+    if landmark_format is not None:
+        _usage(UsageError("--format is for kind landmarks (auhm prepare landmarks ROOT --format 300w …)"))
+    from auhm.data import PrepareConfig, prepare_corpus
 
     config = PrepareConfig(landmarks=landmarks_backend, landmark_model=landmark_model, crop=CropConfig(size=size), every=every, device=device)
     try:
@@ -246,6 +276,29 @@ def prepare(
     skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(report.skipped.items())) or "none"
     _say(f"prepared {len(report.written)} sessions ({report.frames} crops; skipped frames: {skipped}), "
          f"{len(report.resumed)} already done, {len(report.failures)} failed → {out}")
+    _finish(report.failures)
+
+
+def _prepare_landmarks(fmt: Optional[str], root: Path, out: Path, crop, val_fraction: float, seed: int, quiet: bool,
+                       landmarks_backend: str, landmark_model: Optional[Path], every: int) -> None:
+    """``auhm prepare landmarks``: a landmark corpus cut with its own points."""
+    from auhm.data.landmark_formats import landmark_formats
+    from auhm.data.prepare_landmarks import LandmarkPrepareConfig, prepare_landmarks
+
+    if fmt is None:
+        _usage(UsageError(f"kind landmarks needs --format ({', '.join(landmark_formats())})"))
+    if landmarks_backend != "truth" or landmark_model is not None or every != 1:
+        _usage(UsageError("a landmark corpus is cut with its own points: --landmarks, --landmark-model and --every do not apply"))
+    try:
+        report = prepare_landmarks(fmt, root, out, LandmarkPrepareConfig(crop=crop, val_fraction=val_fraction, seed=seed), quiet=quiet)
+    except UsageError as e:
+        _usage(e)
+    console.print(
+        f"prepared {report.frames} {fmt} faces into {len(report.written)} shards, {len(report.resumed)} shards already done, "
+        f"{len(report.failures)} files failed → {out}",
+        highlight=False,
+        soft_wrap=True,
+    )
     _finish(report.failures)
 
 
@@ -266,7 +319,9 @@ def train(
     device: str = _device(),
     precision: str = _precision(),
     workers: Optional[int] = typer.Option(None, metavar="N", help="Data worker processes (default: none on a CPU, where each batch is built between steps, a share per core; up to 12 beside a GPU)."),
+    threads: Optional[int] = typer.Option(None, metavar="N", help="CPU threads (default: every core, fewer while other processes keep cores busy)."),
     max_steps: Optional[int] = typer.Option(None, metavar="N", help="Stop after this many steps (smoke runs)."),
+    val_every: Optional[int] = typer.Option(None, metavar="N", help="Also validate (and write best.pt / last.pt) every this many steps, for long epochs."),
     resume: Optional[Path] = typer.Option(None, metavar="DIR", help="Run directory to resume."),
     seed: int = typer.Option(0, help="Random seed (initialisation, batch order, augmentation)."),
     list_methods: bool = typer.Option(False, "--list-methods", help="Print the methods table and exit."),
@@ -280,7 +335,7 @@ def train(
     Multi-GPU: [bold]torchrun --nproc_per_node 4 -m auhm train …[/bold] (--batch-size is per process).
     """
     from auhm.train.config import DEFAULT_LR, TrainConfig
-    from auhm.train.loop import FoldsResult, run_training
+    from auhm.train.folds import FoldsResult, run_training
 
     if list_methods:
         for name, rate in DEFAULT_LR.items():
@@ -291,7 +346,7 @@ def train(
     try:
         config = TrainConfig(data=data, out=out or resume, method=method, task=task, backbone=backbone, fold=fold, folds=folds, epochs=epochs,
                              batch_size=batch_size, lr=lr, preset=preset, device=device, precision=precision, workers=workers,
-                             max_steps=max_steps, resume=resume, seed=seed, quiet=quiet)
+                             threads=threads, max_steps=max_steps, val_every=val_every, resume=resume, seed=seed, quiet=quiet)
         result = run_training(config)
     except (UsageError, FileNotFoundError, ValueError) as e:
         _usage(e)
@@ -304,6 +359,9 @@ def train(
     elif result.best:
         best = ", ".join(f"{k} {v:.4g}" for k, v in result.best.items() if k.startswith("val_"))
         _say(f"best epoch {result.best['epoch']:g} ({best}) → {result.out / 'best.pt'}")
+    for run in result.folds if isinstance(result, FoldsResult) else [result]:
+        if run.warning:
+            _say(f"warning: {run.out}: {run.warning}")
 
 
 # ── evaluate ────────────────────────────────────────────────────────────────────────────────
@@ -330,6 +388,8 @@ def evaluate(
                                                     device=device, precision=precision, quiet=quiet))
     except (UsageError, FileNotFoundError, ValueError) as e:
         _usage(e)
+    if result.warning:
+        console.print(f"[yellow]warning[/]: {ckpt}: {result.warning}", highlight=False, soft_wrap=True)
     if "ICC" in result.scores.index:
         for table in render_scores(result.scores, len(result.predictions), f"{ckpt} on {result.split}"):
             console.print(table)

@@ -1,5 +1,6 @@
 """Corpora in, training shards out: readers of DISFA, BP4D, FERA 2017, synthetic and CSV corpora,
-subject-independent splits, ``prepare_corpus``, and the shard format training reads."""
+subject-independent splits, ``prepare_corpus``, and the shard format training reads; landmark
+corpora (300-W, 300W-LP, WFLW, LS3D-W) through ``landmark_formats`` and ``prepare_landmarks``."""
 
 from auhm.data.prepare import PrepareConfig, PrepareReport, prepare_corpus
 from auhm.data.readers import KINDS, Corpus, Session, load_labels, load_sessions

@@ -113,7 +113,7 @@ def prepare_corpus(kind: str, root: str | os.PathLike, out: str | os.PathLike, c
                 tracker = Tracker(shared_backend if shared_backend is not None else _make_backend(config, s))
                 stats[s.key] = _prepare_session(s, corpus, tracker, config, shard_dir / shard_name(s.key), advance)
             except Exception as e:  # one broken session never stops the others
-                report.failures.append(InputFailure(str(s.path), _reason(e, s.path)))
+                report.failures.append(InputFailure(str(s.path), failure_reason(e, s.path)))
                 continue
             finally:
                 total += seen[0] - _expected_frames(s, config.every)
@@ -140,7 +140,7 @@ def _make_backend(config: PrepareConfig, session: Session | None):
         raise UsageError(str(e)) from None
 
 
-def _reason(e: Exception, path: Path) -> str:
+def failure_reason(e: Exception, path: Path) -> str:
     """The message of an exception without a leading copy of the path."""
     msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     for prefix in (f"{path}: ", f"{path.absolute()}: "):

@@ -57,13 +57,15 @@ def decode_jpeg(data: bytes, reduce: int = 1) -> np.ndarray:
 
 
 def jpeg_reduction(stored: int, wanted: int) -> int:
-    """The largest decode reduction (1, 2, 4 or 8) that keeps a ``stored``-pixel side at ≥ ``wanted``."""
-    return max(r for r in _DECODE_FLAGS if stored // r >= wanted)
+    """The largest decode reduction (1, 2, 4 or 8) that keeps a ``stored``-pixel side at ≥ ``wanted``
+    (1 for crops stored smaller than wanted: they are scaled up)."""
+    return max((r for r in _DECODE_FLAGS if stored // r >= wanted), default=1)
 
 
 @dataclass
 class ShardRows:
-    """Columns of one video's shard, filled frame by frame then written at once."""
+    """Columns of one shard, filled row by row then written at once: one video's frames, or a
+    batch of still images, each row then naming its own video (image), subject and split."""
 
     video: str
     subject: str
@@ -71,13 +73,21 @@ class ShardRows:
     aus: Sequence[int]
 
     def __post_init__(self) -> None:
+        self.videos: list[str] = []
+        self.subjects: list[str] = []
+        self.splits: list[str] = []
         self.frames: list[int] = []
         self.images: list[bytes] = []
         self.landmarks: list[np.ndarray] = []
         self.affines: list[np.ndarray] = []
         self.labels: list[np.ndarray] = []
 
-    def add(self, frame: int, crop_rgb: np.ndarray, landmarks_crop: np.ndarray, affine: np.ndarray, labels: np.ndarray) -> None:
+    def add(self, frame: int, crop_rgb: np.ndarray, landmarks_crop: np.ndarray, affine: np.ndarray, labels: np.ndarray,
+            video: str | None = None, subject: str | None = None, split: str | None = None) -> None:
+        """One row; ``video``, ``subject`` and ``split`` default to the shard's."""
+        self.videos.append(self.video if video is None else video)
+        self.subjects.append(self.subject if subject is None else subject)
+        self.splits.append(self.split if split is None else split)
         self.frames.append(int(frame))
         self.images.append(encode_jpeg(crop_rgb))
         self.landmarks.append(np.asarray(landmarks_crop, np.float32).reshape(136))
@@ -91,9 +101,9 @@ class ShardRows:
         n = len(self.frames)
         labels = np.stack(self.labels) if n else np.zeros((0, len(self.aus)), np.float32)
         cols = {
-            "video": pa.array([self.video] * n, pa.string()),
-            "subject": pa.array([self.subject] * n, pa.string()),
-            "split": pa.array([self.split] * n, pa.string()),
+            "video": pa.array(self.videos, pa.string()),
+            "subject": pa.array(self.subjects, pa.string()),
+            "split": pa.array(self.splits, pa.string()),
             "frame": pa.array(self.frames, pa.int32()),
             "image": pa.array(self.images, pa.binary()),
             "landmarks": pa.FixedSizeListArray.from_arrays(pa.array(np.concatenate(self.landmarks) if n else [], pa.float32()), 136),

@@ -4,12 +4,15 @@ DISFA uses the standard 3-fold partition of the AU-detection literature (DESIGN.
 FERA 2015 the official train (odd subjects) / dev (even) split; FERA 2017 the TR / VA prefix.
 Subjects no list knows (synthetic ones, a manifest without splits) go round robin over the
 corpus's split names, sorted, so that any three or more subjects give three non-empty folds.
+Landmark corpora name no subjects: their groups of faces go to train or dev at random, seeded.
 """
 
 from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
 
 if TYPE_CHECKING:
     from auhm.data.readers import Corpus
@@ -56,6 +59,16 @@ def synth_splits(subjects: Sequence[str], heldout: Sequence[str] = ()) -> dict[s
     out = round_robin([s for s in subjects if s.upper() not in held], DISFA_FOLDS)
     out.update({s: HELDOUT_SPLIT for s in subjects if s.upper() in held})
     return out
+
+
+def random_holdout(groups: Sequence[str], fraction: float, seed: int) -> dict[str, str]:
+    """Groups (a photo's faces, a video's frames, a synthetic identity's images) dealt at random to
+    ``train`` or ``dev``: ``fraction`` of them to dev, at least one when there are two or more.
+    The same groups and seed give the same split whatever order the groups come in."""
+    names = sorted(set(groups))
+    n_dev = max(1, int(round(fraction * len(names)))) if len(names) > 1 and fraction > 0 else 0
+    dev = {names[i] for i in np.random.default_rng(seed).permutation(len(names))[:n_dev]}
+    return {g: TRAIN_DEV[1] if g in dev else TRAIN_DEV[0] for g in names}
 
 
 def assign_splits(corpus: "Corpus") -> None:

@@ -1,7 +1,7 @@
 """The paper's AU-Net (§3.3): scratch heatmap regression, and the landmark network ("FAN", §4.1).
 
 Both are one architecture: 7×7/2 conv → 2× max pool → ConvBlocks conv2, conv3, conv4 at S/4 →
-one Hourglass → ConvBlock → 1×1 conv to the output maps. The landmark network is the same net
+one Hourglass → ConvBlock → FAN's output stage (1×1 conv, BatchNorm, ReLU, 1×1 conv to the maps). The landmark network is the same net
 with 68 outputs; its conv4 features and heatmaps feed the transfer methods.
 
 Where to pool is not stated in the paper. face-alignment's FAN runs conv2 at S/2 and pools
@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from auhm.models.base import AUModel, Preset
-from auhm.models.blocks import ConvBlock, Hourglass, heatmap_head
+from auhm.models.blocks import ConvBlock, HeatmapHead, Hourglass
 from auhm.models.registry import register
 
 N_LANDMARKS = 68
@@ -37,7 +37,7 @@ class HeatmapNet(nn.Module):
         self.conv4 = ConvBlock(c, c)
         self.hourglass = Hourglass(preset.depth, c)
         self.top = ConvBlock(c, c)
-        self.head = heatmap_head(c, out_channels)
+        self.head = HeatmapHead(c, out_channels)
         self.feature_channels = c
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

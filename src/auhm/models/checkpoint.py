@@ -73,6 +73,49 @@ def _read(path: str | os.PathLike, map_location="cpu") -> tuple[dict, dict]:
     return payload["state_dict"], json.loads(payload["info_json"])
 
 
+# A model whose validation says it learned nothing: thresholds on the metrics training records.
+MIN_ICC = 0.05  # ICC(3,1) averaged over AUs; a constant or blind predictor scores 0 (or NaN)
+MIN_SPREAD = 0.1  # spread of the predictions over that of the labels; below it they are nearly constant
+MEAN_SHAPE_MARGIN = 0.9  # a landmark network must beat placing the average face by this factor
+
+
+def metrics_warning(task: str, metrics: dict) -> str | None:
+    """Why validation ``metrics`` say a model learned nothing, with what to try; None when it learned.
+
+    Landmarks: no better than the training set's average face placed in every crop (or, for
+    metrics recorded without that baseline, an NME above 0.3). AU models: ICC near 0 or NaN, or
+    predictions nearly constant.
+    """
+    if task == "landmarks":
+        nme, baseline = metrics.get("val_nme"), metrics.get("val_nme_mean_shape")
+        if nme is None:
+            return None
+        if baseline is not None and not nme < MEAN_SHAPE_MARGIN * baseline:
+            why = f"validation NME {nme:.3f} is no better than the average face placed in every crop ({baseline:.3f})"
+        elif baseline is None and not nme < 0.3:
+            why = f"validation NME {nme:.3f} (a landmark network that tracks faces is under 0.1)"
+        else:
+            return None
+        return f"this landmark network did not learn: {why}; train longer (--epochs), check --lr, or check the prepared landmarks (auhm heatmaps)"
+    icc, spread = metrics.get("val_icc"), metrics.get("val_spread")
+    if icc is None:
+        return None
+    if not icc >= MIN_ICC:
+        why = f"validation ICC {icc:.3f} (0 is a constant predictor)"
+    elif spread is not None and not spread >= MIN_SPREAD:
+        why = f"its predictions are nearly constant (spread {spread:.2f} of the labels')"
+    else:
+        return None
+    return f"this model did not learn: {why}; train longer (--epochs), check --lr and the labels, or start from a trained landmark network (--backbone)"
+
+
+def learning_warning(info: dict) -> str | None:
+    """The warning a checkpoint's recorded validation calls for (None when it learned or was never validated)."""
+    if "learning_warning" in info:
+        return info["learning_warning"]
+    return metrics_warning(info.get("task", "au"), info.get("metrics") or {})
+
+
 def checkpoint_task(info: dict) -> str:
     """"landmarks" or "au": what the checkpoint's network predicts."""
     return "landmarks" if info.get("task") == "landmarks" or info.get("method") == "landmarks" else "au"

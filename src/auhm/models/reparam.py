@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from auhm.models.base import AUModel, Preset, freeze
-from auhm.models.blocks import heatmap_head
+from auhm.models.blocks import heatmap_conv
 from auhm.models.registry import register
 from auhm.models.transfer import BackboneSpec, make_backbone
 
@@ -58,7 +58,7 @@ class Reparametrised(AUModel):
         for m in self.net.modules():
             if isinstance(m, nn.BatchNorm2d):
                 freeze(m)
-        self.net.head = heatmap_head(preset.channels, len(self.aus))  # new last layer, fully trained
+        self.net.head.out = heatmap_conv(preset.channels, len(self.aus))  # new last layer, fully trained
         self.model_options = {"backbone": None}
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -17,7 +17,7 @@ import torch.nn as nn
 
 from auhm.models.aunet import N_LANDMARKS, AUNet, HeatmapNet
 from auhm.models.base import AUModel, Preset, freeze
-from auhm.models.blocks import ConvBlock, Hourglass, heatmap_head
+from auhm.models.blocks import ConvBlock, HeatmapHead, Hourglass
 from auhm.models.registry import register
 from auhm.targets.heatmaps import attention_maps, heatmaps_to_landmarks
 
@@ -73,7 +73,8 @@ class FineTuned(AUNet):
             raise ValueError("backbone 'fan2d' is available to adaptation and attention; finetune needs an auhm landmark network")
         super().__init__(aus, preset, method="finetune")
         if backbone is not None and pretrained:
-            state = {k: v for k, v in landmark_state_dict(backbone).items() if not k.startswith("head.")}
+            # everything but the last conv: its maps are landmarks, ours AUs
+            state = {k: v for k, v in landmark_state_dict(backbone).items() if not k.startswith("head.out.") and k not in ("head.weight", "head.bias")}
             missing, unexpected = self.net.load_state_dict(state, strict=False)
             if unexpected or [k for k in missing if not k.startswith("head.")]:
                 raise ValueError(f"landmark network does not match preset {preset.name!r}")
@@ -98,7 +99,7 @@ class AdaptationNet(AUModel):
         self.geometry_branch = nn.Sequential(nn.Conv2d(geometry_in, c, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
         self.hourglass = Hourglass(preset.depth, c, kernel_size=1)
         self.top = ConvBlock(c, c, kernel_size=1)
-        self.head = heatmap_head(c, len(self.aus))
+        self.head = HeatmapHead(c, len(self.aus))
         self.model_options = {"backbone": None}
         if backbone == "fan2d":  # the architecture must be rebuilt without the weights file
             self.model_options = {"backbone": "fan2d", "fan_modules": self.backbone.fan.num_modules}

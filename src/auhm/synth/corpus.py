@@ -34,6 +34,7 @@ from auhm.synth.render import DIFFICULTIES, OCCLUDED_MIN_LANDMARKS, Motion, Rend
 from auhm.targets import au_name
 
 TRUTH_DIR = "auhm_truth"
+LANDMARK_LAYOUT = "landmarks"  # still faces + iBUG .pts, no AU labels (synth/stills.py)
 _SHEET_TILES = 16
 
 
@@ -57,12 +58,16 @@ class SynthConfig:
     fps: float = 20.0
     seed: int = 0
     difficulty: str = "medium"
-    first_subject: int = 0
+    first_subject: int = 0  # layout landmarks: the first identity
     contact_sheet: bool = True
+    identities: int = 600  # layout landmarks only
+    images: int = 6000  # layout landmarks only
 
     def __post_init__(self) -> None:
-        if self.layout not in LAYOUTS:
-            raise UsageError(f"layout {self.layout!r}: choose one of {', '.join(LAYOUTS)}")
+        if self.layout not in LAYOUTS and self.layout != LANDMARK_LAYOUT:
+            raise UsageError(f"layout {self.layout!r}: choose one of {', '.join([*LAYOUTS, LANDMARK_LAYOUT])}")
+        if self.identities < 1 or self.images < self.identities:
+            raise UsageError(f"--identities must be ≥ 1 and --images ≥ --identities (got {self.identities} and {self.images})")
         if self.difficulty not in DIFFICULTIES:
             raise UsageError(f"difficulty {self.difficulty!r}: choose one of {', '.join(DIFFICULTIES)}")
         if self.width < 64 or self.height < 64 or self.width % 2 or self.height % 2:
@@ -145,6 +150,10 @@ def _sheet_frames(intensities: np.ndarray, n: int) -> list[int]:
 
 def make_corpus(config: SynthConfig, quiet: bool = False) -> SynthResult:
     """Render and write the corpus; returns what was written. Subjects already there are replaced."""
+    if config.layout == LANDMARK_LAYOUT:
+        from auhm.synth.stills import make_still_corpus  # it builds on this module
+
+        return make_still_corpus(config, quiet)
     t0 = time.perf_counter()
     root = Path(config.out)
     layout = LAYOUTS[config.layout]()

@@ -58,6 +58,11 @@ class Session:
     stem: str  # sidecar name (auhm_truth/<stem>.parquet)
 
 
+def write_jpeg(path: Path, rgb: np.ndarray, quality: int) -> None:
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]):
+        raise OSError(f"{path}: cannot write JPEG")
+
+
 class JpegFolderWriter:
     """Frames as numbered JPEG files in a folder (BP4D's distribution format)."""
 
@@ -69,9 +74,7 @@ class JpegFolderWriter:
 
     def write(self, rgb: np.ndarray) -> None:
         self.frames_written += 1
-        path = self.folder / f"{self.frames_written:04d}.jpg"
-        if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, self.quality]):
-            raise OSError(f"{path}: cannot write JPEG")
+        write_jpeg(self.folder / f"{self.frames_written:04d}.jpg", rgb, self.quality)
 
     def close(self) -> None:
         pass

@@ -94,18 +94,24 @@ class Occluder:
     angle: float  # bar orientation
 
 
+def random_occluder(rng: np.random.Generator, length: int, starts: tuple[int, int]) -> Occluder:
+    """A hand (skin of any tone) or a bar of any colour, heading for the nose, mouth, an eye or the
+    jaw, in view from a first frame drawn in ``starts`` (low inclusive, high exclusive)."""
+    kind = "hand" if rng.uniform() < 0.6 else "bar"
+    if kind == "hand":
+        c = np.array([230, 190, 160]) + rng.uniform(0, 1) * (np.array([95, 62, 45]) - [230, 190, 160])
+    else:
+        c = rng.uniform(10, 240, 3)
+    return Occluder(int(rng.integers(*starts)), length, kind, tuple(int(v) for v in c),
+                    int(rng.choice([30, 62, 37, 44, 8, 2, 14])), rng.uniform(0, 2 * np.pi), rng.uniform(0, np.pi))
+
+
 def sample_occluders(rng: np.random.Generator, frames: int, fps: float, d: Difficulty) -> list[Occluder]:
     out = []
     mean_len = 1.5 * fps
     for _ in range(rng.poisson(d.occlusion * frames / mean_len)):
         length = int(rng.uniform(0.6, 1.4) * mean_len)
-        kind = "hand" if rng.uniform() < 0.6 else "bar"
-        if kind == "hand":
-            c = np.array([230, 190, 160]) + rng.uniform(0, 1) * (np.array([95, 62, 45]) - [230, 190, 160])
-        else:
-            c = rng.uniform(10, 240, 3)
-        out.append(Occluder(int(rng.integers(-length // 3, frames)), length, kind, tuple(int(v) for v in c),
-                            int(rng.choice([30, 62, 37, 44, 8, 2, 14])), rng.uniform(0, 2 * np.pi), rng.uniform(0, np.pi)))
+        out.append(random_occluder(rng, length, (-length // 3, frames)))
     return out
 
 
@@ -141,11 +147,22 @@ def _scaled(c, k: float) -> tuple[int, int, int]:
     return tuple(min(max(int(v * k), 0), 255) for v in c)
 
 
+def noise_bank(rng: np.random.Generator, n: int, width: int, height: int, sigma: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """n frames of sensor noise, each as (positive, negative) uint8 parts: added, then subtracted."""
+    noise = rng.normal(0, sigma, (n, height, width, 3))
+    return [(np.clip(x, 0, 255).astype(np.uint8), np.clip(-x, 0, 255).astype(np.uint8)) for x in noise]
+
+
 class Renderer:
-    """Draws one subject's video: frame(t) → RGB uint8 and whether the face is occluded."""
+    """Draws one subject's video: frame(t) → RGB uint8 and whether the face is occluded.
+
+    ``noise``: a ``noise_bank`` to draw each frame's sensor noise from (by default four frames
+    drawn for this subject; renderers of a few frames each share one instead).
+    """
 
     def __init__(self, model: FaceModel, intensities: np.ndarray, motion: Motion, occluders: list[Occluder],
-                 width: int, height: int, difficulty: Difficulty, rng: np.random.Generator):
+                 width: int, height: int, difficulty: Difficulty, rng: np.random.Generator,
+                 noise: list[tuple[np.ndarray, np.ndarray]] | None = None):
         self.model, self.motion, self.occluders = model, motion, occluders
         self.intensities = np.asarray(intensities, np.float32)
         self.w, self.h, self.d = width, height, difficulty
@@ -155,9 +172,8 @@ class Renderer:
         self._col = {au: k for k, au in enumerate(RENDERED_AUS)}
         self._pad = int(np.ceil(np.abs(np.concatenate([motion.pan_x, motion.pan_y, [0]])).max())) + 1
         self._bg = _background(rng, width + 2 * self._pad, height + 2 * self._pad, difficulty.clutter)
-        noise = rng.normal(0, difficulty.noise, (4, height, width, 3))
-        self._noise = [(np.clip(n, 0, 255).astype(np.uint8), np.clip(-n, 0, 255).astype(np.uint8)) for n in noise]
-        self._noise_pick = rng.integers(0, 4, len(self.intensities))
+        self._noise = noise if noise is not None else noise_bank(rng, 4, width, height, difficulty.noise)
+        self._noise_pick = rng.integers(0, len(self._noise), len(self.intensities))
         self._tint = rng.uniform(-1, 1, 3) * difficulty.tint
         idn = model.identity
         self.skin = idn.skin

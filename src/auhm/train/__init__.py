@@ -13,13 +13,18 @@ __all__ = [
     "augment",
     "run_training",
     "train",
+    "train_folds",
 ]
 
 
 def __getattr__(name):
-    # loop imports the models package and torch.distributed: loaded on first use.
-    if name in ("train", "run_training", "train_folds"):
-        from auhm.train import loop
+    # The trainer imports the models package and torch.distributed: loaded on first use.
+    if name == "train":
+        from auhm.train.trainer import train
 
-        return getattr(loop, name)
+        return train
+    if name in ("run_training", "train_folds"):
+        from auhm.train import folds
+
+        return getattr(folds, name)
     raise AttributeError(name)

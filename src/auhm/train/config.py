@@ -45,12 +45,14 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"
     workers: Optional[int] = None  # DataLoader processes; None: none on a CPU, most cores beside a GPU (train.batches)
+    threads: Optional[int] = None  # CPU threads; None: torch's default, lowered while other processes hold cores (train.threads)
     max_steps: Optional[int] = None
     resume: Optional[Path] = None
     seed: int = 0
     negative_fraction: float = 0.1  # landmarks task: share of shuffled-patch no-face crops
     holdout_fraction: float = 0.2  # corpora without splits: share of subjects held out
     checkpoint_every: int = 200  # steps between mid-epoch resume points
+    val_every: Optional[int] = None  # steps between validations inside an epoch (None: at epoch ends only)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     quiet: bool = False
 

@@ -20,7 +20,7 @@ from auhm.io import prediction_schema, write_parquet_atomic
 from auhm.metrics import au_scores
 from auhm.targets import au_name
 from auhm.targets.heatmaps import heatmap_intensities, heatmaps_to_landmarks
-from auhm.train.augment import ShardView
+from auhm.train.augment import ShardView, resize_affine
 from auhm.train.batches import batch_loader
 from auhm.train.config import EvaluateConfig
 from auhm.train.corpus import Corpus, load_corpus, split_corpus
@@ -80,6 +80,42 @@ def presence_threshold(model, view: ShardView, device: torch.device, precision: 
     return float((pos + neg) / 2)
 
 
+def validation_metrics(model, view: ShardView, labels: np.ndarray, aus, task: str, batch_size: int, device: torch.device,
+                       precision: str, mean_shape: np.ndarray | None = None) -> dict:
+    """What training logs after each epoch on the held-out crops, with the model in eval mode.
+
+    AU models: ICC(3,1) and MSE averaged over AUs, and ``val_spread``, the spread (standard
+    deviation) of the predictions over that of the labels, averaged over AUs. The landmark network:
+    NME, the NME of ``mean_shape`` (the training set's average face) placed in every crop, and the
+    face/no-face ``presence_threshold``.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        preds = predict(model, view, batch_size, device, precision, workers=0, task=task)
+        if task == "landmarks":
+            truth = np.stack([view[i]["landmarks"] for i in range(len(view))])
+            metrics = {"val_nme": landmark_nme(preds, truth)}
+            if mean_shape is not None:
+                metrics["val_nme_mean_shape"] = landmark_nme(np.broadcast_to(view_landmarks(mean_shape, view), truth.shape), truth)
+            metrics["presence_threshold"] = presence_threshold(model, view, device, precision)
+            return metrics
+    finally:
+        model.train(was_training)
+    scores = au_scores(labels, preds, aus)
+    label_std = np.nanstd(labels, axis=0)
+    pred_std = np.array([np.std(preds[~np.isnan(labels[:, j]), j]) if (~np.isnan(labels[:, j])).any() else np.nan for j in range(len(aus))])
+    usable = label_std > 0
+    spread = float(np.nanmean(pred_std[usable] / label_std[usable])) if usable.any() else float("nan")
+    return {"val_icc": float(scores.loc["ICC", "Avg."]), "val_mse": float(scores.loc["MSE", "Avg."]), "val_spread": spread}
+
+
+def view_landmarks(landmarks: np.ndarray, view: ShardView) -> np.ndarray:
+    """Stored-crop landmarks in the coordinates of the crops ``view`` serves (resized to its input size)."""
+    stored = view.shards.image(int(view.indices[0])).shape[0]
+    return warp_points(np.asarray(landmarks, np.float64), resize_affine(stored, view.input_size))
+
+
 def landmark_nme(pred: np.ndarray, true: np.ndarray) -> float:
     """Mean point-to-point error normalised by the inter-ocular (outer eye corners 36–45) distance."""
     a, b = OUTER_EYE_CORNERS
@@ -122,6 +158,7 @@ class EvaluateResult:
     predictions: pd.DataFrame
     split: str
     path: Path | None
+    warning: str | None = None  # the checkpoint's own validation says it learned nothing
 
 
 def evaluate(config: EvaluateConfig) -> EvaluateResult:
@@ -130,6 +167,9 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
     if not Path(config.checkpoint).exists():
         raise UsageError(f"{config.checkpoint}: no such checkpoint")
     model, info = load_checkpoint(config.checkpoint)
+    from auhm.models.checkpoint import learning_warning
+
+    warning = learning_warning(info)
     device = resolve_device(config.device)
     precision = resolve_precision(device, config.precision)
     model.to(device).eval()
@@ -157,14 +197,14 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
     if task == "landmarks":
         truth = np.stack([view[i]["landmarks"] for i in range(len(view))])
         scores = pd.DataFrame({"Avg.": [landmark_nme(preds, truth), float(len(view))]}, index=["NME", "n"])
-        return EvaluateResult(scores, pd.DataFrame(), split_name, None)
+        return EvaluateResult(scores, pd.DataFrame(), split_name, None, warning)
     table = prediction_frame(corpus, indices, preds, aus)
     scores = au_scores(shards.labels[indices], preds, aus)
     path = None
     if config.out is not None:
         meta = {"checkpoint": str(config.checkpoint), "checkpoint_sha256": _sha256(config.checkpoint), "aus": aus, "split": split_name}
         path = write_parquet_atomic(table, config.out, schema=prediction_schema(aus, meta))
-    return EvaluateResult(scores, table, split_name, path)
+    return EvaluateResult(scores, table, split_name, path, warning)
 
 
 def _sha256(path: Path) -> str:
