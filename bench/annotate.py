@@ -37,7 +37,9 @@ import torch
 from auhm.face.crop import CropConfig, crop_face
 from auhm.face.dlib_backend import DlibBackend
 from auhm.face.tracking import choose_detection
-from auhm.infer.annotate import AnnotateConfig, Predictor, annotate, model_lanes, track_and_crop
+from auhm.infer.annotate import AnnotateConfig, annotate
+from auhm.infer.chunks import track_and_crop
+from auhm.infer.predictor import Predictor, model_lanes
 from auhm.models import build_model, save_checkpoint
 from auhm.targets import DATASET_AUS
 from auhm.video import VideoReader

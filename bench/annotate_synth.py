@@ -22,7 +22,9 @@ import pandas as pd
 import torch
 
 from auhm.face.crop import crop_face
-from auhm.infer.annotate import AnnotateConfig, Predictor, annotate, tracking_workers
+from auhm.infer.annotate import AnnotateConfig, annotate
+from auhm.infer.predictor import Predictor
+from auhm.infer.workers import tracking_workers
 from auhm.models import build_model, save_checkpoint
 from auhm.synth import SynthConfig, make_corpus
 from auhm.targets import DATASET_AUS

@@ -36,6 +36,26 @@ def write_test_video(path: Path, n: int = 24, size: tuple[int, int] = (96, 64), 
     return path
 
 
+def write_truncated_video(path: Path, n: int = 60, keep: float = 0.8) -> Path:
+    """An MP4 of ``n`` frames (index first, so it still opens) cut to its first ``keep`` of bytes:
+    the container claims ``n`` frames, fewer decode."""
+    import av
+
+    full = path.with_name(f"full-{path.name}")
+    with av.open(str(full), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        rng = np.random.default_rng(0)
+        for _ in range(n):
+            frame = rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    data = full.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    full.unlink()
+    return path
+
+
 @pytest.fixture
 def small_video(tmp_path: Path) -> Path:
     return write_test_video(tmp_path / "clip.avi")

@@ -111,6 +111,31 @@ def test_tracker_detects_once_then_follows_a_moving_face():
     np.testing.assert_allclose(track.timestamps, np.arange(6) / 10.0)
 
 
+class CrowdBackend(DiskBackend):
+    """The disk, plus ``extra`` smaller faces the detector also reports on every frame."""
+
+    def __init__(self, extra: int):
+        super().__init__()
+        self.extra = extra
+
+    def detect(self, frames):
+        out = super().detect(frames)
+        return [d + [(np.array([2.0, 2.0, 12.0, 12.0]), 0.9)] * self.extra if d else d for d in out]
+
+
+def test_tracker_counts_the_faces_it_saw_and_follows_the_largest():
+    tracker = Tracker(CrowdBackend(extra=3))
+    tracker.start("crowd.mp4")
+    track = tracker.update(batch([disk_frame(50)] * 3))
+    assert tracker.faces_seen == 4 and track.success.all()
+    np.testing.assert_allclose(track.boxes[0], [30, 28, 70, 68], atol=1.5)  # the disk, not a small one
+    tracker.start("next.mp4")
+    assert tracker.faces_seen == 0  # counted per video
+    tracker.backend.extra = 0
+    tracker.update(batch([disk_frame(50)] * 2))
+    assert tracker.faces_seen == 1
+
+
 def test_tracker_reports_no_face_as_nan_not_a_copy_and_redetects():
     backend = DiskBackend()
     tracker = Tracker(backend)
@@ -210,7 +235,7 @@ def test_facetrack_empty_and_landmark_boxes():
 def test_make_backend_rejects_unknown_and_auhm_without_model():
     with pytest.raises(ValueError, match="unknown landmark backend"):
         make_backend("openface")
-    with pytest.raises(ValueError, match="--model"):
+    with pytest.raises(ValueError, match="needs a landmark checkpoint"):
         make_backend("auhm")
 
 
@@ -275,9 +300,15 @@ def test_expand_inputs_globs_lists_and_missing(tmp_path, monkeypatch):
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "list.txt").write_text("# comment\nc.avi\n\na.mp4\n")
     monkeypatch.chdir(tmp_path)
-    got = expand_inputs(["*.mp4", "@list.txt", "none*.mp4", "gone.mp4"])
-    # list entries are relative to the list's folder; a.mp4 is listed twice, kept once
-    assert got == ["a.mp4", "b.mp4", "c.avi", "none*.mp4", "gone.mp4"]
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "blank.txt").write_text("# nothing\n")
+    unmatched = []
+    got = expand_inputs(["*.mp4", "@list.txt", "none*.mp4", "gone.mp4", "empty", "@blank.txt"], unmatched)
+    # list entries are relative to the list's folder; a.mp4 is listed twice, kept once; a missing
+    # plain path is kept (opening it reports it), inputs that name no video are listed by name
+    assert got == ["a.mp4", "b.mp4", "c.avi", "gone.mp4"]
+    assert [str(f) for f in unmatched] == ["none*.mp4: matches no file", "empty: no video files in this folder",
+                                           "@blank.txt: the list names no videos"]
     sub = tmp_path / "sub"
     sub.mkdir()
     (sub / "l.txt").write_text("../b.mp4\n")

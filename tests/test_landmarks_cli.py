@@ -61,6 +61,47 @@ def test_bad_inputs_are_reported_one_line_each_and_the_rest_processed(tmp_path):
     table = pd.read_parquet(out)
     assert set(table["video"]) == {str(good)} and len(table) == 6 and table["success"].all()
     assert read_metadata(out)["backend"] == "truth"
+    none = tmp_path / "none.parquet"
+    assert run(inputs[0], inputs[1], "--backend", "truth", "--out", str(none)).exit_code == 1 and not none.exists()  # no 0-row file
+
+
+def test_inputs_that_name_no_video_are_reported_by_name(tmp_path):
+    good = tmp_path / "good.mp4"
+    write_video(good, 3)
+    write_truth(tmp_path, "good", 3)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no videos here")
+    out = tmp_path / "lm.parquet"
+    result = run(str(good), str(tmp_path / "empty"), str(tmp_path / "nothing*.mp4"), "--backend", "truth", "--out", str(out))
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error ")]
+    assert errors == [f"error {tmp_path / 'empty'}: no video files in this folder", f"error {tmp_path / 'nothing*.mp4'}: matches no file"]
+    assert len(pd.read_parquet(out)) == 3
+    alone = run(str(tmp_path / "empty"), "--backend", "truth", "--out", str(tmp_path / "o.parquet"))
+    assert alone.exit_code == 2 and f"{tmp_path / 'empty'}: no video files in this folder" in alone.output
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_a_truncated_video_fails_by_name_with_both_counts_and_keeps_its_rows(tmp_path):
+    from tests.conftest import write_truncated_video
+
+    cut = write_truncated_video(tmp_path / "cut.mp4", n=60, keep=0.8)
+    write_truth(tmp_path, "cut", 60)
+    out = tmp_path / "lm.parquet"
+    result = run(str(cut), "--backend", "truth", "--out", str(out))
+    assert result.exit_code == 1, result.output
+    rows = len(pd.read_parquet(out))
+    assert 10 < rows < 56
+    assert f"error {cut}: incomplete, decoded {rows} of the 60 frames its container claims (the frames decoded are kept)" in result.output
+
+
+def test_an_output_that_cannot_be_written_is_a_usage_error_before_any_work(tmp_path):
+    video = tmp_path / "v.mp4"
+    write_video(video, 2)
+    (tmp_path / "file").write_text("a file where a folder should be")
+    result = run(str(video), "--backend", "truth", "--out", str(tmp_path / "file" / "lm.parquet"))
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == f"usage error --out {tmp_path / 'file' / 'lm.parquet'}: {tmp_path / 'file'} is a file, not a folder"
 
 
 def test_usage_errors_exit_2(tmp_path):
@@ -68,6 +109,25 @@ def test_usage_errors_exit_2(tmp_path):
     assert run("@" + str(tmp_path / "nolist.txt"), "--out", str(tmp_path / "o.parquet")).exit_code == 2
     missing_model = run(str(tmp_path / "a.mp4"), "--backend", "auhm", "--model", str(tmp_path / "none.pt"), "--out", str(tmp_path / "o.parquet"))
     assert missing_model.exit_code == 2 and "none.pt" in missing_model.output
+    no_model = run(str(tmp_path / "a.mp4"), "--backend", "auhm", "--out", str(tmp_path / "o.parquet"))
+    assert no_model.exit_code == 2 and no_model.output.startswith("usage error --backend auhm needs --model CKPT")
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_a_device_this_machine_lacks_is_a_usage_error(tmp_path, monkeypatch):
+    import torch
+
+    from auhm.models import build_model, save_checkpoint
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    lm = save_checkpoint(tmp_path / "lm.pt", build_model("landmarks", preset="small"), {"task": "landmarks"})
+    video = tmp_path / "v.mp4"
+    write_video(video, 2)
+    result = run(str(video), "--backend", "auhm", "--model", str(lm), "--device", "cuda", "--out", str(tmp_path / "o.parquet"))
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("usage error --device cuda: CUDA is not available"), result.output
+    tpu = run(str(video), "--backend", "auhm", "--model", str(lm), "--device", "tpu", "--out", str(tmp_path / "o.parquet"))
+    assert tpu.exit_code == 2 and tpu.output.strip() == "usage error --device tpu: choose auto, cpu, cuda or cuda:N"
     assert not (tmp_path / "o.parquet").exists()
 
 
@@ -110,7 +170,7 @@ def test_dlib_no_face_rows_for_decoded_frames_only(media_run):
     result, _, per, _ = media_run
     df = per["no_face.mp4"]
     assert len(df) == 95 and not df["success"].any() and df[XS + ["x0"]].isna().all().all()
-    assert "no_face.mp4: 95 frames decoded (container claims 98)" in result.output
+    assert "no_face.mp4" not in result.output  # 3 frames short of the container's count: not a loss
 
 
 def test_dlib_face_then_no_face(media_run):

@@ -175,6 +175,34 @@ def test_bad_checkpoint_fails_with_its_path(tmp_path):
         load_checkpoint(plain)
 
 
+@pytest.mark.parametrize("content", ["random", "pickled module", "truncated"])
+def test_a_foreign_file_is_not_an_auhm_checkpoint_and_unsafe_loading_is_never_suggested(tmp_path, content):
+    path = tmp_path / "x.pt"
+    if content == "random":
+        path.write_bytes(torch.randint(0, 256, (3000,), dtype=torch.uint8).numpy().tobytes())
+    elif content == "pickled module":  # loads only with weights_only=False, which could run code
+        torch.save({"model": nn.Linear(2, 2)}, path)
+    else:
+        save_checkpoint(path, build_model("scratch", AUS, preset="small"))
+        path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ValueError) as caught:
+        load_checkpoint(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: not an auhm checkpoint")
+    assert "weights_only" not in message and "arbitrary code" not in message and "\n" not in message
+
+
+def test_a_checkpoint_of_the_other_task_says_what_it_is_and_what_was_expected(tmp_path):
+    lm = save_checkpoint(tmp_path / "lm.pt", build_model("landmarks", preset="small"), {"task": "landmarks"})
+    au = save_checkpoint(tmp_path / "au.pt", build_model("scratch", AUS, preset="small"))
+    with pytest.raises(ValueError, match=r"lm.pt: a landmark checkpoint \(method 'landmarks'\), where an AU checkpoint is needed \(one from `auhm train`\)"):
+        load_checkpoint(lm, task="au")
+    with pytest.raises(ValueError, match=r"au.pt: an AU checkpoint \(method 'scratch'\), where a landmark checkpoint is needed"):
+        load_checkpoint(au, task="landmarks")
+    assert load_checkpoint(lm, task="landmarks")[1]["method"] == "landmarks"
+    assert load_checkpoint(au, task="au")[1]["method"] == "scratch"
+
+
 # ── face-alignment's FAN as backbone ────────────────────────────────────────────────────────
 @pytest.fixture
 def torch_home(tmp_path, monkeypatch):

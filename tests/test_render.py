@@ -52,11 +52,31 @@ def test_render_synthetic_clip(tmp_path):
     assert limited.frames == 5 and sum(len(b) for b in VideoReader(tmp_path / "short.mp4").batches(16)) == 5
 
 
+@pytest.mark.parametrize("case", ["--max-frames 0", "unwritable --out"])
+def test_render_usage_errors_before_any_frame(tmp_path, case):
+    from typer.testing import CliRunner
+    from test_annotate import make_clip
+
+    from auhm.cli import app
+
+    clip = make_clip(tmp_path, "u", 4, np.ones(4, bool))
+    ckpt = _small_checkpoint(tmp_path / "m.pt")
+    (tmp_path / "file").write_text("a file where a folder should be")
+    out = tmp_path / "file" / "o.mp4" if case == "unwritable --out" else tmp_path / "o.mp4"
+    extra = ["--max-frames", "0"] if case == "--max-frames 0" else []
+    res = CliRunner().invoke(app, ["render", str(clip), "--model", str(ckpt), "--out", str(out), "--landmarks", "truth", "--device", "cpu", *extra])
+    assert res.exit_code == 2, res.output
+    expected = ("usage error --max-frames must be at least 1, not 0" if extra
+                else f"usage error --out {out}: {tmp_path / 'file'} is a file, not a folder")
+    assert res.output.strip() == expected
+    assert not out.exists()
+
+
 def test_render_real_clip(media, tmp_path):
-    from auhm.infer.annotate import _dlib_available
+    from auhm.infer.sources import dlib_available
     from auhm.infer.render import RenderConfig, render
 
-    if not _dlib_available():
+    if not dlib_available():
         pytest.skip("dlib is not installed")
     ckpt = _small_checkpoint(tmp_path / "m.pt")
     out = tmp_path / "real.mp4"

@@ -61,6 +61,32 @@ def test_score_joins_by_stem_and_matches_direct_scores(tmp_path):
     assert icc_row["Avg."] == pytest.approx(expected.loc["ICC", "Avg."], abs=1e-9)
 
 
+def test_the_printed_table_has_aus_as_rows_fits_80_columns_and_cuts_no_number(tmp_path):
+    """Twelve AUs with confidence intervals, piped (80 columns): every value printed whole."""
+    rng = np.random.default_rng(3)
+    aus = [f"AU{a:02d}" for a in (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)]
+    frames = pd.DataFrame({"video": np.repeat([f"v{k}" for k in range(4)], 50), "frame": np.tile(np.arange(50), 4)})
+    labels = frames.assign(**{au: rng.integers(0, 6, len(frames)).astype(np.float32) for au in aus})
+    pred = frames.assign(success=True, **{au: np.clip(labels[au] + rng.normal(0, 1, len(frames)), 0, 5) for au in aus})
+    pred.loc[pred.frame < 5, aus] = np.nan  # no face there: n is less than the matched frames
+    pred.to_parquet(tmp_path / "pred.parquet")
+    labels.to_parquet(tmp_path / "labels.parquet")
+    code, out, err = run("score", tmp_path / "pred.parquet", "--labels", tmp_path / "labels.parquet", "--ci", "0.9", "--boot", "50",
+                         "--json", tmp_path / "s.json")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert max(map(len, lines)) <= 80 and "…" not in out
+    assert "200 matched frames" in out and "n: those scored" in out
+    report = json.loads((tmp_path / "s.json").read_text())
+    rows = {line.split()[0]: line.split()[1:] for line in lines if line.split() and line.split()[0] in aus + ["Avg."]}
+    assert list(rows) == aus + ["Avg."]
+    for au, cells in rows.items():
+        assert cells == [f"{report['scores'][m][au]:.2f}" for m in ("ICC", "MSE", "MAE", "PCC", "F1")] + [f"{report['scores']['n'][au]:,.0f}"]
+    assert rows["AU01"][-1] == "180"
+    ci = [line.split()[2:] for line in lines if line.startswith("90% CI")]
+    assert len(ci) == 13 and ci[0][0] == f"{report['ci']['low']['ICC']['AU01']:.2f}–{report['ci']['high']['ICC']['AU01']:.2f}"
+
+
 def test_nines_are_left_out_and_length_mismatch_reported(tmp_path):
     pred, labels = make_tables(n_videos=2, extra_label_frames=5)
     labels.loc[labels.frame.isin([3, 4, 5]), "AU02"] = 9  # unlabelled
@@ -249,6 +275,9 @@ def test_plot_draws_timeline_with_labels_and_gaps(tmp_path):
     assert image[..., :3].std() > 0.05  # something drawn
     code, _, err = run("plot", tmp_path / "pred.parquet", "--video", "nobody", "--out", out)
     assert code == 2 and "nobody" in err
+    (tmp_path / "file").write_text("a file where a folder should be")
+    code, _, err = run("plot", tmp_path / "pred.parquet", "--out", tmp_path / "file" / "t.png")
+    assert code == 2 and err.strip() == f"usage error --out {tmp_path / 'file' / 't.png'}: {tmp_path / 'file'} is a file, not a folder"
 
 
 def test_plot_shades_lost_frames(tmp_path):

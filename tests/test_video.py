@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from auhm.video import VideoError, VideoReader
-from tests.conftest import write_test_video
+from tests.conftest import write_test_video, write_truncated_video
 
 
 def test_generated_video_round_trip(tmp_path):
@@ -56,12 +56,41 @@ def test_truncated_video_yields_only_real_frames(tmp_path):
         assert 0 < n <= 60
 
 
+def test_a_truncated_video_says_it_decoded_fewer_frames_than_claimed(tmp_path):
+    r = VideoReader(write_truncated_video(tmp_path / "cut.mp4", n=60, keep=0.8))
+    n = sum(len(b) for b in r.batches(16))
+    assert 10 < n < 56 and r.frames_decoded == n
+    assert r.shortfall() == f"decoded {n} of the 60 frames its container claims"
+    whole = VideoReader(write_test_video(tmp_path / "whole.mp4", n=30))
+    assert sum(len(b) for b in whole.batches(8, every=4)) == 8 and whole.frames_decoded == 30
+    assert whole.shortfall() is None
+
+
 def test_no_face_clip_has_95_decodable_frames_not_98(media):
     r = VideoReader(media / "no_face.mp4")
     assert r.info.frames_claimed == 98
     frames = list(r.frames())
     assert len(frames) == 95
     assert [i for i, _, _ in frames] == list(range(95))
+    assert r.shortfall() is None  # the container's last packets, not a loss
+
+
+def test_no_library_writes_to_stderr_for_a_file_it_cannot_decode(tmp_path):
+    """decord's native code and FFmpeg print their own lines on stderr: a child process shows them."""
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    cut = write_truncated_video(tmp_path / "cut.mp4", keep=0.6)
+    code = ("import sys\nfrom auhm.video import VideoReader, VideoError\n"
+            "for p in sys.argv[1:]:\n"
+            "    try:\n        print(sum(len(b) for b in VideoReader(p).batches(16)))\n"
+            "    except VideoError as e:\n        print(e)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(bad), str(cut)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"{bad}: cannot decode (Invalid data found when processing input)" and int(lines[1]) > 0
 
 
 def test_real_media_frame_counts(media):

@@ -9,18 +9,39 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.markup import escape
 
 from auhm import __version__
+from auhm.cli_help import HelpCommand, HelpGroup
 from auhm.console import console
 from auhm.errors import InputFailure, UsageError
 
+
 app = typer.Typer(
     name="auhm",
-    help="Facial Action Unit intensities, frame by frame, by heatmap regression (Ntinou et al. 2020).",
+    cls=HelpGroup,
+    help="""Facial Action Unit intensities, frame by frame, by heatmap regression (Ntinou et al. 2020).
+
+    Annotate videos, then score them against labels:
+
+    [bold]auhm annotate 'videos/*.mp4' --model best.pt --out predictions.parquet[/bold]
+
+    [bold]auhm score predictions.parquet --labels labels.parquet[/bold]
+
+    Train a model (here on a synthetic corpus): [bold]auhm synth data[/bold], [bold]auhm prepare synth data --out work[/bold],
+    [bold]auhm train work --out runs/a[/bold].
+
+    Exit codes: 0 done, 1 some inputs failed (the others are written), 2 usage error.
+    """,
     no_args_is_help=True,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def command(**kwargs):
+    """``app.command`` with auhm's help layout."""
+    return app.command(cls=HelpCommand, **kwargs)
 
 
 def _version(value: bool) -> None:
@@ -36,39 +57,67 @@ def main(
     """auhm: annotate video corpora with AU intensities; prepare corpora, train every method of the paper, score with ICC(3,1)."""
 
 
+def _say(text: str) -> None:
+    """One line on stderr, as written: no markup, no highlighting, never wrapped inside a path."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _warn(text: str) -> None:
+    """One warning line on stderr (a result to distrust), never wrapped inside a path."""
+    console.print(f"[yellow]warning[/yellow] {escape(text)}", highlight=False, soft_wrap=True)
+
+
+def _say_faces(faces_seen: dict[str, int]) -> None:
+    for video, faces in faces_seen.items():
+        _say(f"{video}: {faces} faces seen; one row per frame, for the largest (followed from frame to frame)")
+
+
 def _finish(failures: list[InputFailure]) -> None:
     """Report per-input failures on stderr, one line each, and exit 1 if there were any."""
     for f in failures:
-        console.print(f"[red]error[/red] {f}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error[/red] {escape(str(f))}", highlight=False, soft_wrap=True)
     if failures:
         raise typer.Exit(1)
 
 
 def _usage(e: Exception) -> None:
-    console.print(f"[red]usage error[/red] {e}", highlight=False, soft_wrap=True)
+    console.print(f"[red]usage error[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
-def _not_built(issue: str) -> None:
-    console.print(f"not built yet ({issue})")
-    raise typer.Exit(2)
+def _quiet(what: str = "No progress bar."):
+    return typer.Option(False, "--quiet", "-q", help=what)
+
+
+def _device(what: str = ""):
+    return typer.Option("auto", metavar="DEVICE", help=f"auto (CUDA when present), cpu, cuda or cuda:N{what}.")
+
+
+LANDMARKS_HELP = ("How faces are found: auto (the checkpoint's own landmark backbone where it has one, else dlib), "
+                  "auhm, dlib, fan or truth.")
+LANDMARK_MODEL_HELP = ("Landmark checkpoint (auhm train --task landmarks): the tracker for --landmarks auhm, and for auto "
+                       "the face detector instead of dlib.")
+
+
+def _precision():
+    return typer.Option("auto", metavar="NAME", help="auto, fp32, bf16 or fp16 (auto: bf16 on GPUs and CPUs that compute it natively, else fp32).")
 
 
 # ── synth ───────────────────────────────────────────────────────────────────────────────────
-@app.command()
+@command()
 def synth(
-    out: Path = typer.Argument(..., help="Directory to write the corpus into."),
-    layout: str = typer.Option("disfa", help="On-disk layout: disfa, bp4d or fera2017 (AU-labelled videos), or landmarks (still faces with .pts files, the 300-W layout)."),
-    subjects: Optional[int] = typer.Option(None, min=1, help="Number of subjects (video layouts; default 3)."),
-    frames: Optional[int] = typer.Option(None, min=1, help="Frames per video (video layouts; default 120)."),
-    identities: Optional[int] = typer.Option(None, min=1, help="Layout landmarks: number of people (default 600), none of them an AU layout's subject."),
-    images: Optional[int] = typer.Option(None, min=1, help="Layout landmarks: number of images, dealt evenly over the identities (default 6000)."),
-    size: str = typer.Option("320x240", help="Frame size WxH."),
+    out: Path = typer.Argument(..., metavar="DIR", help="Directory to write the corpus into."),
+    layout: str = typer.Option("disfa", metavar="NAME", help="On-disk layout: disfa, bp4d or fera2017 (AU-labelled videos), or landmarks (still faces with .pts files, the 300-W layout)."),
+    subjects: Optional[int] = typer.Option(None, min=1, metavar="N", help="Number of subjects (video layouts; default 3)."),
+    frames: Optional[int] = typer.Option(None, min=1, metavar="N", help="Frames per video (video layouts; default 120)."),
+    identities: Optional[int] = typer.Option(None, min=1, metavar="N", help="Layout landmarks: number of people (default 600), none of them an AU layout's subject."),
+    images: Optional[int] = typer.Option(None, min=1, metavar="N", help="Layout landmarks: number of images, dealt evenly over the identities (default 6000)."),
+    size: str = typer.Option("320x240", metavar="WxH", help="Frame size."),
     fps: float = typer.Option(20.0, help="Frames per second."),
     seed: int = typer.Option(0, help="Random seed: the same seed gives the same corpus."),
-    difficulty: str = typer.Option("medium", help="easy, medium or hard: widens pose, lighting and occlusion."),
+    difficulty: str = typer.Option("medium", metavar="NAME", help="easy, medium or hard: widens pose, lighting and occlusion."),
     first_subject: int = typer.Option(0, help="Index of the first subject id (to make held-out subjects; layout landmarks: of the first identity)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = _quiet(),
 ) -> None:
     """Write a synthetic corpus in a real dataset's on-disk layout: AU-labelled videos, or still faces with landmarks.
 
@@ -95,54 +144,53 @@ def synth(
     result = make_corpus(config, quiet=quiet)
     rate = result.frames / max(result.seconds, 1e-9)
     if stills:
-        console.print(f"wrote {result.frames} face images with .pts landmarks of {config.identities} identities to {out} "
-                      f"({rate:,.0f} images/s); read it with: auhm prepare landmarks {out} --format 300w")
+        _say(f"wrote {result.frames} face images with .pts landmarks of {config.identities} identities to {out} "
+             f"({rate:,.0f} images/s); read it with: auhm prepare landmarks {out} --format 300w")
     else:
-        console.print(f"wrote {len(result.videos)} {config.layout} videos, {result.frames} frames to {out} "
-                      f"({rate:,.0f} frames/s); truth in {out}/auhm_truth")
+        _say(f"wrote {len(result.videos)} {config.layout} videos, {result.frames} frames to {out} ({rate:,.0f} frames/s); truth in {out}/auhm_truth")
 
 
 # ── landmarks ───────────────────────────────────────────────────────────────────────────────
-@app.command()
+@command()
 def landmarks(
-    videos: List[str] = typer.Argument(..., help="Videos, globs or @list.txt files."),
+    videos: List[str] = typer.Argument(..., metavar="VIDEOS", help="Videos, folders, globs or @list.txt files."),
     out: Path = typer.Option(Path("landmarks.parquet"), "--out", "-o", help="Output Parquet."),
-    backend: str = typer.Option("dlib", help="dlib, fan, auhm or truth."),
-    model: Optional[Path] = typer.Option(None, help="Landmark checkpoint for --backend auhm."),
-    truth: Optional[Path] = typer.Option(None, help="Sidecar Parquet/CSV for --backend truth."),
-    batch_size: int = typer.Option(16, help="Frames per batch."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda (for the fan and auhm backends)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    backend: str = typer.Option("dlib", metavar="NAME", help="dlib, fan, auhm or truth."),
+    model: Optional[Path] = typer.Option(None, metavar="CKPT", help="Landmark checkpoint (auhm train --task landmarks) for --backend auhm."),
+    truth: Optional[Path] = typer.Option(None, help="Sidecar Parquet/CSV for --backend truth (default: an auhm_truth/ folder above each video)."),
+    batch_size: int = typer.Option(16, metavar="N", help="Frames per batch."),
+    device: str = _device(" (for the fan and auhm backends)"),
+    quiet: bool = _quiet("No progress bar and no summary line."),
 ) -> None:
     """Face detection + tracked 68-point landmarks per frame → Parquet.
 
     Example: [bold]auhm landmarks 'videos/*.mp4' @more.txt --backend dlib --out landmarks.parquet[/bold]
     """
     from auhm.face.base import BackendUnavailable
-    from auhm.face.extract import LandmarksConfig, expand_inputs, extract_landmarks
+    from auhm.face.extract import LandmarksConfig, extract_landmarks
 
     config = LandmarksConfig(backend=backend, model=model, truth=truth, device=device, batch_size=batch_size, quiet=quiet)
     try:
-        result = extract_landmarks(expand_inputs(videos), out, config)
+        result = extract_landmarks(videos, out, config)
     except (UsageError, BackendUnavailable) as e:
         _usage(e)
     rate = result.frames / result.seconds if result.seconds else 0.0
-    console.print(
-        f"{result.out}: {result.frames} frames from {result.videos} videos, face in {result.faces} "
-        f"({rate:.1f} frames/s, backend {backend})",
-        highlight=False,
-    )
+    if not quiet:
+        written = f"{result.out}:" if result.frames else f"{result.out} not written:"
+        _say(f"{written} {result.frames} frames from {result.videos} videos, face in {result.faces} "
+             f"({rate:.1f} frames/s, backend {backend})")
+    _say_faces(result.faces_seen)
     _finish(result.failures)
 
 
 # ── heatmaps ────────────────────────────────────────────────────────────────────────────────
-@app.command()
+@command()
 def heatmaps(
-    data: Path = typer.Argument(..., help="Prepared corpus directory (auhm prepare)."),
+    data: Path = typer.Argument(..., metavar="DIR", help="Prepared corpus directory (auhm prepare)."),
     out: Path = typer.Option(Path("heatmaps.png"), "--out", "-o", help="PNG grid to write."),
     n: int = typer.Option(8, help="Number of crops to show."),
-    mode: str = typer.Option("paper", help="paper (Eq. 1, sign fixed) or bmvc (fixed σ, truncated)."),
-    seed: int = typer.Option(0),
+    mode: str = typer.Option("paper", metavar="NAME", help="paper (Eq. 1, sign fixed) or bmvc (fixed σ, truncated)."),
+    seed: int = typer.Option(0, help="Random seed: which crops are shown."),
 ) -> None:
     """Preview the AU heatmap targets of a prepared corpus as a PNG grid.
 
@@ -158,14 +206,14 @@ def heatmaps(
         path = render_heatmap_grid(data, out, HeatmapGridConfig(n=n, mode=mode, seed=seed))
     except (ValueError, FileNotFoundError) as e:
         _usage(e)
-    console.print(f"wrote {path}")
+    _say(f"wrote {path}")
 
 
 # ── models ──────────────────────────────────────────────────────────────────────────────────
-@app.command()
+@command()
 def models(
-    preset: str = typer.Option("paper", help="paper or small."),
-    n_aus: int = typer.Option(12, help="Number of AU outputs."),
+    preset: str = typer.Option("paper", metavar="NAME", help="paper or small."),
+    n_aus: int = typer.Option(12, metavar="N", help="Number of AU outputs."),
 ) -> None:
     """List the methods: parameters, trainable parameters and GFLOPs next to the paper's Table 5.
 
@@ -192,20 +240,20 @@ def models(
 
 
 # ── prepare ─────────────────────────────────────────────────────────────────────────────────
-@app.command()
+@command()
 def prepare(
     kind: str = typer.Argument(..., help="disfa, bp4d, fera2017, synth, csv, or landmarks (a landmark corpus: give --format)."),
     root: Path = typer.Argument(..., help="Dataset root (or manifest CSV for kind csv)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output directory for shards and labels."),
-    landmarks_backend: str = typer.Option("truth", "--landmarks", help="truth, auhm, dlib or fan."),
-    landmark_model: Optional[Path] = typer.Option(None, help="Landmark checkpoint for --landmarks auhm."),
-    size: int = typer.Option(256, help="Crop size in pixels."),
-    every: int = typer.Option(1, help="Keep every k-th frame."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda (for the fan and auhm landmark backends)."),
-    landmark_format: Optional[str] = typer.Option(None, "--format", help="Kind landmarks: 300w (also iBUG, LFPW, HELEN, AFW and `auhm synth --layout landmarks`), 300w-lp, wflw or ls3d-w."),
-    val_fraction: float = typer.Option(0.1, help="Kind landmarks: share of photos (videos, identities) held out as the dev split."),
+    out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Output directory for shards and labels."),
+    landmarks_backend: str = typer.Option("truth", "--landmarks", metavar="NAME", help="truth, auhm, dlib or fan."),
+    landmark_model: Optional[Path] = typer.Option(None, metavar="CKPT", help="Landmark checkpoint (auhm train --task landmarks) for --landmarks auhm."),
+    size: int = typer.Option(256, metavar="PIXELS", help="Crop size."),
+    every: int = typer.Option(1, metavar="K", help="Keep every k-th frame."),
+    device: str = _device(" (for the fan and auhm landmark backends)"),
+    landmark_format: Optional[str] = typer.Option(None, "--format", metavar="NAME", help="Kind landmarks: 300w (also iBUG, LFPW, HELEN, AFW and `auhm synth --layout landmarks`), 300w-lp, wflw or ls3d-w."),
+    val_fraction: float = typer.Option(0.1, metavar="SHARE", help="Kind landmarks: share of photos (videos, identities) held out as the dev split."),
     seed: int = typer.Option(0, help="Kind landmarks: seed of the dev split."),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    quiet: bool = _quiet(),
 ) -> None:
     """Landmarks + face crops + labels → training shards, labels.parquet and manifest.json.
 
@@ -230,12 +278,8 @@ def prepare(
     except UsageError as e:
         _usage(e)
     skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(report.skipped.items())) or "none"
-    console.print(
-        f"prepared {len(report.written)} sessions ({report.frames} crops; skipped frames: {skipped}), "
-        f"{len(report.resumed)} already done, {len(report.failures)} failed → {out}",
-        highlight=False,
-        soft_wrap=True,
-    )
+    _say(f"prepared {len(report.written)} sessions ({report.frames} crops; skipped frames: {skipped}), "
+         f"{len(report.resumed)} already done, {len(report.failures)} failed → {out}")
     _finish(report.failures)
 
 
@@ -263,29 +307,29 @@ def _prepare_landmarks(fmt: Optional[str], root: Path, out: Path, crop, val_frac
 
 
 # ── train ───────────────────────────────────────────────────────────────────────────────────
-@app.command()
+@command()
 def train(
-    data: Path = typer.Argument(..., help="Prepared corpus directory."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (not needed with --resume)."),
-    method: str = typer.Option("adaptation", help="scratch, finetune, adaptation, attention, reparam, random-backbone, resnet18."),
-    task: str = typer.Option("au", help="au, or landmarks to train the landmark network."),
-    backbone: Optional[Path] = typer.Option(None, help="Landmark-network checkpoint for transfer methods."),
-    fold: Optional[int] = typer.Option(None, help="Held-out fold (1-based) for k-fold corpora."),
-    folds: Optional[int] = typer.Option(None, help="Train one model per fold and pool out-of-fold predictions."),
-    epochs: int = typer.Option(10),
-    batch_size: int = typer.Option(48),
+    data: Path = typer.Argument(..., metavar="DIR", help="Prepared corpus directory."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="DIR", help="Run directory (not needed with --resume)."),
+    method: str = typer.Option("adaptation", metavar="NAME", help="scratch, finetune, adaptation, attention, reparam, random-backbone, resnet18."),
+    task: str = typer.Option("au", metavar="NAME", help="au, or landmarks to train the landmark network."),
+    backbone: Optional[Path] = typer.Option(None, metavar="CKPT", help="Landmark-network checkpoint for transfer methods."),
+    fold: Optional[int] = typer.Option(None, metavar="K", help="Held-out fold (1-based) for k-fold corpora."),
+    folds: Optional[int] = typer.Option(None, metavar="K", help="Train one model per fold and pool out-of-fold predictions."),
+    epochs: int = typer.Option(10, metavar="N", help="Passes over the training set."),
+    batch_size: int = typer.Option(48, metavar="N", help="Crops per step (per process under torchrun)."),
     lr: Optional[float] = typer.Option(None, help="Learning rate (default per method)."),
-    preset: str = typer.Option("paper", help="paper or small."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda."),
-    precision: str = typer.Option("auto", help="auto, fp32, bf16 or fp16."),
-    workers: Optional[int] = typer.Option(None, help="Data worker processes (default: none on a CPU, where each batch is built between steps, a share per core; up to 12 beside a GPU)."),
-    threads: Optional[int] = typer.Option(None, help="CPU threads (default: every core, fewer while other processes keep cores busy)."),
-    max_steps: Optional[int] = typer.Option(None, help="Stop after this many steps (smoke runs)."),
-    val_every: Optional[int] = typer.Option(None, help="Also validate (and write best.pt / last.pt) every this many steps, for long epochs."),
-    resume: Optional[Path] = typer.Option(None, help="Run directory to resume."),
-    seed: int = typer.Option(0),
+    preset: str = typer.Option("paper", metavar="NAME", help="paper or small."),
+    device: str = _device(),
+    precision: str = _precision(),
+    workers: Optional[int] = typer.Option(None, metavar="N", help="Data worker processes (default: none on a CPU, where each batch is built between steps, a share per core; up to 12 beside a GPU)."),
+    threads: Optional[int] = typer.Option(None, metavar="N", help="CPU threads (default: every core, fewer while other processes keep cores busy)."),
+    max_steps: Optional[int] = typer.Option(None, metavar="N", help="Stop after this many steps (smoke runs)."),
+    val_every: Optional[int] = typer.Option(None, metavar="N", help="Also validate (and write best.pt / last.pt) every N steps, for long epochs."),
+    resume: Optional[Path] = typer.Option(None, metavar="DIR", help="Run directory to resume."),
+    seed: int = typer.Option(0, help="Random seed (initialisation, batch order, augmentation)."),
     list_methods: bool = typer.Option(False, "--list-methods", help="Print the methods table and exit."),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    quiet: bool = _quiet(),
 ) -> None:
     """Train an AU model (or, with --task landmarks, the landmark network used for transfer).
 
@@ -315,26 +359,26 @@ def train(
 
         for table in render_scores(result.scores, int(result.scores.loc["n"].max()) if "n" in result.scores.index else 0, "pooled out-of-fold"):
             console.print(table)
-        console.print(f"out-of-fold predictions: {result.predictions}")
+        _say(f"out-of-fold predictions: {result.predictions}")
     elif result.best:
         best = ", ".join(f"{k} {v:.4g}" for k, v in result.best.items() if k.startswith("val_"))
-        console.print(f"best epoch {result.best['epoch']:g} ({best}) → {result.out / 'best.pt'}")
+        _say(f"best epoch {result.best['epoch']:g} ({best}) → {result.out / 'best.pt'}")
     for run in result.folds if isinstance(result, FoldsResult) else [result]:
         if run.warning:
-            console.print(f"[yellow]warning[/]: {run.out}: {run.warning}", highlight=False, soft_wrap=True)
+            _warn(f"{run.out}: {run.warning}")
 
 
 # ── evaluate ────────────────────────────────────────────────────────────────────────────────
-@app.command()
+@command()
 def evaluate(
-    ckpt: Path = typer.Argument(..., help="Checkpoint."),
-    data: Path = typer.Argument(..., help="Prepared corpus directory."),
-    split: Optional[str] = typer.Option(None, help="Split to evaluate, or all (default: the checkpoint's validation split)."),
+    ckpt: Path = typer.Argument(..., metavar="CKPT", help="Checkpoint (AU or landmark)."),
+    data: Path = typer.Argument(..., metavar="DIR", help="Prepared corpus directory."),
+    split: Optional[str] = typer.Option(None, metavar="NAME", help="Split to evaluate, or all (default: the checkpoint's validation split)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Predictions Parquet."),
-    batch_size: int = typer.Option(64),
-    device: str = typer.Option("auto"),
-    precision: str = typer.Option("auto"),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    batch_size: int = typer.Option(64, metavar="N", help="Crops per forward pass."),
+    device: str = _device(),
+    precision: str = _precision(),
+    quiet: bool = _quiet(),
 ) -> None:
     """Run a checkpoint on a prepared split, write predictions and print the scores.
 
@@ -349,33 +393,33 @@ def evaluate(
     except (UsageError, FileNotFoundError, ValueError) as e:
         _usage(e)
     if result.warning:
-        console.print(f"[yellow]warning[/]: {ckpt}: {result.warning}", highlight=False, soft_wrap=True)
+        _warn(f"{ckpt}: {result.warning}")
     if "ICC" in result.scores.index:
         for table in render_scores(result.scores, len(result.predictions), f"{ckpt} on {result.split}"):
             console.print(table)
     else:
-        console.print(f"{ckpt} on {result.split}: NME {result.scores.loc['NME', 'Avg.']:.4f} over {int(result.scores.loc['n', 'Avg.'])} crops")
+        _say(f"{ckpt} on {result.split}: NME {result.scores.loc['NME', 'Avg.']:.4f} over {int(result.scores.loc['n', 'Avg.'])} crops")
     if result.path is not None:
-        console.print(f"predictions: {result.path}")
+        _say(f"predictions: {result.path}")
 
 
 # ── annotate ────────────────────────────────────────────────────────────────────────────────
-@app.command()
+@command()
 def annotate(
-    videos: List[str] = typer.Argument(..., help="Videos, globs or @list.txt files."),
-    model: Path = typer.Option(..., "--model", "-m", help="AU checkpoint."),
+    videos: List[str] = typer.Argument(..., metavar="VIDEOS", help="Videos, folders, globs or @list.txt files."),
+    model: Path = typer.Option(..., "--model", "-m", metavar="CKPT", help="AU checkpoint (auhm train)."),
     out: Path = typer.Option(Path("predictions.parquet"), "--out", "-o", help="Parquet file, or a directory with --per-video."),
-    landmarks_backend: str = typer.Option("auto", "--landmarks", help="auto, auhm, dlib, fan or truth."),
-    landmark_model: Optional[Path] = typer.Option(None, help="Landmark checkpoint for --landmarks auhm."),
+    landmarks_backend: str = typer.Option("auto", "--landmarks", metavar="NAME", help=LANDMARKS_HELP),
+    landmark_model: Optional[Path] = typer.Option(None, metavar="CKPT", help=LANDMARK_MODEL_HELP),
     per_video: bool = typer.Option(False, "--per-video", help="One Parquet per video in the --out directory."),
-    batch_size: Optional[int] = typer.Option(None, help="Frames per model batch (default: 8 on CPU, 128 on GPU)."),
-    device: str = typer.Option("auto"),
-    precision: str = typer.Option("auto"),
-    workers: Optional[int] = typer.Option(None, help="Decode + tracking workers, one video each (processes for dlib and truth, threads otherwise; default: 1 on a CPU, whose cores run the model; beside a GPU one process per spare core, or up to 4 threads)."),
-    every: int = typer.Option(1, help="Annotate every k-th frame."),
-    overwrite: bool = typer.Option(False, help="Redo videos already annotated."),
-    engine: str = typer.Option("local", help="local or ray."),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    batch_size: Optional[int] = typer.Option(None, metavar="N", help="Frames per model batch (default: 8 on CPU, 128 on GPU)."),
+    device: str = _device(),
+    precision: str = _precision(),
+    workers: Optional[int] = typer.Option(None, metavar="N", help="Decode + tracking workers, one video each (processes for dlib and truth, threads otherwise; default: 1 on a CPU, whose cores run the model; beside a GPU one process per spare core, or up to 4 threads)."),
+    every: int = typer.Option(1, metavar="K", help="Annotate every k-th frame."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo videos already annotated, and replace what --out held."),
+    engine: str = typer.Option("local", metavar="NAME", help="local, or ray to spread videos over a Ray cluster."),
+    quiet: bool = _quiet("No progress bar and no summary line."),
 ) -> None:
     """Annotate videos with per-frame AU intensities → Parquet (streaming, batched, resumable).
 
@@ -393,23 +437,26 @@ def annotate(
     except UsageError as e:
         _usage(e)
     if not quiet:
-        console.print(
-            f"annotate: {len(result.written)} video(s), {result.frames} frames written, "
-            f"{len(result.skipped)} already done, {len(result.failures)} failed → {result.out}"
-        )
-    _finish(result.failures)
+        incomplete = f", {len(result.incomplete)} incomplete" if result.incomplete else ""
+        where = f"{result.out} ({result.videos_held} video(s) in it)" if result.out.exists() else f"nothing written to {result.out}"
+        _say(f"annotate: {len(result.written)} video(s), {result.frames} frames written, {len(result.skipped)} already done"
+             f"{incomplete}, {len(result.failures)} failed → {where}")
+    _say_faces(result.faces_seen)
+    if result.merge_note:
+        _say(f"annotate: {result.merge_note}")
+    _finish(result.failures + result.incomplete)
 
 
 # ── score ───────────────────────────────────────────────────────────────────────────────────
-@app.command()
+@command()
 def score(
-    pred: Path = typer.Argument(..., help="Predictions: auhm Parquet, a directory of them, or an OpenFace CSV."),
+    pred: Path = typer.Argument(..., metavar="PREDICTIONS", help="Predictions: auhm Parquet, a directory of them, or an OpenFace CSV."),
     labels: Path = typer.Option(..., "--labels", "-l", help="Labels Parquet/CSV, or a dataset root with --kind."),
-    kind: Optional[str] = typer.Option(None, help="disfa, bp4d or fera2017 when --labels is a dataset root."),
-    by: Optional[str] = typer.Option(None, help="Also score per video or per subject."),
+    kind: Optional[str] = typer.Option(None, metavar="NAME", help="disfa, bp4d or fera2017 when --labels is a dataset root."),
+    by: Optional[str] = typer.Option(None, metavar="GROUP", help="Also score per video or per subject."),
     threshold: float = typer.Option(1.0, help="Occurrence threshold for F1."),
-    ci: Optional[float] = typer.Option(None, help="Bootstrap confidence level, e.g. 0.95 (resamples whole videos)."),
-    boot: int = typer.Option(1000, help="Bootstrap resamples."),
+    ci: Optional[float] = typer.Option(None, metavar="LEVEL", help="Bootstrap confidence level, e.g. 0.95 (resamples whole videos)."),
+    boot: int = typer.Option(1000, metavar="N", help="Bootstrap resamples."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write scores as JSON."),
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write scores as CSV."),
 ) -> None:
@@ -428,28 +475,28 @@ def score(
     except (UsageError, ValueError) as e:
         _usage(e)
     for line in report.join.summary():
-        console.print(line, highlight=False, soft_wrap=True)
+        _say(line)
     out = Console()
     for table in scores_table(report):
         out.print(table)
     if json_out:
         write_json_atomic(report.to_dict(), json_out)
-        console.print(f"wrote {json_out}")
+        _say(f"wrote {json_out}")
     if csv_out:
         csv_out.parent.mkdir(parents=True, exist_ok=True)
         report.long_frame().to_csv(csv_out, index=False)
-        console.print(f"wrote {csv_out}")
+        _say(f"wrote {csv_out}")
     _finish(report.failures)
 
 
 # ── plot / render ───────────────────────────────────────────────────────────────────────────
-@app.command()
+@command()
 def plot(
-    pred: Path = typer.Argument(..., help="Predictions Parquet."),
-    video: Optional[str] = typer.Option(None, help="Video to plot (default: the first)."),
+    pred: Path = typer.Argument(..., metavar="PREDICTIONS", help="Predictions Parquet."),
+    video: Optional[str] = typer.Option(None, help="Video to plot: its path, path tail or stem (default: the first)."),
     labels: Optional[Path] = typer.Option(None, help="Labels to overlay: a labels Parquet/CSV, or a dataset root with --kind."),
-    kind: Optional[str] = typer.Option(None, help="disfa, bp4d or fera2017 when --labels is a dataset root."),
-    out: Path = typer.Option(Path("timeline.png"), "--out", "-o"),
+    kind: Optional[str] = typer.Option(None, metavar="NAME", help="disfa, bp4d or fera2017 when --labels is a dataset root."),
+    out: Path = typer.Option(Path("timeline.png"), "--out", "-o", help="Image to write (PNG, or any format matplotlib writes)."),
 ) -> None:
     """AU intensity timelines, one row per AU, labels overlaid when given.
 
@@ -461,18 +508,18 @@ def plot(
         written = timeline(TimelineConfig(pred, out, video=video, labels=labels, kind=kind))
     except (UsageError, ValueError) as e:
         _usage(e)
-    console.print(f"wrote {written}")
+    _say(f"wrote {written}")
 
 
-@app.command()
+@command()
 def render(
     video: Path = typer.Argument(..., help="Video to draw on."),
-    model: Path = typer.Option(..., "--model", "-m", help="AU checkpoint."),
-    out: Path = typer.Option(Path("overlay.mp4"), "--out", "-o"),
-    landmarks_backend: str = typer.Option("auto", "--landmarks"),
-    landmark_model: Optional[Path] = typer.Option(None),
-    device: str = typer.Option("auto"),
-    max_frames: Optional[int] = typer.Option(None),
+    model: Path = typer.Option(..., "--model", "-m", metavar="CKPT", help="AU checkpoint (auhm train) with heatmap outputs."),
+    out: Path = typer.Option(Path("overlay.mp4"), "--out", "-o", help="Video to write (MP4)."),
+    landmarks_backend: str = typer.Option("auto", "--landmarks", metavar="NAME", help=LANDMARKS_HELP),
+    landmark_model: Optional[Path] = typer.Option(None, metavar="CKPT", help=LANDMARK_MODEL_HELP),
+    device: str = _device(),
+    max_frames: Optional[int] = typer.Option(None, metavar="N", help="Stop after the first N frames (default: all)."),
 ) -> None:
     """The video with predicted AU heatmaps drawn back onto the face and intensities beside it.
 
@@ -487,7 +534,7 @@ def render(
         result = run_render(video, config)
     except UsageError as e:
         _usage(e)
-    console.print(f"render: {result.frames} frames ({result.faces} with a face, landmarks: {result.landmark_backend}) → {result.out}")
+    _say(f"render: {result.frames} frames ({result.faces} with a face, landmarks: {result.landmark_backend}) → {result.out}")
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise UsageError(f"--device {name}: CUDA is not available on this machine")
     try:
         return torch.device(name)
-    except RuntimeError as e:
-        raise UsageError(f"--device {name}: {e}") from None
+    except RuntimeError:  # torch's message lists every device type it was ever built for
+        raise UsageError(f"--device {name}: choose auto, cpu, cuda or cuda:N") from None
 
 
 @functools.lru_cache(maxsize=1)

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from auhm import __version__
-from auhm.errors import InputFailure
+from auhm.errors import InputFailure, UsageError
 from auhm.targets import au_name, parse_au
 
 # Columns of a prediction table before the AU columns (DESIGN.md "Files").
@@ -53,8 +53,9 @@ def encode_metadata(meta: dict) -> dict[bytes, bytes]:
 
 
 def read_metadata(path: str | os.PathLike) -> dict:
-    """auhm's key-value metadata of a Parquet file (empty for other files)."""
-    kv = pq.read_schema(path).metadata or {}
+    """auhm's key-value metadata of a Parquet file (empty for other files): the schema's, and
+    what a writer added to the footer when it closed."""
+    kv = pq.read_metadata(path).metadata or {}
     out = {}
     for k, v in kv.items():
         k = k.decode()
@@ -86,6 +87,28 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[str]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def check_writable(path: str | os.PathLike, option: str = "--out", directory: bool = False) -> None:
+    """UsageError naming ``path`` unless an output can be written there: a file, or with
+    ``directory`` files inside a folder. Checked before any work, by writing (and removing) a
+    temp file in the nearest folder that exists: permissions alone do not tell (root, read-only
+    mounts)."""
+    path = Path(path)
+    if not directory and path.is_dir():
+        raise UsageError(f"{option} {path}: is a directory, not a file")
+    folder = path if directory else path.parent
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{option} {path}: {existing} is a file, not a folder")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".auhm-write-check.", dir=existing)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise UsageError(f"{option} {path}: cannot write in {existing} ({e.strerror or type(e).__name__})") from None
 
 
 def write_parquet_atomic(table: pa.Table | pd.DataFrame, path: str | os.PathLike, schema: pa.Schema | None = None) -> Path:

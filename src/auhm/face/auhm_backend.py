@@ -61,9 +61,7 @@ class AuhmBackend(LandmarkBackend):
     def from_checkpoint(cls, path: Path, device: str = "cpu") -> "AuhmBackend":
         from auhm.models import load_checkpoint
 
-        model, info = load_checkpoint(path)
-        if info.get("task", "landmarks") != "landmarks" and info.get("method") != "landmarks":
-            raise ValueError(f"{path}: not a landmark checkpoint (method {info.get('method')!r}); train one with `auhm train --task landmarks`")
+        model, info = load_checkpoint(path, task="landmarks")
         backend = cls(model, info, device=device)
         backend.checkpoint = str(path)
         return backend

@@ -109,9 +109,10 @@ BACKENDS = ("dlib", "fan", "auhm", "truth")
 def make_backend(name: str, *, model: Path | None = None, truth: Path | None = None, device: str = "cpu") -> LandmarkBackend:
     """The backend called ``name``; imports its library only now, so others need not be installed.
 
-    ``device`` matters to the network backends (fan, auhm); "auto" picks CUDA when present.
+    ``device`` matters to the network backends (fan, auhm); "auto" picks CUDA when present, and
+    a device this machine lacks is a UsageError (a ValueError) before any weights are read.
     """
-    if device == "auto" and name in ("fan", "auhm"):
+    if name in ("fan", "auhm"):
         from auhm.device import resolve_device
 
         device = str(resolve_device(device))
@@ -125,7 +126,7 @@ def make_backend(name: str, *, model: Path | None = None, truth: Path | None = N
         return FanBackend(device=device)
     if name == "auhm":
         if model is None:
-            raise ValueError("--backend auhm needs a landmark checkpoint (--model PATH, from `auhm train --task landmarks`)")
+            raise ValueError("the auhm backend needs a landmark checkpoint (from `auhm train --task landmarks`)")
         from auhm.face.auhm_backend import AuhmBackend
 
         return AuhmBackend.from_checkpoint(model, device=device)

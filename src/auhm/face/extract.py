@@ -9,6 +9,7 @@ before a mid-stream decoding error are kept (they are real frames).
 from __future__ import annotations
 
 import glob
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +18,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from auhm.console import console, progress
+from auhm.console import progress
 from auhm.errors import InputFailure, UsageError
 from auhm.face.base import FaceTrack, make_backend
 from auhm.face.tracking import Tracker, TrackerConfig
-from auhm.io import atomic_path, encode_metadata
+from auhm.io import atomic_path, check_writable, encode_metadata
 from auhm.video import VideoError, VideoReader
 
 _GLOB_CHARS = set("*?[")
@@ -30,13 +31,16 @@ _GLOB_CHARS = set("*?[")
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
 
 
-def expand_inputs(patterns: list[str]) -> list[str]:
+def expand_inputs(patterns: list[str], unmatched: list[InputFailure] | None = None) -> list[str]:
     """Paths from videos, folders (their videos), glob patterns and ``@list.txt`` files, in order, without repeats.
 
     A list file holds one path or pattern per line (blank lines and ``#`` comments skipped);
-    relative entries are relative to the list file's folder. A pattern that matches nothing is
-    kept as given, so that it is reported as a missing input instead of vanishing silently.
+    relative entries are relative to the list file's folder. An input that names no video (a
+    pattern that matches nothing, a folder without videos) is appended to ``unmatched``, so that
+    it is reported by name instead of vanishing silently; a plain path is kept as given (a
+    missing file is reported when it is opened).
     """
+    unmatched = [] if unmatched is None else unmatched
     out: list[str] = []
     for pattern in patterns:
         if pattern.startswith("@"):
@@ -45,14 +49,28 @@ def expand_inputs(patterns: list[str]) -> list[str]:
                 raise UsageError(f"{listing}: list file not found")
             entries = [line.strip() for line in listing.read_text().splitlines()]
             entries = [e if os.path.isabs(e) else str(listing.parent / e) for e in entries if e and not e.startswith("#")]
-            out += expand_inputs(entries)
+            found = expand_inputs(entries, unmatched)
+            if not found and not entries:
+                unmatched.append(InputFailure(pattern, "the list names no videos"))
+            out += found
         elif _GLOB_CHARS & set(pattern):
-            out += sorted(glob.glob(pattern, recursive=True)) or [pattern]
+            found = sorted(glob.glob(pattern, recursive=True))
+            if not found:
+                unmatched.append(InputFailure(pattern, "matches no file"))
+            out += found
         elif os.path.isdir(pattern):  # every video below a folder
-            out += sorted(str(p) for p in Path(pattern).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+            found = sorted(str(p) for p in Path(pattern).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+            if not found:
+                unmatched.append(InputFailure(pattern, "no video files in this folder"))
+            out += found
         else:
             out.append(pattern)
     return list(dict.fromkeys(out))
+
+
+def nothing_matched(unmatched: list[InputFailure]) -> UsageError:
+    """The usage error when no input named a video: each input by name, with why."""
+    return UsageError("no videos to process: " + "; ".join(str(f) for f in unmatched) if unmatched else "no videos given")
 
 
 def landmark_schema(metadata: dict | None = None) -> pa.Schema:
@@ -105,40 +123,67 @@ class LandmarksResult:
     faces: int = 0  # frames with success
     seconds: float = 0.0
     failures: list[InputFailure] = field(default_factory=list)
+    faces_seen: dict[str, int] = field(default_factory=dict)  # videos where the detector saw more than one face
+
+
+class _NothingWritten(Exception):
+    """Every video failed: the output is not written at all."""
 
 
 def extract_landmarks(videos: list[str], out: Path, config: LandmarksConfig = LandmarksConfig()) -> LandmarksResult:
-    """Track landmarks through every video and write one row per decoded frame to ``out``."""
+    """Track landmarks through every video (paths, folders, globs or @list.txt) and write one row
+    per decoded frame to ``out``. Inputs that name no video are failures; none at all, a UsageError."""
     import time
 
     if config.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
+    if config.backend == "auhm" and config.model is None:
+        raise UsageError("--backend auhm needs --model CKPT (a checkpoint of `auhm train --task landmarks`)")
+    check_writable(out)
+    unmatched: list[InputFailure] = []
+    videos = expand_inputs(videos, unmatched)
+    if not videos:
+        raise nothing_matched(unmatched)
     try:
         backend = make_backend(config.backend, model=config.model, truth=config.truth, device=config.device)
     except (ValueError, FileNotFoundError) as e:  # unknown backend, missing or wrong checkpoint
         raise UsageError(str(e)) from None
     tracker = Tracker(backend, config.tracker)
     schema = landmark_schema(backend.metadata())
-    result = LandmarksResult(Path(out))
+    result = LandmarksResult(Path(out), failures=unmatched)
     out = Path(out)
     start = time.perf_counter()
-    with atomic_path(out) as tmp:
-        with pq.ParquetWriter(tmp, schema) as writer, progress(config.quiet) as bar:
-            task = bar.add_task("landmarks", total=None, unit="frames")
-            for video in videos:
-                bar.update(task, description=Path(video).name)
-                n, faces, failure = _one_video(video, tracker, writer, schema, config.batch_size, lambda k: bar.advance(task, k))
-                result.frames += n
-                result.faces += faces
-                result.videos += n > 0
-                if failure is not None:
-                    result.failures.append(failure)
+    notes: dict[str, dict] = {}  # per video, into the file's metadata: faces seen, frames missing
+    try:
+        with atomic_path(out) as tmp:
+            with pq.ParquetWriter(tmp, schema) as writer, progress(config.quiet) as bar:
+                task = bar.add_task("landmarks", total=None, unit="frames")
+                for video in videos:
+                    bar.update(task, description=Path(video).name)
+                    n, faces, failure = _one_video(video, tracker, writer, schema, config.batch_size, lambda k: bar.advance(task, k))
+                    result.frames += n
+                    result.faces += faces
+                    result.videos += n > 0
+                    if failure is not None:
+                        result.failures.append(failure)
+                    if n:
+                        notes[video] = {"faces_seen": tracker.faces_seen} if tracker.detections else {}
+                        if failure is not None:
+                            notes[video]["incomplete"] = failure.reason
+                        if tracker.faces_seen > 1:
+                            result.faces_seen[video] = tracker.faces_seen
+                if not result.frames:
+                    raise _NothingWritten
+                writer.add_key_value_metadata({"auhm.videos": json.dumps(notes)})
+    except _NothingWritten:
+        pass
     result.seconds = time.perf_counter() - start
     return result
 
 
 def _one_video(video: str, tracker: Tracker, writer: pq.ParquetWriter, schema: pa.Schema, batch_size: int, advance) -> tuple[int, int, InputFailure | None]:
-    """(frames written, frames with a face, failure or None) for one video."""
+    """(frames written, frames with a face, failure or None) for one video; a video that stops
+    short of its end keeps the frames it decoded."""
     frames = faces = 0
     try:
         reader = VideoReader(video)
@@ -151,12 +196,10 @@ def _one_video(video: str, tracker: Tracker, writer: pq.ParquetWriter, schema: p
             advance(len(track))
     except VideoError as e:
         reason = str(e).removeprefix(f"{video}: ").removeprefix(f"{Path(video)}: ")
-        kept = f" ({frames} frames before it kept)" if frames else ""
-        return frames, faces, InputFailure(video, reason + kept)
+        return frames, faces, InputFailure(video, f"incomplete, {reason} (the frames decoded are kept)" if frames else reason)
     except (FileNotFoundError, ValueError, OSError) as e:  # e.g. truth sidecar missing or unreadable
         return frames, faces, InputFailure(video, str(e))
     except Exception as e:  # one broken input must not lose the others
         return frames, faces, InputFailure(video, f"{type(e).__name__}: {e}")
-    if reader.info.frames_claimed and frames != reader.info.frames_claimed:
-        console.print(f"{video}: {frames} frames decoded (container claims {reader.info.frames_claimed})", highlight=False, soft_wrap=True)
-    return frames, faces, None
+    missing = reader.shortfall()
+    return frames, faces, InputFailure(video, f"incomplete, {missing} (the frames decoded are kept)") if missing else None

@@ -39,8 +39,11 @@ class TrackerConfig:
     crop: CropConfig = field(default_factory=CropConfig)  # the square used to judge size and position
 
 
+FACE_FOLLOWED = "the largest face found (box area × detector score), followed from frame to frame"
+
+
 def choose_detection(detections: list) -> tuple[np.ndarray, float] | None:
-    """The face to follow: the largest box, weighted by detector score."""
+    """The face to follow (:data:`FACE_FOLLOWED`): the largest box, weighted by detector score."""
     if not detections:
         return None
 
@@ -59,6 +62,7 @@ class Tracker:
         self.backend = backend
         self.config = config
         self.detections = 0  # frames on which detect ran (all videos), for reports and tests
+        self.faces_seen = 0  # most faces the detector found in one frame of this video (one is followed)
         self._previous: np.ndarray | None = None
         self._confidence = 0.0  # of the last confirmed fit
         self._since_detect = 0
@@ -67,6 +71,7 @@ class Tracker:
         """A new video: forget the track."""
         self._previous = None
         self._since_detect = 0
+        self.faces_seen = 0
         self.backend.start(video)
 
     def update(self, batch: FrameBatch) -> FaceTrack:
@@ -180,7 +185,9 @@ class Tracker:
     def _detect(self, frame: np.ndarray) -> tuple[np.ndarray, float] | None:
         self.detections += 1
         self._since_detect = 0
-        chosen = choose_detection(self.backend.detect(frame[None])[0])
+        found = self.backend.detect(frame[None])[0]
+        self.faces_seen = max(self.faces_seen, len(found))
+        chosen = choose_detection(found)
         if chosen is None:
             return None
         landmarks, confidence = self.backend.fit(frame[None], chosen[0][None])

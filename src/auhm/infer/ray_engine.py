@@ -21,7 +21,8 @@ class VideoAnnotator:
     """Ray actor: one loaded model, videos annotated one after another."""
 
     def __init__(self, config, meta: dict):
-        from auhm.infer.annotate import Predictor, face_source
+        from auhm.infer.predictor import Predictor
+        from auhm.infer.sources import face_source
 
         self.config = replace(config, workers=1, quiet=True)
         self.meta = meta
@@ -29,7 +30,7 @@ class VideoAnnotator:
         self.source = face_source(self.config, self.predictor)
 
     def annotate(self, job) -> tuple[list[str], list[InputFailure], int]:
-        from auhm.infer.annotate import run_jobs
+        from auhm.infer.engine import run_jobs
 
         return run_jobs([job], self.predictor, self.source, self.meta, self.config)
 

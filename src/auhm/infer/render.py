@@ -15,7 +15,11 @@ import numpy as np
 from auhm.console import progress
 from auhm.errors import UsageError
 from auhm.face.crop import invert_affine
-from auhm.infer.annotate import AnnotateConfig, Predictor, face_source, track_and_crop
+from auhm.infer.annotate import AnnotateConfig
+from auhm.infer.chunks import track_and_crop
+from auhm.infer.predictor import Predictor
+from auhm.infer.sources import face_source
+from auhm.io import check_writable
 from auhm.targets import au_name
 from auhm.video import VideoError, VideoReader, VideoWriter
 
@@ -90,6 +94,9 @@ def render(video: str | Path, config: RenderConfig) -> RenderResult:
     """Write ``config.out``: each frame with its AU maps on the face and the intensity bars beside it."""
     if not Path(config.model).is_file():
         raise UsageError(f"--model {config.model}: no such checkpoint")
+    if config.max_frames is not None and config.max_frames < 1:
+        raise UsageError(f"--max-frames must be at least 1, not {config.max_frames}")
+    check_writable(config.out)
     try:
         reader = VideoReader(video)
         predictor = Predictor.from_checkpoint(config.model, config.device, config.precision)

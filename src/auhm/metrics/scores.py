@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from rich import box
 from rich.table import Table
 
 from auhm.errors import InputFailure, UsageError
@@ -524,31 +525,36 @@ def score_tables(predictions: pd.DataFrame, labels: pd.DataFrame, config: ScoreC
     return report
 
 
+SHOWN = tuple(m for m in METRICS if m != "RMSE")  # RMSE is √MSE: in --json and --csv, not on screen
+
+
 def scores_table(report: ScoreReport, digits: int = 2) -> list[Table]:
-    """Rich tables in the layout of the paper's Tables 2 and 4: AUs as columns, one row per metric."""
+    """Rich tables: one row per AU (and Avg.), one column per metric, so that even a table with
+    confidence intervals fits 80 columns; a number is never cut (a cell too narrow folds)."""
     def fmt(v, metric: str) -> str:
         if not np.isfinite(v):
             return "–"
         return f"{v:,.0f}" if metric == "n" else f"{v:.{digits}f}"
 
-    title = f"AU scores ({report.join.rows_matched:,} frames, F1 at intensity ≥ {report.threshold:g})"
-    main = Table(title=title, title_justify="left")
-    main.add_column("")
-    for c in report.scores.columns:
-        main.add_column(c, justify="right", style="bold" if c == "Avg." else None)
-    for metric, row in report.scores.iterrows():
-        main.add_row(metric, *(fmt(v, metric) for v in row))
-        if report.low is not None and metric != "n":
-            bounds = zip(report.low.loc[metric], report.high.loc[metric])
-            main.add_row(f"  {report.ci:.0%} CI", *(f"{fmt(lo, metric)}–{fmt(hi, metric)}" for lo, hi in bounds),
+    def table(title: str, first: str) -> Table:
+        t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+        t.add_column(first, overflow="fold")
+        for metric in SHOWN:
+            t.add_column(metric, justify="right", overflow="fold")
+        return t
+
+    main = table(f"AU scores on {report.join.rows_matched:,} matched frames; n: those scored (label and prediction "
+                 f"both known); F1 at intensity ≥ {report.threshold:g}", "AU")
+    for au, row in report.scores.T.iterrows():  # rows AU01 … Avg.
+        main.add_row(str(au), *(fmt(row[m], m) for m in SHOWN), style="bold" if au == "Avg." else None)
+        if report.low is not None:
+            low, high = report.low[au], report.high[au]
+            main.add_row(f"{report.ci:.0%} CI", *("" if m == "n" else f"{fmt(low[m], m)}–{fmt(high[m], m)}" for m in SHOWN),
                          style="dim")
     tables = [main]
     if report.groups:
-        per = Table(title=f"Per {report.by} (averages over AUs)", title_justify="left")
-        per.add_column(report.by or "")
-        for metric in METRICS:
-            per.add_column(metric, justify="right")
+        per = table(f"Per {report.by} (averages over AUs)", report.by or "")
         for group, df in report.groups.items():
-            per.add_row(group, *(fmt(df.loc[m, "Avg."] if m != "n" else df.loc[m].iloc[:-1].max(), m) for m in METRICS))
+            per.add_row(group, *(fmt(df.loc[m, "Avg."] if m != "n" else df.loc[m].iloc[:-1].max(), m) for m in SHOWN))
         tables.append(per)
     return tables

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -53,14 +54,20 @@ def read_checkpoint_info(path: str | os.PathLike) -> dict:
     return _read(path)[1]
 
 
+TASKS = {"au": ("an AU checkpoint", "auhm train"), "landmarks": ("a landmark checkpoint", "auhm train --task landmarks")}
+
+
 def _read(path: str | os.PathLike, map_location="cpu") -> tuple[dict, dict]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:  # random bytes, or a pickle of more than weights (unsafe to load)
+        raise ValueError(f"{path}: not an auhm checkpoint (not a file of weights)") from None
     except Exception as e:  # truncated file, not a torch file, …
-        raise ValueError(f"{path}: unreadable checkpoint ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+        first = str(e).splitlines()[0][:120] if str(e) else ""
+        raise ValueError(f"{path}: not an auhm checkpoint (unreadable, {type(e).__name__}: {first})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not an auhm checkpoint")
     return payload["state_dict"], json.loads(payload["info_json"])
@@ -106,12 +113,24 @@ def learning_warning(info: dict) -> str | None:
     """The warning a checkpoint's recorded validation calls for (None when it learned or was never validated)."""
     if "learning_warning" in info:
         return info["learning_warning"]
-    return metrics_warning(info.get("task", "au"), info.get("metrics") or {})
+    return metrics_warning(checkpoint_task(info), info.get("metrics") or {})
 
 
-def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[AUModel, dict]:
-    """Rebuild the model through build_model and load its weights; returns (model in eval mode, info)."""
+def checkpoint_task(info: dict) -> str:
+    """"landmarks" or "au": what the checkpoint's network predicts."""
+    return "landmarks" if info.get("task") == "landmarks" or info.get("method") == "landmarks" else "au"
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu", task: str | None = None) -> tuple[AUModel, dict]:
+    """Rebuild the model through build_model and load its weights; returns (model in eval mode, info).
+
+    With ``task`` ("au" or "landmarks"), a checkpoint of the other kind is a ValueError that says
+    what it is and what was expected, before any weights are loaded.
+    """
     state, info = _read(path, map_location)
+    if task is not None and checkpoint_task(info) != task:
+        what, (wanted, command) = TASKS[checkpoint_task(info)][0], TASKS[task]
+        raise ValueError(f"{path}: {what} (method {info.get('method')!r}), where {wanted} is needed (one from `{command}`)")
     options = dict(info.get("model_options", {}))
     if "backbone" in options:
         options["pretrained"] = False  # the backbone's weights are in the state dict

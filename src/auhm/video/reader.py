@@ -1,5 +1,7 @@
 """Streaming video decoding: decord first, PyAV where decord cannot open the container.
 
+Neither library writes to stderr: a file that cannot be decoded is one VideoError, in words.
+
 Every frame a reader yields was decoded from the file. decord pads some streams whose last
 packets do not decode by repeating the last good frame (``no_face.mp4``: 98 claimed, 95 real);
 the reader holds back a tail of identical frames and, at the end of the stream, keeps only as
@@ -17,6 +19,9 @@ import numpy as np
 
 # Identical frames held back at most while waiting to see whether they are decord's padding.
 _MAX_HELD_DUPLICATES = 64
+# Frames a whole video may decode fewer than its container claims: the last packets of some
+# streams do not decode (no_face.mp4: 3), and containers without a frame count estimate it.
+_TOLERATED_SHORTFALL = 4
 
 
 class VideoError(RuntimeError):
@@ -52,6 +57,11 @@ def _check_file(path: Path) -> None:
         raise VideoError(f"{path}: empty file")
 
 
+def _why(e: Exception) -> str:
+    """A library error in a few words: FFmpeg's own text without its errno and call name."""
+    return getattr(e, "strerror", None) or (str(e).splitlines()[0][:200] if str(e) else type(e).__name__)
+
+
 def _pyav_count_decodable(path: str) -> int:
     import av
 
@@ -74,20 +84,28 @@ class VideoReader:
         self.path = Path(path)
         _check_file(self.path)
         self._num_threads = num_threads
-        errors = []
-        order = ["decord", "pyav"] if backend == "auto" else [backend]
-        for name in order:
+        if backend != "auto":
             try:
-                self.info = getattr(self, f"_open_{name}")()
-                return
+                self.info = getattr(self, f"_open_{backend}")()
             except VideoError as e:
-                errors.append(f"{name}: {e}")
-        raise VideoError(f"{self.path}: cannot decode ({'; '.join(errors)})")
+                raise VideoError(f"{self.path}: cannot decode ({e})") from None
+            return
+        # PyAV looks first: a file it cannot open is reported in its words, and decord (whose
+        # native code prints its own error line on stderr) never sees it.
+        try:
+            self.info = self._open_pyav()
+        except VideoError as e:
+            raise VideoError(f"{self.path}: cannot decode ({e})") from None
+        try:
+            self.info = self._open_decord()
+        except VideoError:
+            pass  # decoded with PyAV
 
     # -- opening ---------------------------------------------------------------------------
     def _open_decord(self) -> VideoInfo:
         import decord
 
+        decord.logging.set_level(decord.logging.QUIET)  # its FFmpeg's own lines; failures come back as exceptions
         try:
             vr = decord.VideoReader(str(self.path), num_threads=self._num_threads)
             n = len(vr)
@@ -118,14 +136,14 @@ class VideoReader:
         except VideoError:
             raise
         except Exception as e:
-            raise VideoError(str(e).splitlines()[0][:200] or type(e).__name__) from None
+            raise VideoError(_why(e)) from None
         self._decord = None
         return VideoInfo(str(self.path), n, fps, w, h, "pyav")
 
     # -- iteration -------------------------------------------------------------------------
     def batches(self, batch_size: int = 32, every: int = 1) -> Iterator[FrameBatch]:
         """Decoded frames in order, ``batch_size`` at a time; ``every`` > 1 keeps every k-th."""
-        frames = self._decord_frames() if self.info.backend == "decord" else self._pyav_frames()
+        frames = self.frames()
         buf_i, buf_t, buf_f = [], [], []
         for index, ts, frame in frames:
             if index % every:
@@ -140,8 +158,19 @@ class VideoReader:
             yield FrameBatch(np.asarray(buf_i, np.int64), np.asarray(buf_t, np.float64), np.stack(buf_f))
 
     def frames(self) -> Iterator[tuple[int, float, np.ndarray]]:
-        """(index, timestamp, RGB frame) for every decodable frame."""
-        return self._decord_frames() if self.info.backend == "decord" else self._pyav_frames()
+        """(index, timestamp, RGB frame) for every decodable frame; counted in ``frames_decoded``."""
+        self.frames_decoded = 0
+        for item in self._decord_frames() if self.info.backend == "decord" else self._pyav_frames():
+            self.frames_decoded += 1
+            yield item
+
+    def shortfall(self) -> str | None:
+        """After reading to the end, when the video decoded clearly fewer frames than its container
+        claims (a truncated or damaged file): both counts, said in a few words; else None."""
+        claimed, decoded = self.info.frames_claimed, getattr(self, "frames_decoded", 0)
+        if claimed - decoded <= max(_TOLERATED_SHORTFALL, claimed // 500):
+            return None
+        return f"decoded {decoded} of the {claimed} frames its container claims"
 
     def _decord_frames(self) -> Iterator[tuple[int, float, np.ndarray]]:
         vr = self._decord
@@ -182,7 +211,7 @@ class VideoReader:
         try:
             container = av.open(str(self.path))
         except Exception as e:
-            raise VideoError(f"{self.path}: {str(e).splitlines()[0][:200]}") from None
+            raise VideoError(f"{self.path}: {_why(e)}") from None
         with container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
@@ -193,7 +222,7 @@ class VideoReader:
                     i += 1
             except av.error.FFmpegError as e:
                 if i == 0:
-                    raise VideoError(f"{self.path}: {e}") from None
+                    raise VideoError(f"{self.path}: cannot decode its first frame ({_why(e)})") from None
                 # A truncated file: the frames decoded so far are real; stop there.
             if i == 0:
                 raise VideoError(f"{self.path}: no decodable frames")

@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from auhm.errors import UsageError
-from auhm.io import au_columns, read_predictions
+from auhm.io import au_columns, check_writable, read_predictions
 from auhm.metrics.scores import load_label_table, match_videos
 
 
@@ -119,6 +119,7 @@ def plot_timeline(predictions: pd.DataFrame, out: str | Path, video: str | None 
 
 def timeline(config: TimelineConfig) -> Path:
     """Read the tables named in ``config`` and draw the timeline; UsageError for unusable input."""
+    check_writable(config.out)
     try:
         predictions = read_predictions(config.predictions)
         labels = load_label_table(config.labels, config.kind) if config.labels is not None else None

@@ -1,0 +1,132 @@
+"""The AU model at inference: batched uint8 crops in, intensities (and backbone landmarks) out.
+
+:class:`Predictor` holds the device, precision and memory layout; :class:`ModelLanes` runs it as
+one single-threaded forward per core side by side on a CPU (one lane on a GPU).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from auhm.device import autocast_context, model_input, resolve_device, resolve_precision, use_channels_last
+from auhm.face.crop import CropConfig
+
+
+@dataclass
+class Prediction:
+    intensities: np.ndarray  # (B, N) float32, 0–5
+    landmarks: np.ndarray | None = None  # (B, 68, 2) crop pixels (transfer methods)
+    landmark_confidence: np.ndarray | None = None  # (B,) mean peak of the landmark maps
+    heatmaps: np.ndarray | None = None  # (B, N, h, w) float32, only when asked for
+
+
+def default_batch_size(device: torch.device) -> int:
+    """Frames per model batch when --batch-size is not given.
+
+    On CPUs small batches win: the paper-size AU-Net at bf16 ran 104 frames/s at batch 8 and
+    60 at batch 32 on this project's 2-core Xeon (activations outgrow the cache). GPUs want
+    large batches.
+    """
+    return 128 if device.type == "cuda" else 8
+
+
+class Predictor:
+    """An AU checkpoint ready for batched inference on uint8 crops: device, precision, layout."""
+
+    def __init__(self, model: torch.nn.Module, info: dict, device: str = "auto", precision: str = "auto"):
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(self.device, precision)
+        self.channels_last = use_channels_last(self.device, self.precision)
+        model = model.eval().to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.info = info
+        self.aus = tuple(int(a) for a in info["aus"])
+        self.method = str(info.get("method", "unknown"))
+        self.input_size = int(info.get("input_size") or getattr(model, "input_size", 256))
+        crop = CropConfig.from_dict(info.get("crop") or {})
+        # The crop is cut directly at the model's input size (same square, no second resize).
+        self.crop = CropConfig(size=self.input_size, scale=crop.scale, shift_y=crop.shift_y)
+        # The backbone's landmarks can track the face only when they come out of a trained
+        # landmark network (not the random-backbone ablation).
+        probe = {}
+        if self.method != "random-backbone":
+            with torch.inference_mode():
+                probe = self.model(torch.zeros(1, 3, self.input_size, self.input_size, device=self.device))
+        self.has_landmarks = probe.get("landmark_heatmaps") is not None
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, device: str = "auto", precision: str = "auto") -> "Predictor":
+        from auhm.models import load_checkpoint
+
+        model, info = load_checkpoint(path, task="au")
+        return cls(model, info, device, precision)
+
+    @torch.inference_mode()
+    def __call__(self, crops: np.ndarray, keep_heatmaps: bool = False) -> Prediction:
+        from auhm.targets.heatmaps import heatmap_intensities, heatmaps_to_landmarks
+
+        x = model_input(np.ascontiguousarray(crops), self.device, self.channels_last)
+        with autocast_context(self.device, self.precision):
+            out = self.model(x)
+        if "intensities" in out and getattr(self.model, "output_kind", "heatmap") == "regression":
+            intensities = out["intensities"].float().clamp(0, 5)
+        else:
+            intensities = heatmap_intensities(out["heatmaps"].float())
+        pred = Prediction(intensities.cpu().numpy().astype(np.float32))
+        if self.has_landmarks and out.get("landmark_heatmaps") is not None:
+            pts, conf = heatmaps_to_landmarks(out["landmark_heatmaps"].float(), self.input_size)
+            pred.landmarks = pts.cpu().numpy().astype(np.float32)
+            conf = conf.float()
+            pred.landmark_confidence = (conf.mean(-1) if conf.ndim > 1 else conf).cpu().numpy()
+        if keep_heatmaps:
+            pred.heatmaps = out["heatmaps"].float().cpu().numpy()
+        return pred
+
+
+def model_lanes(device: torch.device) -> int:
+    """How many model batches run at once: one per torch thread on a CPU, one on a GPU.
+
+    On CPUs, single-threaded forwards side by side beat one forward split over all cores, and
+    they leave room for the tracking workers: two lanes ran the paper-size AU-Net (bf16, batch 8)
+    at 132–137 frames/s on this project's 2-core Xeon against 93–141 for one two-thread forward,
+    and a thread that shares the cores with a two-thread forward stalls it at every barrier.
+    """
+    return 1 if device.type == "cuda" else max(1, torch.get_num_threads())
+
+
+class ModelLanes:
+    """A pool of ``count`` model threads, each forward single-threaded while it is open."""
+
+    def __init__(self, count: int):
+        self.count = count
+        self.pool: ThreadPoolExecutor | None = None
+        self._threads = 0
+
+    def __enter__(self) -> "ModelLanes":
+        if self.count > 1:
+            self._threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            self.pool = ThreadPoolExecutor(self.count, thread_name_prefix="auhm-model")
+        return self
+
+    def warm_up(self, predictor: Predictor, batch: int) -> None:
+        """On a GPU, one forward at the run's batch size while the trackers load (the first one
+        at a new size or precision picks its kernels). Not on a CPU: there a blank forward per
+        lane took the cores from the tracking process's start-up (dlib ready ~0.15 s later, the
+        472-frame clip ~5 % slower in ``bench/annotate.py``'s setting), and the first real batches
+        pay only the kernel set-up (~0.06 s a lane)."""
+        if predictor.device.type != "cpu":  # one lane on a GPU
+            predictor(np.zeros((batch, predictor.input_size, predictor.input_size, 3), np.uint8))
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            torch.set_num_threads(self._threads)
+            self.pool = None

@@ -1,0 +1,57 @@
+"""The command line's own surface: help that reads like a classic CLI's, messages whole on one line."""
+
+from __future__ import annotations
+
+import re
+
+import typer
+from typer.testing import CliRunner
+
+from auhm.cli import app
+
+COMMANDS = ("synth", "landmarks", "heatmaps", "models", "prepare", "train", "evaluate", "annotate", "score", "plot", "render")
+
+
+def help_of(*args: str) -> str:
+    result = CliRunner().invoke(app, [*args, "--help"], env={"COLUMNS": "120"})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_top_level_help_has_examples_and_the_exit_codes():
+    text = help_of()
+    assert "auhm annotate 'videos/*.mp4' --model" in text and "auhm score predictions.parquet" in text
+    assert "2 usage error" in text and "<bool>" not in text
+
+
+def test_every_option_and_argument_of_every_command_says_what_it_is_for():
+    group = typer.main.get_command(app)
+    assert sorted(group.commands) == sorted(COMMANDS)
+    for name, command in group.commands.items():
+        for param in command.params:
+            assert (param.help or "").strip(), f"auhm {name} {param.opts[0] if param.opts else param.name}: no help"
+
+
+def test_help_shows_plain_metavars_and_no_python_types():
+    for name in COMMANDS:
+        text = help_of(name)
+        assert "Example" in text, name
+        for typed in ("<bool>", "<list[str]>", "<str>", "<int>", "<path>", "{"):
+            assert typed not in text, (name, typed)
+    annotate = help_of("annotate")
+    assert "annotate [OPTIONS] VIDEOS..." in annotate and re.search(r"--model\s+-m\s+CKPT\s+AU checkpoint", annotate)
+    assert "--no-overwrite" not in annotate
+    for name in ("annotate", "render"):  # --landmark-model serves auto too
+        params = {p.name: p for p in typer.main.get_command(app).commands[name].params}
+        assert "for --landmarks auhm, and for auto" in params["landmark_model"].help
+
+
+def test_a_long_output_path_is_printed_whole_on_one_line(tmp_path):
+    out = tmp_path / ("a-rather-long-folder-name-" * 4) / "timeline-with-a-long-name.png"
+    import numpy as np
+    import pandas as pd
+
+    pd.DataFrame({"video": "v.mp4", "frame": np.arange(5), "success": True, "AU01": np.linspace(0, 5, 5)}).to_parquet(tmp_path / "p.parquet")
+    result = CliRunner().invoke(app, ["plot", str(tmp_path / "p.parquet"), "--out", str(out)], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out}" in result.output.splitlines()
