@@ -108,7 +108,7 @@ def test_resume_skips_finished_shards_and_refuses_other_settings(tmp_path, monke
 
 def test_landmark_network_trains_on_a_prepared_landmark_corpus(tmp_path):
     from auhm.train.config import TrainConfig
-    from auhm.train.loop import train
+    from auhm.train.trainer import train
 
     write_photos(tmp_path / "c", n=4)
     res = run(tmp_path / "c", "--format", "300w", "--out", tmp_path / "out", "--size", "64", "--val-fraction", "0.25", "--quiet")

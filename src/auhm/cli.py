@@ -62,6 +62,11 @@ def _say(text: str) -> None:
     console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
+def _warn(text: str) -> None:
+    """One warning line on stderr (a result to distrust), never wrapped inside a path."""
+    console.print(f"[yellow]warning[/yellow] {escape(text)}", highlight=False, soft_wrap=True)
+
+
 def _say_faces(faces_seen: dict[str, int]) -> None:
     for video, faces in faces_seen.items():
         _say(f"{video}: {faces} faces seen; one row per frame, for the largest (followed from frame to frame)")
@@ -142,8 +147,7 @@ def synth(
         _say(f"wrote {result.frames} face images with .pts landmarks of {config.identities} identities to {out} "
              f"({rate:,.0f} images/s); read it with: auhm prepare landmarks {out} --format 300w")
     else:
-        _say(f"wrote {len(result.videos)} {config.layout} videos, {result.frames} frames to {out} "
-             f"({rate:,.0f} frames/s); truth in {out}/auhm_truth")
+        _say(f"wrote {len(result.videos)} {config.layout} videos, {result.frames} frames to {out} ({rate:,.0f} frames/s); truth in {out}/auhm_truth")
 
 
 # ── landmarks ───────────────────────────────────────────────────────────────────────────────
@@ -247,7 +251,7 @@ def prepare(
     every: int = typer.Option(1, metavar="K", help="Keep every k-th frame."),
     device: str = _device(" (for the fan and auhm landmark backends)"),
     landmark_format: Optional[str] = typer.Option(None, "--format", metavar="NAME", help="Kind landmarks: 300w (also iBUG, LFPW, HELEN, AFW and `auhm synth --layout landmarks`), 300w-lp, wflw or ls3d-w."),
-    val_fraction: float = typer.Option(0.1, metavar="FRACTION", help="Kind landmarks: share of photos (videos, identities) held out as the dev split."),
+    val_fraction: float = typer.Option(0.1, metavar="SHARE", help="Kind landmarks: share of photos (videos, identities) held out as the dev split."),
     seed: int = typer.Option(0, help="Kind landmarks: seed of the dev split."),
     quiet: bool = _quiet(),
 ) -> None:
@@ -321,7 +325,7 @@ def train(
     workers: Optional[int] = typer.Option(None, metavar="N", help="Data worker processes (default: none on a CPU, where each batch is built between steps, a share per core; up to 12 beside a GPU)."),
     threads: Optional[int] = typer.Option(None, metavar="N", help="CPU threads (default: every core, fewer while other processes keep cores busy)."),
     max_steps: Optional[int] = typer.Option(None, metavar="N", help="Stop after this many steps (smoke runs)."),
-    val_every: Optional[int] = typer.Option(None, metavar="N", help="Also validate (and write best.pt / last.pt) every this many steps, for long epochs."),
+    val_every: Optional[int] = typer.Option(None, metavar="N", help="Also validate (and write best.pt / last.pt) every N steps, for long epochs."),
     resume: Optional[Path] = typer.Option(None, metavar="DIR", help="Run directory to resume."),
     seed: int = typer.Option(0, help="Random seed (initialisation, batch order, augmentation)."),
     list_methods: bool = typer.Option(False, "--list-methods", help="Print the methods table and exit."),
@@ -361,7 +365,7 @@ def train(
         _say(f"best epoch {result.best['epoch']:g} ({best}) → {result.out / 'best.pt'}")
     for run in result.folds if isinstance(result, FoldsResult) else [result]:
         if run.warning:
-            _say(f"warning: {run.out}: {run.warning}")
+            _warn(f"{run.out}: {run.warning}")
 
 
 # ── evaluate ────────────────────────────────────────────────────────────────────────────────
@@ -389,7 +393,7 @@ def evaluate(
     except (UsageError, FileNotFoundError, ValueError) as e:
         _usage(e)
     if result.warning:
-        console.print(f"[yellow]warning[/]: {ckpt}: {result.warning}", highlight=False, soft_wrap=True)
+        _warn(f"{ckpt}: {result.warning}")
     if "ICC" in result.scores.index:
         for table in render_scores(result.scores, len(result.predictions), f"{ckpt} on {result.split}"):
             console.print(table)

@@ -113,7 +113,7 @@ def learning_warning(info: dict) -> str | None:
     """The warning a checkpoint's recorded validation calls for (None when it learned or was never validated)."""
     if "learning_warning" in info:
         return info["learning_warning"]
-    return metrics_warning(info.get("task", "au"), info.get("metrics") or {})
+    return metrics_warning(checkpoint_task(info), info.get("metrics") or {})
 
 
 def checkpoint_task(info: dict) -> str:
