@@ -836,3 +836,17 @@ def test_single_file_resume_shortcut(tmp_path, checkpoint, standin, monkeypatch)
     again = annotate(clips[::-1], config(checkpoint, out))
     assert again.skipped == clips[::-1] and again.written == [] and made == []
     assert out.stat().st_mtime_ns == before and len(pd.read_parquet(out)) == 12
+
+
+@pytest.mark.parametrize("metrics, warned", [({"val_icc": 0.004, "val_spread": 0.01}, True), ({"val_icc": 0.41, "val_spread": 0.7}, False)])
+def test_a_checkpoint_whose_validation_says_it_learned_nothing_is_warned_of_once(tmp_path, checkpoint, monkeypatch, capsys, metrics, warned):
+    from auhm.infer.annotate import annotate
+    from auhm.infer.predictor import Predictor
+
+    info = {**INFO, "task": "au", "metrics": metrics}
+    monkeypatch.setattr(Predictor, "from_checkpoint", classmethod(lambda cls, path, device="auto", precision="auto": cls(StandInAU(), info, "cpu", precision)))
+    clip = make_clip(tmp_path, "a", 6, np.ones(6, bool))
+    res = annotate([str(clip)], config(checkpoint, tmp_path / "pred.parquet"))
+    assert res.frames == 6  # a warning, not a refusal: the rows are written
+    err = capsys.readouterr().err
+    assert err.count("did not learn") == (1 if warned else 0)

@@ -127,6 +127,8 @@ def annotate(videos: Sequence[str], config: AnnotateConfig, predictor: Predictor
             predictor = Predictor.from_checkpoint(config.model, config.device, config.precision)
         except ValueError as e:  # unreadable or foreign checkpoint, or a device this machine lacks
             raise UsageError(str(e)) from None
+    for warning in _learning_warnings(config, predictor):  # said whatever --quiet: results to distrust
+        console.print(f"annotate: warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     source = face_source(config, predictor)
     meta = {
         "checkpoint": file_sha256(config.model),
@@ -165,6 +167,19 @@ def annotate(videos: Sequence[str], config: AnnotateConfig, predictor: Predictor
         else:
             _finish_single_file(result, plan, jobs, folder, predictor.aus, meta, notes)
     return result
+
+
+def _learning_warnings(config: AnnotateConfig, predictor: Predictor) -> list[str]:
+    """What the checkpoints' own validation says when a model learned nothing (its predictions are noise)."""
+    from auhm.models.checkpoint import learning_warning, read_checkpoint_info
+
+    found = [(config.model, predictor.info)]
+    if config.landmark_model:
+        try:
+            found.append((config.landmark_model, read_checkpoint_info(config.landmark_model)))
+        except (ValueError, FileNotFoundError):
+            pass  # the landmark backend reports an unusable checkpoint itself
+    return [f"{path}: {w}" for path, info in found if (w := learning_warning(info))]
 
 
 def _notes(plan: Plan, written: Sequence[str], meta: dict) -> dict[str, dict]:
