@@ -40,7 +40,10 @@ def landmark_state_dict(source: str | os.PathLike | dict) -> dict[str, torch.Ten
                 raise ValueError(f"{path}: a {info.get('method')!r} checkpoint, not a landmark network (train one with --task landmarks)")
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
-    # Accept keys of the AUNet wrapper ("net.conv1.weight") and of a bare HeatmapNet ("conv1.weight").
+    # Accept keys of the AUNet wrapper ("net.conv1.weight") and of a bare HeatmapNet ("conv1.weight");
+    # the wrapper's own buffers (its AU read-out) are not the network's.
+    if any(k.startswith("net.") for k in state):
+        state = {k: v for k, v in state.items() if k.startswith("net.")}
     return {k.removeprefix("net."): v for k, v in state.items()}
 
 
