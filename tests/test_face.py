@@ -10,7 +10,7 @@ import torch
 from auhm.errors import UsageError
 from auhm.face import FaceTrack, LandmarkBackend, Tracker, TrackerConfig, make_backend
 from auhm.face.base import BackendUnavailable, landmark_boxes
-from auhm.face.crop import CropConfig, crop_square
+from auhm.face.crop import CropConfig
 from auhm.video import FrameBatch, VideoWriter
 
 H, W = 96, 128

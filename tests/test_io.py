@@ -1,5 +1,3 @@
-import json
-
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
