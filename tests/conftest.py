@@ -4,6 +4,7 @@ a stand-in checkpoint file, and torch's thread count set for one test. Helpers a
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,13 +40,32 @@ def checkpoint(tmp_path: Path) -> Path:
     return p
 
 
+@contextmanager
+def _thread_count_restored():
+    before = torch.get_num_threads()
+    try:
+        yield torch.set_num_threads
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture
 def torch_threads():
-    """``torch_threads(n)`` sets torch's CPU thread count for this test, whatever the machine;
-    the count it had comes back afterwards (no test changes it for the tests after it)."""
-    before = torch.get_num_threads()
-    yield torch.set_num_threads
-    torch.set_num_threads(before)
+    """``torch_threads(n)`` sets torch's CPU thread count for this test, whatever the machine
+    (the 2-lane and forked-helper paths need two); the count it had comes back afterwards."""
+    with _thread_count_restored() as set_threads:
+        yield set_threads
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module of training or model runs (``pytestmark =
+    pytest.mark.usefixtures("one_torch_thread")``): a two-thread step stalls at every barrier
+    while another process holds a core, so these tests would take many times longer on a busy
+    machine. Their tests of the multi-thread paths ask for ``torch_threads``."""
+    with _thread_count_restored() as set_threads:
+        set_threads(1)
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -57,6 +57,27 @@ def test_batch_loader_builds_between_steps_on_a_cpu_and_uses_workers_when_asked(
     assert isinstance(batch_loader(view, cpu, 1, batch_size=3), DataLoader)
 
 
+class BuiltBy(torch.utils.data.Dataset):
+    """Items that say which process built them."""
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        return {"i": i, "pid": os.getpid()}
+
+
+def test_on_a_cpu_with_two_threads_the_loader_builds_half_of_each_batch_in_a_forked_helper(torch_threads):
+    torch_threads(2)
+    loader = batch_loader(BuiltBy(), torch.device("cpu"), None, batch_size=4)
+    assert isinstance(loader, ForkedBatches) and loader.processes == 2
+    batches = list(loader)
+    assert [b["i"].tolist() for b in batches] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    for b in batches:
+        here, helper = b["pid"].tolist()[:2], b["pid"].tolist()[2:]
+        assert here == [os.getpid()] * 2 and len(set(helper)) == 1 and helper[0] != os.getpid()
+
+
 def test_an_item_that_fails_in_a_helper_raises_its_own_error_and_no_helper_outlives_the_batches():
     import multiprocessing
 
