@@ -156,7 +156,7 @@ def test_backbone_from_landmarks_checkpoint_file(tmp_path, landmark_state):
     a = build_model("adaptation", AUS, preset="small", backbone=path)
     assert all(torch.equal(a.backbone.state_dict()[k], v) for k, v in lm_net.net.state_dict().items())
     au_ckpt = save_checkpoint(tmp_path / "au.pt", build_model("scratch", AUS, preset="small"))
-    with pytest.raises(ValueError, match="not a landmark network"):
+    with pytest.raises(ValueError, match="an AU checkpoint .*, where a landmark checkpoint is needed"):
         build_model("adaptation", AUS, preset="small", backbone=au_ckpt)
     with pytest.raises(ValueError, match="does not match preset"):
         build_model("adaptation", AUS, preset="paper", backbone=path)

@@ -42,7 +42,7 @@ def square_clip(path, n: int, present, x0=lambda i: 20 + 2 * i, size=(160, 96)) 
 def square_world(monkeypatch):
     """Faces are bright squares: detection, the fallback backend and the model all see them.
     Returns a counter of full-frame searches shared with forked tracking processes."""
-    import auhm.face
+    import auhm.landmarks
     from auhm.infer.annotate import Predictor
 
     searches = multiprocessing.Value("i", 0)
@@ -53,7 +53,7 @@ def square_world(monkeypatch):
                 searches.value += 1
             return super().detect(frames)
 
-    monkeypatch.setattr(auhm.face, "make_backend", lambda name, **kw: CountedSquares())  # detector or fallback backend
+    monkeypatch.setattr(auhm.landmarks, "make_backend", lambda name, **kw: CountedSquares())  # detector or fallback backend
     try:
         from auhm.face import detectors
 

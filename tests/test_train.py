@@ -294,6 +294,10 @@ def test_cli_train_and_evaluate(corpus, tmp_path):
     held = read_checkpoint_info(out / "best.pt")["val_subjects"]
     assert len(df) == 40 and set(df.video.str.extract(r"(SN\d+)")[0]) == set(held)
     assert df.columns.tolist() == prediction_schema(AUS).names
+    from auhm.io import file_sha256, read_metadata
+
+    meta = read_metadata(preds)  # the checkpoint named as annotate names it
+    assert meta["checkpoint"] == file_sha256(out / "best.pt") and meta["checkpoint_path"] == str(out / "best.pt")
     r = runner.invoke(app, ["evaluate", str(out / "best.pt"), str(corpus), "--split", "nope"])
     assert r.exit_code == 2 and "nope" in r.output
     r = runner.invoke(app, ["train", str(tmp_path / "missing"), "--out", str(tmp_path / "r2"), "--method", "scratch"])

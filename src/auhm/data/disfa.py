@@ -15,13 +15,13 @@ from auhm.data.readers import (
     Session,
     find_dirs,
     labels_frame,
-    read_frame_values,
+    read_au_files,
     relative_key,
     truth_sidecar,
     walk_files,
 )
 from auhm.errors import InputFailure
-from auhm.targets import DATASET_AUS, au_name
+from auhm.targets import DATASET_AUS
 
 AUS = DATASET_AUS["disfa"]
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".wmv")
@@ -56,20 +56,10 @@ def find_label_files(root: Path) -> tuple[Path | None, dict[str, dict[int, Path]
 
 
 def read_subject_labels(subject: str, files: dict[int, Path], labels_dir: Path, warnings: list[InputFailure]):
-    """Labels of one subject, 0-based frames; each missing or unreadable AU file is a warning."""
-    per_au = {}
-    for au in AUS:
-        path = files.get(au)
-        if path is None:
-            expected = labels_dir / subject / f"{subject}_au{au}.txt"
-            warnings.append(InputFailure(str(expected), f"missing label file; {au_name(au)} is null for {subject}"))
-            continue
-        try:
-            frames, values = read_frame_values(path)
-        except (OSError, ValueError) as e:
-            warnings.append(InputFailure(str(path), f"{e}; {au_name(au)} is null for {subject}"))
-            continue
-        per_au[au] = (frames - 1, values)
+    """Labels of one subject, 0-based frames (the files count from 1); each missing or unreadable
+    AU file is a warning."""
+    read = read_au_files(files, AUS, subject, lambda au: labels_dir / subject / f"{subject}_au{au}.txt", warnings)
+    per_au = {au: (frames - 1, values) for au, (frames, values) in read.items()}
     return labels_frame(per_au, AUS) if per_au else None
 
 

@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 
 from auhm.errors import InputFailure, UsageError
+from auhm.io import clean_labels
+from auhm.face.truth_backend import TRUTH_DIR
 from auhm.targets import au_name
 
 KINDS = ("disfa", "bp4d", "fera2017", "synth", "csv")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-TRUTH_DIR = "auhm_truth"  # sidecar of true landmarks written by `auhm synth`
 _LAYOUT = {
     "disfa": "Videos_LeftCamera/LeftVideoSN001_comp.avi and ActionUnit_Labels/SN001/SN001_au1.txt",
     "synth": "the DISFA layout written by `auhm synth`",
@@ -116,7 +117,7 @@ def read_au_files(found: dict[int, Path], aus: Sequence[int], name: str, missing
     per_au = {}
     for au in aus:
         if au not in found:
-            warnings.append(InputFailure(str(missing_path(au)), f"missing intensity file; {au_name(au)} is null for {name}"))
+            warnings.append(InputFailure(str(missing_path(au)), f"missing label file; {au_name(au)} is null for {name}"))
             continue
         try:
             per_au[au] = read_frame_values(found[au])
@@ -125,16 +126,11 @@ def read_au_files(found: dict[int, Path], aus: Sequence[int], name: str, missing
     return per_au
 
 
-def clean_intensity(values: np.ndarray) -> np.ndarray:
-    """float32 intensities with everything outside 0–5 (the 9 of unlabelled frames) as NaN."""
-    v = np.asarray(values, np.float32)
-    return np.where((v >= 0) & (v <= 5), v, np.float32(np.nan)).astype(np.float32)
-
-
 def labels_frame(per_au: dict[int, tuple[np.ndarray, np.ndarray]], aus: Sequence[int]) -> pd.DataFrame:
     """Join per-AU (frames, values) on frame index: one row per frame any file lists.
 
-    AUs without a file are all NaN; a frame one file lists and another does not is NaN there.
+    AUs without a file are all NaN; a frame one file lists and another does not is NaN there;
+    codes outside 0–5 (9: unlabelled) are NaN (``io.clean_labels``).
     """
     all_frames = np.unique(np.concatenate([f for f, _ in per_au.values()])) if per_au else np.zeros(0, np.int64)
     out = pd.DataFrame({"frame": all_frames.astype(np.int64)})
@@ -142,9 +138,9 @@ def labels_frame(per_au: dict[int, tuple[np.ndarray, np.ndarray]], aus: Sequence
         col = np.full(len(all_frames), np.nan, np.float32)
         if a in per_au:
             frames, values = per_au[a]
-            col[np.searchsorted(all_frames, frames)] = clean_intensity(values)  # duplicates: last wins
+            col[np.searchsorted(all_frames, frames)] = values  # duplicates: last wins
         out[au_name(a)] = col
-    return out
+    return clean_labels(out)
 
 
 # ── tolerant path matching ──────────────────────────────────────────────────────────────────

@@ -10,8 +10,9 @@ import json
 from pathlib import Path
 
 from auhm.data import disfa
-from auhm.data.readers import TRUTH_DIR, Corpus
+from auhm.data.readers import Corpus
 from auhm.errors import InputFailure
+from auhm.face.truth_backend import TRUTH_DIR
 
 
 def read(root: Path, right_camera: bool = False) -> Corpus:

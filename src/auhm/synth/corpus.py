@@ -26,6 +26,7 @@ import pyarrow as pa
 from auhm import __version__
 from auhm.console import progress
 from auhm.errors import UsageError
+from auhm.face.truth_backend import TRUTH_DIR
 from auhm.io import encode_metadata, write_json_atomic, write_parquet_atomic
 from auhm.synth.episodes import au_trajectories, integer_labels
 from auhm.synth.face_model import RENDERED_AUS, FaceModel, Identity
@@ -33,7 +34,6 @@ from auhm.synth.layouts import LAYOUTS, Layout, Session
 from auhm.synth.render import DIFFICULTIES, OCCLUDED_MIN_LANDMARKS, Motion, Renderer, sample_occluders
 from auhm.targets import au_name
 
-TRUTH_DIR = "auhm_truth"
 LANDMARK_LAYOUT = "landmarks"  # still faces + iBUG .pts, no AU labels (synth/stills.py)
 _SHEET_TILES = 16
 

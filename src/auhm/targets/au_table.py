@@ -24,6 +24,9 @@ AU_TABLE: dict[int, list[list[int]]] = {
     26: [[61, 64]],
 }
 
+# AU intensities are coded 0 (absent) to 5 (maximum, FACS's E); larger codes (9) mark unlabelled frames.
+MAX_INTENSITY = 5.0
+
 DATASET_AUS: dict[str, tuple[int, ...]] = {
     "disfa": (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26),
     "bp4d": (6, 10, 12, 14, 17),

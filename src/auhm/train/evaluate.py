@@ -16,7 +16,7 @@ from auhm.console import progress
 from auhm.device import autocast_context, model_input, resolve_device, resolve_precision, use_channels_last
 from auhm.errors import UsageError
 from auhm.face.crop import invert_affine, warp_points
-from auhm.io import prediction_schema, write_parquet_atomic
+from auhm.io import file_sha256, prediction_schema, write_parquet_atomic
 from auhm.metrics import au_scores
 from auhm.targets import au_name
 from auhm.targets.heatmaps import heatmap_intensities, heatmaps_to_landmarks
@@ -164,10 +164,14 @@ class EvaluateResult:
 def evaluate(config: EvaluateConfig) -> EvaluateResult:
     """Run a checkpoint on a split of a prepared corpus, score it and optionally write predictions."""
     from auhm.models import load_checkpoint
+    from auhm.models.checkpoint import learning_warning
+
     if not Path(config.checkpoint).exists():
         raise UsageError(f"{config.checkpoint}: no such checkpoint")
-    model, info = load_checkpoint(config.checkpoint)
-    from auhm.models.checkpoint import learning_warning
+    try:
+        model, info = load_checkpoint(config.checkpoint)
+    except ValueError as e:  # not an auhm checkpoint
+        raise UsageError(str(e)) from None
 
     warning = learning_warning(info)
     device = resolve_device(config.device)
@@ -202,19 +206,9 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
     scores = au_scores(shards.labels[indices], preds, aus)
     path = None
     if config.out is not None:
-        meta = {"checkpoint": str(config.checkpoint), "checkpoint_sha256": _sha256(config.checkpoint), "aus": aus, "split": split_name}
+        meta = {"checkpoint": file_sha256(config.checkpoint), "checkpoint_path": str(config.checkpoint), "aus": aus, "split": split_name}
         path = write_parquet_atomic(table, config.out, schema=prediction_schema(aus, meta))
     return EvaluateResult(scores, table, split_name, path, warning)
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def render_scores(scores: pd.DataFrame, frames: int, title: str | None = None) -> list:

@@ -57,7 +57,10 @@ def build_run_model(config: TrainConfig, aus):
         options["backbone"] = str(config.backbone)
     elif config.method not in METHODS + ("landmarks",):
         raise UsageError(f"--method {config.method}: choose one of {', '.join(METHODS)}")
-    return build_model(config.method, aus, config.preset, **options)
+    try:
+        return build_model(config.method, aus, config.preset, **options)
+    except (ValueError, FileNotFoundError) as e:  # the preset, the corpus's AUs or the backbone do not fit the method
+        raise UsageError(str(e)) from None
 
 
 def is_better(value: float, current: float | None, key: str) -> bool:
@@ -197,7 +200,7 @@ class Trainer:
         self.scheduler.step()
         value = float(loss.detach())
         if not math.isfinite(value):
-            raise RuntimeError(f"training diverged at step {self.progress.step} (loss {value}); lower --lr or use --precision fp32")
+            raise UsageError(f"training diverged at step {self.progress.step} (loss {value}); lower --lr or use --precision fp32")
         return value
 
     def _end_of_epoch(self, epoch_value: float) -> None:

@@ -17,6 +17,8 @@ from typing import Iterator
 
 import numpy as np
 
+from auhm.errors import InputError
+
 # Identical frames held back at most while waiting to see whether they are decord's padding.
 _MAX_HELD_DUPLICATES = 64
 # Frames a whole video may decode fewer than its container claims: the last packets of some
@@ -24,7 +26,7 @@ _MAX_HELD_DUPLICATES = 64
 _TOLERATED_SHORTFALL = 4
 
 
-class VideoError(RuntimeError):
+class VideoError(InputError):
     """A video that cannot be opened or decoded; the message names the file and the reason."""
 
 
@@ -226,7 +228,3 @@ class VideoReader:
                 # A truncated file: the frames decoded so far are real; stop there.
             if i == 0:
                 raise VideoError(f"{self.path}: no decodable frames")
-
-
-def open_video(path: str | os.PathLike, backend: str = "auto") -> VideoReader:
-    return VideoReader(path, backend=backend)
