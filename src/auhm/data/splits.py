@@ -95,11 +95,3 @@ def assign_splits(corpus: "Corpus") -> None:
     corpus.splits = {name: sorted(members) for name, members in sorted(splits.items())}
     folds = [name for name in DISFA_FOLDS if name in corpus.splits]
     corpus.folds = folds if folds else None
-
-
-def fold_splits(folds: Sequence[str], k: int) -> tuple[list[str], str]:
-    """(training splits, held-out split) when fold ``k`` (1-based) is held out."""
-    if not 1 <= k <= len(folds):
-        raise ValueError(f"fold {k} out of range: this corpus has {len(folds)} folds ({', '.join(folds)})")
-    held = folds[k - 1]
-    return [f for f in folds if f != held], held

@@ -15,6 +15,8 @@ import torch
 
 from auhm.device import autocast_context, model_input, resolve_device, resolve_precision, use_channels_last
 from auhm.face.crop import CropConfig
+from auhm.models.base import output_intensities
+from auhm.targets.heatmaps import heatmaps_to_landmarks
 
 
 @dataclass
@@ -70,16 +72,10 @@ class Predictor:
 
     @torch.inference_mode()
     def __call__(self, crops: np.ndarray, keep_heatmaps: bool = False) -> Prediction:
-        from auhm.targets.heatmaps import heatmap_intensities, heatmaps_to_landmarks
-
         x = model_input(np.ascontiguousarray(crops), self.device, self.channels_last)
         with autocast_context(self.device, self.precision):
             out = self.model(x)
-        if "intensities" in out and getattr(self.model, "output_kind", "heatmap") == "regression":
-            intensities = out["intensities"].float().clamp(0, 5)
-        else:
-            intensities = heatmap_intensities(out["heatmaps"].float())
-        pred = Prediction(intensities.cpu().numpy().astype(np.float32))
+        pred = Prediction(output_intensities(self.model, out).cpu().numpy().astype(np.float32))
         if self.has_landmarks and out.get("landmark_heatmaps") is not None:
             pts, conf = heatmaps_to_landmarks(out["landmark_heatmaps"].float(), self.input_size)
             pred.landmarks = pts.cpu().numpy().astype(np.float32)

@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Iterable
 
+import torch
 import torch.nn as nn
+
+from auhm.targets.au_table import MAX_INTENSITY
+from auhm.targets.heatmaps import heatmap_intensities
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,14 @@ def freeze(module: nn.Module) -> nn.Module:
     module.eval()
     module._auhm_frozen = True
     return module
+
+
+def output_intensities(model: nn.Module, out: dict[str, torch.Tensor]) -> torch.Tensor:
+    """AU intensities (B, N) float32 in [0, 5] from a forward's output: a regression model's own,
+    clipped, or each AU heatmap's maximum (paper §3.4). Annotation and evaluation both read them here."""
+    if getattr(model, "output_kind", "heatmap") == "regression":
+        return out["intensities"].float().clamp(0.0, MAX_INTENSITY)
+    return heatmap_intensities(out["heatmaps"].float())
 
 
 class AUModel(nn.Module):

@@ -18,8 +18,9 @@ from auhm.errors import UsageError
 from auhm.face.crop import invert_affine, warp_points
 from auhm.io import file_sha256, prediction_schema, write_parquet_atomic
 from auhm.metrics import au_scores
+from auhm.models.base import output_intensities
 from auhm.targets import au_name
-from auhm.targets.heatmaps import heatmap_intensities, heatmaps_to_landmarks
+from auhm.targets.heatmaps import heatmaps_to_landmarks
 from auhm.train.augment import ShardView, resize_affine
 from auhm.train.batches import batch_loader
 from auhm.train.config import EvaluateConfig
@@ -43,10 +44,8 @@ def predict(model, view: ShardView, batch_size: int, device: torch.device, preci
             if task == "landmarks":
                 points, _ = heatmaps_to_landmarks(y["heatmaps"].float(), model.input_size)
                 out.append(points.cpu().numpy())
-            elif model.output_kind == "regression":
-                out.append(y["intensities"].float().clamp(0.0, 5.0).cpu().numpy())
             else:
-                out.append(heatmap_intensities(y["heatmaps"].float()).cpu().numpy())
+                out.append(output_intensities(model, y).cpu().numpy())
             bar.update(tid, advance=x.shape[0])
     return np.concatenate(out).astype(np.float32)
 
