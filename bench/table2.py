@@ -26,7 +26,8 @@ from auhm.face.crop import CropConfig
 from auhm.models import build_model
 from auhm.models.complexity import count_macs, count_parameters
 from auhm.synth import SynthConfig, make_corpus
-from auhm.targets import DATASET_AUS, au_name
+from auhm.data.corpora import corpus_spec
+from auhm.targets import au_name
 from auhm.train.config import TrainConfig
 from auhm.train.folds import train_folds
 from auhm.train.trainer import train
@@ -78,7 +79,7 @@ def main() -> None:
     backbone = lm.out / "best.pt"
     wall["landmark network"] = time.perf_counter() - t0
 
-    aus = DATASET_AUS["disfa"]
+    aus = corpus_spec("disfa").aus
     rows = {}
     for method in args.methods:
         t0 = time.perf_counter()

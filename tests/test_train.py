@@ -138,16 +138,16 @@ def test_epoch_batches_shard_ranks_and_skip_done_batches():
 
 
 def test_splits_hold_out_whole_subjects(corpus, tmp_path):
-    from auhm.train.corpus import load_corpus, split_corpus
+    from auhm.train.prepared import load_prepared, split_corpus
 
-    c = load_corpus(corpus)
+    c = load_prepared(corpus)
     sp = split_corpus(c.manifest, c.shards, fold=2)
     assert sp.name == "part2" and sp.val_subjects == ["SN002"]
     assert not set(c.shards.subject[sp.train]) & set(c.shards.subject[sp.val])
     no_folds = {**c.manifest, "folds": None, "splits": {}}
     a, b = split_corpus(no_folds, c.shards, seed=3), split_corpus(no_folds, c.shards, seed=3)
     assert a.val_subjects == b.val_subjects and len(a.val_subjects) == 1
-    dev = load_corpus(make_corpus(tmp_path / "dev", frames=6, layout="devsplit"))
+    dev = load_prepared(make_corpus(tmp_path / "dev", frames=6, layout="devsplit"))
     sp = split_corpus(dev.manifest, dev.shards)
     assert sp.name == "dev" and set(dev.shards.split[sp.train]) == {"train"}
 
@@ -244,7 +244,7 @@ def test_folds_pool_out_of_fold_predictions(corpus, tmp_path):
         assert (out / f"fold{k}" / "last.pt").exists()
     assert set(result.scores.columns) >= {"AU01", "Avg."} and "ICC" in result.scores.index
     # `auhm score RUN/oof_predictions.parquet --labels DATA/labels.parquet` gives the same table
-    from auhm.metrics.scores import ScoreConfig, score
+    from auhm.metrics.report import ScoreConfig, score
 
     report = score(ScoreConfig(out / "oof_predictions.parquet", corpus / "labels.parquet"))
     assert report.join.rows_matched == len(labels)

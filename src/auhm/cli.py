@@ -397,10 +397,9 @@ def train(
     except UsageError as e:
         _usage(e)
     if isinstance(result, FoldsResult):
-        from auhm.train.evaluate import render_scores
+        from auhm.metrics.report import au_table
 
-        for table in render_scores(result.scores, int(result.scores.loc["n"].max()) if "n" in result.scores.index else 0, "pooled out-of-fold"):
-            console.print(table)
+        console.print(au_table(result.scores, int(result.scores.loc["n"].max()), title="pooled out-of-fold"))
         _say(f"out-of-fold predictions: {result.predictions}")
     elif result.best:
         best = ", ".join(f"{k} {v:.4g}" for k, v in result.best.items() if k.startswith("val_"))
@@ -427,7 +426,8 @@ def evaluate(
     Example: [bold]auhm evaluate runs/disfa/best.pt work/disfa --split part1[/bold]
     """
     from auhm.train.config import EvaluateConfig
-    from auhm.train.evaluate import evaluate as evaluate_checkpoint, render_scores
+    from auhm.metrics.report import au_table
+    from auhm.train.evaluate import evaluate as evaluate_checkpoint
 
     try:
         result = evaluate_checkpoint(EvaluateConfig(checkpoint=ckpt, data=data, split=split, out=out, batch_size=batch_size,
@@ -437,8 +437,7 @@ def evaluate(
     if result.warning:
         _warn(f"{ckpt}: {result.warning}")
     if "ICC" in result.scores.index:
-        for table in render_scores(result.scores, len(result.predictions), f"{ckpt} on {result.split}"):
-            console.print(table)
+        console.print(au_table(result.scores, len(result.predictions), title=f"{ckpt} on {result.split}"))
     else:
         _say(f"{ckpt} on {result.split}: NME {result.scores.loc['NME', 'Avg.']:.4f} over {int(result.scores.loc['n', 'Avg.'])} crops")
     if result.path is not None:
@@ -509,7 +508,7 @@ def score(
     from rich.console import Console
 
     from auhm.io import write_json_atomic
-    from auhm.metrics.scores import ScoreConfig, score as score_predictions, scores_table
+    from auhm.metrics.report import ScoreConfig, report_tables, score as score_predictions
 
     try:
         config = ScoreConfig(pred, labels, kind=kind, by=by, threshold=threshold, ci=ci, boot=boot)
@@ -519,7 +518,7 @@ def score(
     for line in report.join.summary():
         _say(line)
     out = Console()
-    for table in scores_table(report):
+    for table in report_tables(report):
         out.print(table)
     if json_out:
         write_json_atomic(report.to_dict(), json_out)

@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from auhm.data.corpora import CorpusSpec, register_corpus
 from auhm.data.readers import IMAGE_SUFFIXES, Corpus, Session, truth_sidecar
+from auhm.data.splits import THREE_FOLDS, three_folds
 from auhm.errors import InputFailure, UsageError
 from auhm.io import au_columns, clean_labels
 from auhm.targets import parse_au
@@ -52,3 +54,6 @@ def read(manifest: Path) -> Corpus:
             Session(key=key, path=path, subject=subject, task="", kind="csv", labels=labels, split=split, frame_files=frame_files, truth=truth_sidecar(base, path.stem))
         )
     return corpus
+
+
+register_corpus(CorpusSpec("csv", (), read, three_folds, folds=THREE_FOLDS, expected="rows of video, frame, AUxx"))

@@ -26,6 +26,7 @@ from auhm.errors import UsageError
 from auhm.io import ParquetStream, prediction_schema, read_metadata
 from auhm.landmarks import backend_name
 
+
 def chunk_rows(video: str, chunk, schema: pa.Schema, aus: Sequence[int]) -> pa.RecordBatch:
     """One row per frame of a scored chunk; null box and AUs where there is no face."""
     n = len(chunk.indices)

@@ -82,10 +82,10 @@ def complexity_table(aus: Sequence[int], preset: str = "paper") -> list[MethodCo
 
 
 def first_aus(n: int) -> tuple[int, ...]:
-    """n AUs for sizing a model: DISFA's 12 first, then the rest of Table 1."""
-    from auhm.targets import AU_TABLE, DATASET_AUS
+    """n AUs for sizing a model, the first of Table 1 (a model's size depends on how many, not which)."""
+    from auhm.targets import AU_TABLE
 
-    order = DATASET_AUS["disfa"] + tuple(a for a in AU_TABLE if a not in DATASET_AUS["disfa"])
+    order = tuple(AU_TABLE)
     if not 1 <= n <= len(order):
         raise UsageError(f"--n-aus must be between 1 and {len(order)} (the AUs of Table 1)")
     return order[:n]

@@ -2,7 +2,6 @@
 
 from auhm.targets.au_table import (
     AU_TABLE,
-    DATASET_AUS,
     IBUG_FLIP_PERMUTATION,
     LEFT_EYE,
     MAX_INTENSITY,
@@ -27,7 +26,6 @@ from auhm.targets.heatmaps import (
 
 __all__ = [
     "AU_TABLE",
-    "DATASET_AUS",
     "IBUG_FLIP_PERMUTATION",
     "LEFT_EYE",
     "MAX_INTENSITY",

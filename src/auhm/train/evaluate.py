@@ -24,7 +24,7 @@ from auhm.targets.heatmaps import heatmaps_to_landmarks
 from auhm.train.augment import ShardView, resize_affine
 from auhm.train.batches import batch_loader
 from auhm.train.config import EvaluateConfig
-from auhm.train.corpus import Corpus, load_corpus, split_corpus
+from auhm.train.prepared import PreparedCorpus, load_prepared, split_corpus
 
 OUTER_EYE_CORNERS = (36, 45)
 
@@ -130,7 +130,7 @@ def crop_boxes(affines: np.ndarray, crop_size: int) -> np.ndarray:
     return np.asarray(boxes, np.float32).reshape(-1, 4)
 
 
-def prediction_frame(corpus: Corpus, indices: np.ndarray, intensities: np.ndarray, aus) -> pd.DataFrame:
+def prediction_frame(corpus: PreparedCorpus, indices: np.ndarray, intensities: np.ndarray, aus) -> pd.DataFrame:
     """Predictions of shard frames in the prediction schema (timestamp unknown: NaN; box: the crop's square)."""
     indices = np.asarray(indices, np.int64)
     shards = corpus.shards
@@ -180,7 +180,7 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
         model.to(memory_format=torch.channels_last)
     aus = list(info["aus"])
     task = info.get("task", "au")
-    corpus = load_corpus(config.data, aus if task != "landmarks" else None)
+    corpus = load_prepared(config.data, aus if task != "landmarks" else None)
     manifest, shards = corpus.manifest, corpus.shards
     if config.split == "all":  # every frame, e.g. a corpus of held-out subjects prepared on its own
         indices, split_name = np.arange(len(shards)), "all"
@@ -208,15 +208,3 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
         meta = {"checkpoint": file_sha256(config.checkpoint), "checkpoint_path": str(config.checkpoint), "aus": aus, "split": split_name}
         path = write_parquet_atomic(table, config.out, schema=prediction_schema(aus, meta))
     return EvaluateResult(scores, table, split_name, path, warning)
-
-
-def render_scores(scores: pd.DataFrame, frames: int, title: str | None = None) -> list:
-    """Rich tables of a score frame, in ``auhm score``'s layout (so the two read the same)."""
-    from auhm.metrics.scores import JoinReport, ScoreReport, scores_table
-    from auhm.targets import parse_au
-
-    aus = tuple(parse_au(c) for c in scores.columns if c != "Avg.")
-    tables = scores_table(ScoreReport(scores, JoinReport(aus=aus, rows_matched=int(frames)), 1.0))
-    if title:
-        tables[0].title = f"{title}: {tables[0].title}"
-    return tables

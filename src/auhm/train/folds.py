@@ -16,9 +16,9 @@ from auhm.metrics import au_scores
 from auhm.models.checkpoint import TASKS
 from auhm.train.augment import ShardView
 from auhm.train.config import TrainConfig
-from auhm.train.corpus import load_corpus, split_corpus
 from auhm.train.distributed import init_distributed, shutdown
 from auhm.train.evaluate import predict, prediction_frame
+from auhm.train.prepared import load_prepared, split_corpus
 from auhm.train.run_state import config_dict, load_run_config, saved_config
 from auhm.train.trainer import TrainResult, train
 
@@ -48,7 +48,7 @@ def train_folds(config: TrainConfig) -> FoldsResult:
         fold_dir = Path(config.out) / f"fold{fold}"
         resume = fold_dir if config.resume is not None and (fold_dir / "config.json").exists() else None
         results.append(train(dataclasses.replace(config, fold=fold, out=fold_dir, resume=resume)))
-    corpus = load_corpus(config.data)
+    corpus = load_prepared(config.data)
     shards = corpus.shards
     device = resolve_device(config.device)
     precision = resolve_precision(device, config.precision)

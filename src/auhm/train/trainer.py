@@ -25,9 +25,9 @@ from auhm.io import atomic_path, write_json_atomic
 from auhm.train.augment import ShardView
 from auhm.train.batches import batch_loader
 from auhm.train.config import METHODS, TRANSFER_METHODS, TrainConfig
-from auhm.train.corpus import load_corpus, split_corpus
 from auhm.train.distributed import all_reduce_mean, barrier, init_distributed
 from auhm.train.evaluate import validation_metrics
+from auhm.train.prepared import load_prepared, split_corpus
 from auhm.train.run_state import Progress, config_dict, load_run_config, read_run_state, restore_run_state, save_run_state
 from auhm.train.sampling import EpochBatches
 from auhm.train.steps import batch_to_device, train_step
@@ -93,7 +93,7 @@ class Trainer:
 
     def _set_up(self, state: dict | None) -> None:
         config, device = self.config, self.device
-        corpus = load_corpus(config.data)
+        corpus = load_prepared(config.data)
         self.shards = corpus.shards
         self.aus = list(self.shards.aus)
         self.split = split_corpus(corpus.manifest, self.shards, config.fold, config.folds, config.seed, config.holdout_fraction)
