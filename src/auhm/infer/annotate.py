@@ -90,7 +90,7 @@ class AnnotateResult:
 
 
 def _count_frames(jobs: Sequence[VideoJob], bar, task, over: threading.Event) -> None:
-    """Set the progress total to the frames the containers claim (a PyAV open each: ~40 ms here)."""
+    """Set the progress total to the frames the containers claim (opening every container takes a while: done beside the work)."""
     total = 0
     for k, job in enumerate(jobs, 1):
         if over.is_set():

@@ -62,7 +62,7 @@ class FaceSource:
     def preload(self) -> "FaceSource":
         """Make the first backend now, unless it follows the model: a bad option fails here with
         the backend's own message, and forked tracking processes share it (dlib's predictor is
-        70 MB: each of 2 tracking processes held ~75 MiB less of its own)."""
+        large: each process would otherwise hold its own copy)."""
         if self.spare is None and not self.self_tracking:
             try:
                 self.spare = self.make_backend()
@@ -91,7 +91,7 @@ def presence_threshold(config: "AnnotateConfig", predictor: "Predictor") -> floa
 
 def face_source(config: "AnnotateConfig", predictor: "Predictor") -> FaceSource:
     """The faces the options ask for; ``auto`` prefers the model's own backbone landmarks.
-    Nothing is loaded yet (dlib: 0.6–0.9 s): :meth:`FaceSource.preload` does it when there is work."""
+    Nothing is loaded yet (dlib's predictor takes a while): :meth:`FaceSource.preload` does it when there is work."""
     from auhm.face.detectors import find_detector, make_detector
     from auhm.landmarks import backend_name, backend_spec, make_backend
 

@@ -23,9 +23,9 @@ from auhm.video import FrameBatch, VideoError, VideoReader
 
 def tracking_workers(workers: int | None, device: torch.device, processes: bool = True) -> int:
     """Decode + tracking workers (one video each): as given; else one on a CPU, whose cores run
-    the model lanes, and beside a GPU one process per spare core (one dlib process tracks ~200
-    frames/s here, a GPU scores thousands) or at most 4 threads (they share one GIL: on the H200,
-    4 threads cropping true landmarks gave 1,747 frames/s, 8 gave 1,474)."""
+    the model lanes, and beside a GPU one process per spare core (one tracking process keeps up
+    with a small share of what a GPU scores) or at most 4 threads (they share one GIL: more
+    threads went slower, bench/RESULTS.md)."""
     if workers is not None:
         return max(1, int(workers))
     if device.type == "cpu":
@@ -149,7 +149,7 @@ class TrackingWorkers:
 
     def _open(self, video: str) -> tuple[VideoReader, Iterator[FrameBatch]]:
         # One decoding thread per video: the cores belong to the model lanes (decord's default
-        # started 4 threads per video on this 2-core machine).
+        # starts several threads per video, whatever the cores).
         reader = VideoReader(video, num_threads=1)
         return reader, prefetched(reader.batches(self.chunk_frames, self.config.every), self.stop)
 

@@ -6,7 +6,7 @@ Everything that needs to know where an AU lives on the face reads it from here.
 from __future__ import annotations
 
 # One entry per AU: a list of Gaussian centres, each the mean of the listed 0-based iBUG
-# landmarks, in the order left, right, centre (paper Table 1; DESIGN.md).
+# landmarks, in the order left, right, centre (paper Table 1).
 AU_TABLE: dict[int, list[list[int]]] = {
     1: [[21], [22], [21, 22, 27]],
     2: [[18], [25]],
