@@ -341,3 +341,32 @@ def test_val_every_validates_inside_the_epoch(corpus, tmp_path):
     assert result.history["step"].tolist() == [3, 6, 9, 10]
     assert result.history["epoch"].tolist() == pytest.approx([0.3, 0.6, 0.9, 1.0])
     assert pd.read_csv(out / "history.csv")["step"].tolist() == [3, 6, 9, 10]
+
+
+def test_training_fits_the_read_out_scale_on_training_crops_and_evaluate_uses_it(corpus, tmp_path):
+    from auhm.models import load_checkpoint
+    from auhm.train.augment import ShardView
+    from auhm.train.prepared import load_prepared, split_corpus
+    from auhm.train.evaluate import predict
+    from auhm.train.readout import fit_intensity_scale
+
+    out = tmp_path / "readout"
+    train(small(corpus, out, method="scratch", epochs=1))
+    model, info = load_checkpoint(out / "last.pt")
+    c = load_prepared(corpus)
+    sp = split_corpus(c.manifest, c.shards, seed=0)
+    train_view = ShardView(c.shards, sp.train, model.input_size)
+    raw = predict(model, train_view, 8, torch_cpu(), "fp32", scaled=False)
+    # the factors stored are those of the final weights on the (unaugmented) training crops
+    np.testing.assert_allclose(model.intensity_scale.numpy(), fit_intensity_scale(raw, c.shards.labels[sp.train]), rtol=1e-4)
+    assert not np.allclose(model.intensity_scale.numpy(), 1.0)
+    val_view = ShardView(c.shards, sp.val, model.input_size)
+    scaled = predict(model, val_view, 8, torch_cpu(), "fp32")
+    unscaled = predict(model, val_view, 8, torch_cpu(), "fp32", scaled=False)
+    np.testing.assert_allclose(scaled, np.clip(unscaled * model.intensity_scale.numpy(), 0, 5), rtol=1e-5, atol=1e-6)
+
+
+def torch_cpu():
+    import torch
+
+    return torch.device("cpu")

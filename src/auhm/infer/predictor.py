@@ -15,7 +15,7 @@ import torch
 
 from auhm.device import autocast_context, model_input, resolve_device, resolve_precision, use_channels_last
 from auhm.face.crop import CropConfig
-from auhm.models.base import output_intensities
+from auhm.models.base import read_intensities
 from auhm.targets.heatmaps import heatmaps_to_landmarks
 
 
@@ -74,7 +74,7 @@ class Predictor:
         x = model_input(np.ascontiguousarray(crops), self.device, self.channels_last)
         with autocast_context(self.device, self.precision):
             out = self.model(x)
-        pred = Prediction(output_intensities(self.model, out).cpu().numpy().astype(np.float32))
+        pred = Prediction(read_intensities(self.model, out).cpu().numpy().astype(np.float32))
         if self.has_landmarks and out.get("landmark_heatmaps") is not None:
             pts, conf = heatmaps_to_landmarks(out["landmark_heatmaps"].float(), self.input_size)
             pred.landmarks = pts.cpu().numpy().astype(np.float32)

@@ -27,7 +27,10 @@ BackboneSpec = str | os.PathLike | dict | None
 def landmark_state_dict(source: str | os.PathLike | dict) -> dict[str, torch.Tensor]:
     """HeatmapNet weights from a landmark checkpoint (``auhm train --task landmarks``) or a state dict in memory."""
     state = source if isinstance(source, dict) else read_checkpoint(source, task="landmarks")[0]
-    # Accept keys of the AUNet wrapper ("net.conv1.weight") and of a bare HeatmapNet ("conv1.weight").
+    # Accept keys of the AUNet wrapper ("net.conv1.weight") and of a bare HeatmapNet ("conv1.weight");
+    # the wrapper's own buffers (its AU read-out) are not the network's.
+    if any(k.startswith("net.") for k in state):
+        state = {k: v for k, v in state.items() if k.startswith("net.")}
     return {k.removeprefix("net."): v for k, v in state.items()}
 
 

@@ -18,7 +18,7 @@ from auhm.errors import UsageError
 from auhm.face.crop import invert_affine, warp_points
 from auhm.io import file_sha256, prediction_schema, write_parquet_atomic
 from auhm.metrics import au_scores
-from auhm.models.base import output_intensities
+from auhm.models.base import read_intensities
 from auhm.targets import au_name
 from auhm.targets.heatmaps import heatmaps_to_landmarks
 from auhm.train.augment import ShardView, resize_affine
@@ -30,8 +30,10 @@ OUTER_EYE_CORNERS = (36, 45)
 
 
 @torch.no_grad()
-def predict(model, view: ShardView, batch_size: int, device: torch.device, precision: str, workers: int | None = 0, task: str = "au", quiet: bool = True) -> np.ndarray:
-    """AU intensities (n, N) clipped to [0, 5], or for the landmark network points (n, 68, 2) in input pixels."""
+def predict(model, view: ShardView, batch_size: int, device: torch.device, precision: str, workers: int | None = 0, task: str = "au",
+            quiet: bool = True, scaled: bool = True) -> np.ndarray:
+    """AU intensities (n, N) clipped to [0, 5] (``scaled``: with the model's fitted read-out), or for the
+    landmark network points (n, 68, 2) in input pixels."""
     channels_last = use_channels_last(device, precision)
     loader = batch_loader(view, device, workers, batch_size=batch_size)
     out = []
@@ -45,7 +47,7 @@ def predict(model, view: ShardView, batch_size: int, device: torch.device, preci
                 points, _ = heatmaps_to_landmarks(y["heatmaps"].float(), model.input_size)
                 out.append(points.cpu().numpy())
             else:
-                out.append(output_intensities(model, y).cpu().numpy())
+                out.append(read_intensities(model, y, scaled).cpu().numpy())
             bar.update(tid, advance=x.shape[0])
     return np.concatenate(out).astype(np.float32)
 

@@ -28,6 +28,7 @@ from auhm.train.config import METHODS, TRANSFER_METHODS, TrainConfig
 from auhm.train.distributed import all_reduce_mean, barrier, init_distributed
 from auhm.train.evaluate import validation_metrics
 from auhm.train.prepared import load_prepared, split_corpus
+from auhm.train.readout import fit_readout, training_sample
 from auhm.train.run_state import Progress, config_dict, load_run_config, read_run_state, restore_run_state, save_run_state
 from auhm.train.sampling import EpochBatches
 from auhm.train.steps import batch_to_device, train_step
@@ -118,6 +119,7 @@ class Trainer:
         self.net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if self.ddp.world > 1 else model
         self.progress = restore_run_state(state, model, self.optimizer, self.scheduler, self.scaler) if state is not None else Progress()
         self.mean_shape = self.shards.landmarks[self.split.train].mean(axis=0) if config.task == "landmarks" else None
+        self.readout_frames = training_sample(self.split.train) if config.task == "au" and model.output_kind == "heatmap" else None
         self.info = self._checkpoint_info(corpus)
         self.initial_threads = torch.get_num_threads()
         self.threads = ThreadTuner.for_device(device, self.ddp.world) if not config.threads else ThreadTuner([config.threads])
@@ -208,6 +210,9 @@ class Trainer:
         p = self.progress
         mean_loss = all_reduce_mean(p.loss_sum, p.loss_n, self.ddp.world)
         if self.ddp.main:
+            if self.readout_frames is not None:  # the read-out's scale first: validation reads with it
+                view = ShardView(self.shards, self.readout_frames, self.model.input_size)
+                fit_readout(self.model, view, self.shards.labels[self.readout_frames], self.config.batch_size, self.device, self.precision)
             metrics = validation_metrics(self.model, self.val_view, self.shards.labels[self.split.val], self.aus, self.config.task,
                                          self.config.batch_size, self.device, self.precision, self.mean_shape)
             from auhm.models.checkpoint import metrics_warning
