@@ -10,7 +10,7 @@ import torch
 from auhm.errors import UsageError
 from auhm.face import FaceTrack, LandmarkBackend, Tracker, TrackerConfig
 from auhm.face.base import BackendUnavailable, landmark_boxes
-from auhm.face.crop import CropConfig, crop_square
+from auhm.face.crop import CropConfig
 from auhm.landmarks import make_backend
 from auhm.video import FrameBatch, VideoWriter
 

@@ -1,5 +1,4 @@
 import hashlib
-import json
 
 import numpy as np
 import pandas as pd

@@ -8,7 +8,7 @@ from auhm.models.reparam import ReparamConv2d
 
 AUS = corpus_spec("bp4d").aus  # 5 AUs keep the heads small
 TRANSFER = ("adaptation", "attention", "random-backbone")
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def n_params(module: nn.Module, trainable: bool | None = None) -> int:

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from auhm.video import VideoError, VideoReader
-from tests.conftest import write_test_video, write_truncated_video
+
+from helpers import bar_frame, write_test_video, write_truncated_video
 
 
 def test_generated_video_round_trip(tmp_path):
