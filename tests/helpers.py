@@ -181,16 +181,16 @@ def standin_script(path: Path, model: str = "h.StandInAU()", setup: str = "") ->
 def hold_after_first_video(gate: str | os.PathLike, reached: str | os.PathLike) -> None:
     """In a run's own process: once the first video's rows are committed, write ``reached`` and
     hold the run until ``gate`` exists (a test kills it there: one video done, the others not)."""
-    from auhm.infer.output import AtomicParquetStream
+    from auhm.io import ParquetStream
 
-    commit = AtomicParquetStream.commit
+    commit = ParquetStream.commit
 
-    def commit_then_hold(self, notes=None):
-        commit(self, notes)
+    def commit_then_hold(self, metadata=None):
+        commit(self, metadata)
         Path(reached).write_text(str(self.path))
         hold_until(gate)
 
-    AtomicParquetStream.commit = commit_then_hold
+    ParquetStream.commit = commit_then_hold
 
 
 # ── a world of bright squares: faces for self-tracking ─────────────────────────────────────

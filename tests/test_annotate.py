@@ -35,7 +35,7 @@ def standin(monkeypatch):
 
 def test_rows_schema_metadata_and_intensities(tmp_path, checkpoint, standin):
     from auhm.infer.annotate import annotate
-    from auhm.infer.output import file_sha256
+    from auhm.io import file_sha256
 
     face = np.ones(30, bool)
     face[10:14] = False
@@ -191,10 +191,10 @@ def test_per_video_resume_skips_done_and_redoes_other_checkpoint(tmp_path, check
     out = tmp_path / "dir"
     first = annotate(clips, annotate_config(checkpoint, out, per_video=True))
     assert first.written == clips
-    import auhm.face
+    import auhm.landmarks
 
-    real, made = auhm.face.make_backend, []
-    monkeypatch.setattr(auhm.face, "make_backend", lambda *a, **k: made.append(a[0]) or real(*a, **k))
+    real, made = auhm.landmarks.make_backend, []
+    monkeypatch.setattr(auhm.landmarks, "make_backend", lambda *a, **k: made.append(a[0]) or real(*a, **k))
     again = annotate(clips, annotate_config(checkpoint, out, per_video=True))
     assert again.written == [] and again.skipped == clips
     assert made == []  # nothing to do: no landmark backend loaded (dlib's takes 0.6–0.9 s)
@@ -324,6 +324,10 @@ def test_resume_keys_on_every_setting_that_changes_the_rows_and_says_which_diffe
     assert pd.read_parquet(out / "p.parquet").frame.tolist() == [0, 2, 4]
     was = {"checkpoint": "a" * 64, "landmark_backend": "auhm", "landmark_model": "b" * 64, "every": 1}
     assert made_differently(was, {**was, "landmark_model": "c" * 64}) == "landmark model bbbbbbbbbbbb → cccccccccccc"
+    # "auhm", the network backend's earlier name, is the same backend
+    assert made_differently(was, {**was, "landmark_backend": "network"}) is None
+    assert made_differently({**was, "landmark_backend": "backbone+auhm"}, {**was, "landmark_backend": "backbone+network"}) is None
+    assert made_differently(was, {**was, "landmark_backend": "dlib"}) == "landmarks network → dlib"
     assert made_differently(was, dict(was)) is None
 
 
@@ -424,7 +428,7 @@ def test_an_unusable_landmark_backend_is_a_usage_error_before_any_row(tmp_path, 
     out = tmp_path / "o.parquet"
     with pytest.raises(UsageError, match="--landmarks auhm needs --landmark-model"):
         annotate([str(clip)], dataclasses.replace(annotate_config(checkpoint, out), landmarks="auhm"))
-    with pytest.raises(UsageError, match=r"--landmarks nope: choose one of auto, dlib, fan, auhm, truth"):
+    with pytest.raises(UsageError, match=r"--landmarks nope: choose one of auto, dlib, fan, network, truth"):
         annotate([str(clip)], dataclasses.replace(annotate_config(checkpoint, out), landmarks="nope"))
     assert not out.exists()
 
@@ -437,10 +441,10 @@ def test_a_backend_that_cannot_load_stops_the_run_before_its_first_progress_line
     au = small_checkpoint(tmp_path / "au.pt")
     clip = make_clip(tmp_path, "c", 6, np.ones(6, bool))
     out = tmp_path / "o.parquet"
-    res = CliRunner().invoke(app, ["annotate", str(clip), "--model", str(au), "--landmarks", "auhm", "--landmark-model", str(au),
+    res = CliRunner().invoke(app, ["annotate", str(clip), "--model", str(au), "--landmarks", "network", "--landmark-model", str(au),
                                    "--out", str(out), "--device", "cpu"])
     assert res.exit_code == 2, res.output
-    assert res.output.strip() == (f"usage error --landmarks auhm: {au}: an AU checkpoint (method 'scratch'), "
+    assert res.output.strip() == (f"usage error --landmarks network: {au}: an AU checkpoint (method 'scratch'), "
                                   "where a landmark checkpoint is needed (one from `auhm train --task landmarks`)")
     assert not out.exists()
     lm = tmp_path / "lm.pt"
@@ -650,8 +654,8 @@ def test_stub_model_path(tmp_path, checkpoint):
     """bench/annotate.py --model-stub: the stand-in gives its fixed intensities on every face
     frame, one row per frame; with self-tracking its fixed landmarks hold each crop where it was
     cut, so each frame is scored exactly once (no re-cut) after one detection."""
-    import auhm.face
     import auhm.face.detectors as detectors
+    import auhm.landmarks
 
     from auhm.infer.annotate import annotate
     from auhm.infer.predictor import StubPredictor
@@ -676,7 +680,7 @@ def test_stub_model_path(tmp_path, checkpoint):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(detectors, "find_detector", lambda: "opencv")
         mp.setattr(detectors, "make_detector", lambda name: (lambda frame: searches.append(1) or SquareBackend().detect(frame[None])[0]))
-        mp.setattr(auhm.face, "make_backend", lambda name, **kw: SquareBackend())
+        mp.setattr(auhm.landmarks, "make_backend", lambda name, **kw: SquareBackend())
         cfg = annotate_config(checkpoint, tmp_path / "auto.parquet", workers=1)
         cfg.landmarks = "auto"
         res = annotate([str(tmp_path / "sq.avi")], cfg, predictor=Counted(aus=AUS, input_size=TRACK_SIZE))
@@ -704,7 +708,7 @@ def test_same_file_stem_in_two_folders_keeps_both_videos(tmp_path, checkpoint, s
 
 def test_single_file_resume_shortcut(tmp_path, checkpoint, standin, monkeypatch):
     """Every video already in the finished file, made the same way: nothing is loaded or rewritten."""
-    import auhm.face
+    import auhm.landmarks
     from auhm.infer.annotate import annotate
 
     clips = [str(make_clip(tmp_path, n, 6, np.ones(6, bool))) for n in ("u", "v")]
@@ -712,8 +716,8 @@ def test_single_file_resume_shortcut(tmp_path, checkpoint, standin, monkeypatch)
     annotate(clips, annotate_config(checkpoint, out))
     before = out.stat().st_mtime_ns
     made = []
-    real = auhm.face.make_backend
-    monkeypatch.setattr(auhm.face, "make_backend", lambda *a, **k: made.append(a[0]) or real(*a, **k))
+    real = auhm.landmarks.make_backend
+    monkeypatch.setattr(auhm.landmarks, "make_backend", lambda *a, **k: made.append(a[0]) or real(*a, **k))
     again = annotate(clips[::-1], annotate_config(checkpoint, out))
     assert again.skipped == clips[::-1] and again.written == [] and made == []
     assert out.stat().st_mtime_ns == before and len(pd.read_parquet(out)) == 12

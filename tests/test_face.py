@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from auhm.errors import UsageError
-from auhm.face import FaceTrack, LandmarkBackend, Tracker, TrackerConfig, make_backend
+from auhm.face import FaceTrack, LandmarkBackend, Tracker, TrackerConfig
 from auhm.face.base import BackendUnavailable, landmark_boxes
 from auhm.face.crop import CropConfig
+from auhm.landmarks import make_backend
 from auhm.video import FrameBatch, VideoWriter
 
 H, W = 96, 128
@@ -232,11 +233,12 @@ def test_facetrack_empty_and_landmark_boxes():
     np.testing.assert_allclose(landmark_boxes(ring(10, 20, 5)), [5, 15, 15, 25], atol=0.01)
 
 
-def test_make_backend_rejects_unknown_and_auhm_without_model():
-    with pytest.raises(ValueError, match="unknown landmark backend"):
+def test_make_backend_rejects_unknown_and_network_without_model():
+    with pytest.raises(UsageError, match="unknown landmark backend 'openface'; choose one of dlib, fan, network, truth"):
         make_backend("openface")
-    with pytest.raises(ValueError, match="needs a landmark checkpoint"):
-        make_backend("auhm")
+    for name in ("network", "auhm"):  # auhm: the network backend's earlier name
+        with pytest.raises(UsageError, match=f"--landmarks {name} needs --landmark-model CKPT"):
+            make_backend(name)
 
 
 # ── truth ───────────────────────────────────────────────────────────────────────────────────
@@ -248,7 +250,7 @@ def sidecar_frame(points: np.ndarray, frames: np.ndarray) -> pd.DataFrame:
 
 
 def test_truth_backend_round_trip_with_default_sidecar_location(tmp_path):
-    from auhm.face.extract import LandmarksConfig, extract_landmarks
+    from auhm.landmarks.job import LandmarksConfig, extract_landmarks
 
     video = tmp_path / "Videos" / "clip1.avi"
     with VideoWriter(video, 10, W, H) as w:
@@ -294,7 +296,7 @@ def test_truth_backend_reads_openface_csv_frames_from_one(tmp_path):
 
 # ── inputs ──────────────────────────────────────────────────────────────────────────────────
 def test_expand_inputs_globs_lists_and_missing(tmp_path, monkeypatch):
-    from auhm.face.extract import expand_inputs
+    from auhm.video.inputs import expand_inputs
 
     for name in ("b.mp4", "a.mp4", "c.avi"):
         (tmp_path / name).write_bytes(b"x")
@@ -353,10 +355,10 @@ class DiskNet(torch.nn.Module):
 
 
 def disk_backend_auhm():
-    from auhm.face.auhm_backend import AuhmBackend
+    from auhm.landmarks.network import NetworkBackend
 
     crop = CropConfig(size=64)
-    return AuhmBackend(DiskNet(crop), {"crop": crop.to_dict(), "input_size": 64, "presence_threshold": 0.3})
+    return NetworkBackend(DiskNet(crop), {"crop": crop.to_dict(), "input_size": 64, "presence_threshold": 0.3})
 
 
 def test_auhm_backend_finds_and_tracks_a_face_with_its_own_network():
@@ -378,7 +380,7 @@ def test_auhm_backend_finds_and_tracks_a_face_with_its_own_network():
 
 
 def test_auhm_candidate_squares_cover_the_frame():
-    from auhm.face.auhm_backend import SearchConfig, candidate_squares
+    from auhm.landmarks.network import SearchConfig, candidate_squares
 
     sq = candidate_squares(240, 320, SearchConfig(scales=(0.5,), overlap=0.5))
     half = sq[:, 2] / 2
@@ -423,7 +425,7 @@ def test_fan_backend_loads_local_weights_without_network(tmp_path, monkeypatch):
     from face_alignment.detection.sfd.net_s3fd import s3fd
     from face_alignment.models import FAN
 
-    from auhm.face.fan_backend import WEIGHT_FILES
+    from auhm.landmarks.fan import WEIGHT_FILES
 
     cache = tmp_path / "hub" / "checkpoints"
     cache.mkdir(parents=True)

@@ -281,7 +281,7 @@ def test_real_photos_with_real_annotations(tmp_path):
         check_available()
     except BackendUnavailable:
         pytest.skip("dlib is not installed")
-    from auhm.face import make_backend
+    from auhm.landmarks import make_backend
     from auhm.train.evaluate import landmark_nme
 
     root = tmp_path / "photos"

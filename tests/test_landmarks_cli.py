@@ -180,7 +180,7 @@ def test_dlib_face_then_no_face(media_run):
 
 
 def test_expand_inputs_reads_folders_globs_and_list_files(tmp_path):
-    from auhm.face.extract import expand_inputs
+    from auhm.video.inputs import expand_inputs
 
     (tmp_path / "a").mkdir()
     for name in ("a/x.mp4", "a/y.AVI", "a/notes.txt", "z.mov"):

@@ -11,8 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from auhm.cli import app
+from auhm.data.corpora import subject_of
 from auhm.metrics import au_scores, match_videos
-from auhm.metrics.scores import ScoreConfig, score_tables, subject_of
+from auhm.metrics.report import ScoreConfig, score_frames
 
 AUS = ("AU01", "AU02", "AU04")
 
@@ -131,7 +132,7 @@ def test_unmatched_ignored_and_other_faces_are_reported():
     pred["AU12"] = np.float32(1.0)
     labels = labels[labels.video != "vid2"].assign(video=lambda d: d.video.replace("vid1", "other"), AU06=np.float32(2))
     second_face = pred[pred.video.str.endswith("vid0.mp4")].assign(face=np.int16(1))
-    report = score_tables(pd.concat([pred, second_face]), labels, ScoreConfig(Path("p"), Path("l"))).join
+    report = score_frames(pd.concat([pred, second_face]), labels, ScoreConfig(Path("p"), Path("l"))).join
     assert report.matched == {"vid0": "/data/clips/vid0.mp4"}
     assert report.unmatched_labels == ["other"]
     assert sorted(report.unmatched_predictions) == ["/data/clips/vid1.mp4", "/data/clips/vid2.mp4"]
@@ -313,3 +314,21 @@ def test_plot_shades_lost_frames(tmp_path):
         rgb = matplotlib.image.imread(path)[..., :3]
         grey.append(np.mean(np.all(np.abs(rgb - 0.85) < 0.01, axis=-1)))
     assert grey[0] < 0.01 < grey[1]
+
+
+def test_evaluate_and_train_print_scores_in_the_score_table():
+    """One table function for `auhm score`, `evaluate` and `train`: what they all have is a scores frame and a frame count."""
+    from rich.console import Console
+
+    from auhm.metrics import au_table
+
+    rng = np.random.default_rng(0)
+    y = rng.uniform(0, 5, (40, 2))
+    scores = au_scores(y, np.clip(y + rng.normal(0, 0.5, y.shape), 0, 5), (1, 12))
+    console = Console(record=True, width=80)
+    console.print(au_table(scores, 40, title="best.pt on part1"))
+    lines = console.export_text().splitlines()
+    assert " ".join(line.strip() for line in lines).startswith("best.pt on part1: AU scores on 40 matched frames")
+    rows = {line.split()[0]: line.split()[1:] for line in lines if line.split() and line.split()[0] in ("AU01", "AU12", "Avg.")}
+    assert list(rows) == ["AU01", "AU12", "Avg."]
+    assert rows["AU12"] == [f"{scores.loc[m, 'AU12']:.2f}" for m in ("ICC", "MSE", "MAE", "PCC", "F1")] + ["40"]

@@ -22,7 +22,7 @@ from helpers import AUS, INFO, SQUARE, TRACK_SIZE, SquareAU, SquareBackend, anno
 def square_world(monkeypatch):
     """Faces are bright squares: detection, the fallback backend and the model all see them.
     Returns a counter of full-frame searches shared with forked tracking processes."""
-    import auhm.face
+    import auhm.landmarks
     from auhm.face import detectors
     from auhm.infer.annotate import Predictor
 
@@ -34,7 +34,7 @@ def square_world(monkeypatch):
                 searches.value += 1
             return super().detect(frames)
 
-    monkeypatch.setattr(auhm.face, "make_backend", lambda name, **kw: CountedSquares())  # detector or fallback backend
+    monkeypatch.setattr(auhm.landmarks, "make_backend", lambda name, **kw: CountedSquares())  # detector or fallback backend
     monkeypatch.setattr(detectors, "find_detector", lambda: "dlib")
     monkeypatch.setattr(detectors, "make_detector", lambda name: (lambda frame, b=CountedSquares(): b.detect(frame[None])[0]))
     info = {**INFO, "method": "adaptation", "input_size": TRACK_SIZE}

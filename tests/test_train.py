@@ -142,16 +142,16 @@ def test_epoch_batches_shard_ranks_and_skip_done_batches():
 
 
 def test_splits_hold_out_whole_subjects(corpus, tmp_path):
-    from auhm.train.corpus import load_corpus, split_corpus
+    from auhm.train.prepared import load_prepared, split_corpus
 
-    c = load_corpus(corpus)
+    c = load_prepared(corpus)
     sp = split_corpus(c.manifest, c.shards, fold=2)
     assert sp.name == "part2" and sp.val_subjects == ["SN002"]
     assert not set(c.shards.subject[sp.train]) & set(c.shards.subject[sp.val])
     no_folds = {**c.manifest, "folds": None, "splits": {}}
     a, b = split_corpus(no_folds, c.shards, seed=3), split_corpus(no_folds, c.shards, seed=3)
     assert a.val_subjects == b.val_subjects and len(a.val_subjects) == 1
-    dev = load_corpus(make_corpus(tmp_path / "dev", frames=6, layout="devsplit"))
+    dev = load_prepared(make_corpus(tmp_path / "dev", frames=6, layout="devsplit"))
     sp = split_corpus(dev.manifest, dev.shards)
     assert sp.name == "dev" and set(dev.shards.split[sp.train]) == {"train"}
 
@@ -330,7 +330,7 @@ def test_folds_pool_out_of_fold_predictions(corpus, tmp_path):
         assert (out / f"fold{k}" / "last.pt").exists()
     assert set(result.scores.columns) >= {"AU01", "Avg."} and "ICC" in result.scores.index
     # `auhm score RUN/oof_predictions.parquet --labels DATA/labels.parquet` gives the same table
-    from auhm.metrics.scores import ScoreConfig, score
+    from auhm.metrics.report import ScoreConfig, score
 
     report = score(ScoreConfig(out / "oof_predictions.parquet", corpus / "labels.parquet"))
     assert report.join.rows_matched == len(labels)
@@ -380,10 +380,14 @@ def test_cli_train_and_evaluate(corpus, tmp_path):
     held = read_checkpoint_info(out / "best.pt")["val_subjects"]
     assert len(df) == 40 and set(df.video.str.extract(r"(SN\d+)")[0]) == set(held)
     assert df.columns.tolist() == prediction_schema(AUS).names
+    from auhm.io import file_sha256, read_metadata
+
+    meta = read_metadata(preds)  # the checkpoint named as annotate names it
+    assert meta["checkpoint"] == file_sha256(out / "best.pt") and meta["checkpoint_path"] == str(out / "best.pt")
 
     # --split all: every frame of every split; the held-out rows as above; the scores printed are
     # those `auhm score` gives the written table against the corpus's labels
-    from auhm.metrics.scores import ScoreConfig, score
+    from auhm.metrics.report import ScoreConfig, score
     from auhm.train.config import EvaluateConfig
     from auhm.train.evaluate import evaluate
 
@@ -441,3 +445,32 @@ def test_val_every_validates_inside_the_epoch(corpus, tmp_path):
     assert result.history["step"].tolist() == [3, 6, 9, 10]
     assert result.history["epoch"].tolist() == pytest.approx([0.3, 0.6, 0.9, 1.0])
     assert pd.read_csv(out / "history.csv")["step"].tolist() == [3, 6, 9, 10]
+
+
+def test_training_fits_the_read_out_scale_on_training_crops_and_evaluate_uses_it(corpus, tmp_path):
+    from auhm.models import load_checkpoint
+    from auhm.train.augment import ShardView
+    from auhm.train.prepared import load_prepared, split_corpus
+    from auhm.train.evaluate import predict
+    from auhm.train.readout import fit_intensity_scale
+
+    out = tmp_path / "readout"
+    train(small(corpus, out, method="scratch", epochs=1))
+    model, info = load_checkpoint(out / "last.pt")
+    c = load_prepared(corpus)
+    sp = split_corpus(c.manifest, c.shards, seed=0)
+    train_view = ShardView(c.shards, sp.train, model.input_size)
+    raw = predict(model, train_view, 8, torch_cpu(), "fp32", scaled=False)
+    # the factors stored are those of the final weights on the (unaugmented) training crops
+    np.testing.assert_allclose(model.intensity_scale.numpy(), fit_intensity_scale(raw, c.shards.labels[sp.train]), rtol=1e-4)
+    assert not np.allclose(model.intensity_scale.numpy(), 1.0)
+    val_view = ShardView(c.shards, sp.val, model.input_size)
+    scaled = predict(model, val_view, 8, torch_cpu(), "fp32")
+    unscaled = predict(model, val_view, 8, torch_cpu(), "fp32", scaled=False)
+    np.testing.assert_allclose(scaled, np.clip(unscaled * model.intensity_scale.numpy(), 0, 5), rtol=1e-5, atol=1e-6)
+
+
+def torch_cpu():
+    import torch
+
+    return torch.device("cpu")

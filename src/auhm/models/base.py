@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Iterable
 
+import torch
 import torch.nn as nn
+
+from auhm.targets.au_table import MAX_INTENSITY
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,18 @@ def freeze(module: nn.Module) -> nn.Module:
     return module
 
 
+def read_intensities(model: nn.Module, outputs: dict[str, torch.Tensor], scaled: bool = True) -> torch.Tensor:
+    """AU intensities (B, N) in [0, 5] from a model's outputs: the regressed values, or each heatmap's
+    maximum (paper §3.4) times the model's fitted ``intensity_scale`` (when it has one)."""
+    if getattr(model, "output_kind", "heatmap") == "regression":
+        return outputs["intensities"].float().clamp(0.0, MAX_INTENSITY)
+    peaks = outputs["heatmaps"].float().amax(dim=(-2, -1))
+    scale = getattr(model, "intensity_scale", None)
+    if scaled and scale is not None:
+        peaks = peaks * scale.to(peaks.device, peaks.dtype)
+    return peaks.clamp(0.0, MAX_INTENSITY)
+
+
 class AUModel(nn.Module):
     """Base of every method: the attributes the training and annotation code read, and frozen parts.
 
@@ -63,6 +78,15 @@ class AUModel(nn.Module):
         self.input_size = preset.input_size
         self.map_size = preset.map_size
         self.model_options = dict(model_options or {})
+        # Per-AU factor on the read-out (heatmap models): MSE-trained maps peak below the target
+        # amplitude, so training fits one factor per AU on its own crops (train.readout).
+        self.register_buffer("intensity_scale", torch.ones(len(self.aus)))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + "intensity_scale"
+        if key not in state_dict:  # checkpoints from before the fitted read-out: the plain maximum
+            state_dict[key] = torch.ones_like(self.intensity_scale)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def train(self, mode: bool = True):
         """Like nn.Module.train, but frozen parts stay in eval mode (their BN statistics fixed)."""
