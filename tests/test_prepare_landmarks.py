@@ -16,6 +16,8 @@ from auhm.data.splits import random_holdout
 
 from helpers import face_points, write_dots_image, write_pts_file
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # it trains a landmark network
+
 
 def write_photos(root, n: int = 6, faces_per_photo: int = 2) -> list[str]:
     """n photos of ``faces_per_photo`` faces each (300-W naming ``<photo>_<k>``), plus a bad .pts."""
