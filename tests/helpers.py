@@ -40,19 +40,20 @@ def bar_frame(i: int, w: int = 96, h: int = 64) -> np.ndarray:
     return f
 
 
-def write_truncated_video(path: Path, n: int = 60, keep: float = 0.8) -> Path:
-    """An MP4 of ``n`` frames (index first, so it still opens) cut to its first ``keep`` of bytes:
-    the container claims ``n`` frames, fewer decode."""
+def write_truncated_video(path: Path, n: int = 60, keep: float = 0.8, frame=None) -> Path:
+    """An MP4 of ``n`` 96×64 frames (index first, so it still opens) cut to its first ``keep`` of
+    bytes: the container claims ``n`` frames, fewer decode. ``frame(i)`` draws frame i (default:
+    noise)."""
     import av
 
+    rng = np.random.default_rng(0)
+    frame = frame or (lambda i: rng.integers(0, 255, (64, 96, 3), dtype=np.uint8))
     full = path.with_name(f"full-{path.name}")
     with av.open(str(full), "w", options={"movflags": "faststart"}) as container:
         stream = container.add_stream("mpeg4", rate=10)
         stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
-        rng = np.random.default_rng(0)
-        for _ in range(n):
-            frame = rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        for i in range(n):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame(i), format="rgb24")))
         container.mux(stream.encode())
     data = full.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])

@@ -389,16 +389,29 @@ def test_auhm_candidate_squares_cover_the_frame():
     assert np.allclose(sq[:, 2], 120) and len(sq) == 5 * 3
 
 
-def test_auhm_backend_loads_a_checkpoint_when_models_provide_it(tmp_path):
-    models = pytest.importorskip("auhm.models")
-    if not hasattr(models, "load_checkpoint") or not hasattr(models, "save_checkpoint"):
-        pytest.skip("auhm.models.load_checkpoint not landed yet")
-    model = models.build_model("landmarks", preset="small")
+def test_auhm_backend_loads_a_landmark_checkpoint(tmp_path):
+    """make_backend("auhm", model=CKPT) holds the checkpoint's weights, crop convention and
+    presence threshold, and fits as the same network handed over in memory does."""
+    from auhm.face.auhm_backend import AuhmBackend
+    from auhm.models import build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model("landmarks", preset="small").eval()
+    crop = CropConfig(size=128, scale=1.4, shift_y=-0.05)
+    info = {"task": "landmarks", "method": "landmarks", "crop": crop.to_dict(), "presence_threshold": 0.42}
     path = tmp_path / "lm.pt"
-    models.save_checkpoint(path, model, {"task": "landmarks", "method": "landmarks", "crop": CropConfig(size=128).to_dict()})
+    save_checkpoint(path, model, info)
     backend = make_backend("auhm", model=path)
-    lm, conf = backend.fit(np.stack([disk_frame(60)]), ring(60, 48, 20)[None])
-    assert lm.shape == (1, 68, 2) and np.isfinite(lm).all() and 0 <= conf[0] <= 1
+    assert backend.crop == crop and backend.min_confidence == 0.42 and backend.metadata()["checkpoint"] == str(path)
+    loaded = backend.model.state_dict()
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(loaded[name], tensor, msg=name)
+    frames, regions = np.stack([disk_frame(60)]), ring(60, 48, 20)[None]
+    lm, conf = backend.fit(frames, regions)
+    want_lm, want_conf = AuhmBackend(model, info).fit(frames, regions)
+    assert lm.shape == (1, 68, 2) and np.isfinite(lm).all()
+    np.testing.assert_allclose(lm, want_lm, atol=1e-4)
+    np.testing.assert_allclose(conf, want_conf, atol=1e-6)
 
 
 # ── fan backend: loading from a local cache only ────────────────────────────────────────────
@@ -425,8 +438,18 @@ def test_fan_backend_loads_local_weights_without_network(tmp_path, monkeypatch):
     # the loaded 2D-FAN-4 holds our file's weights
     name, tensor = next(iter(backend.net.state_dict().items()))
     torch.testing.assert_close(tensor, expected[name].float())
+    # the S3FD detector holds our file's weights, and detect gives what face-alignment's own call
+    # on it gives (random weights: many boxes), as (box, score) pairs
+    detector = backend.detector.face_detector.state_dict()
+    for name, tensor in torch.load(cache / WEIGHT_FILES["s3fd"], weights_only=True).items():
+        torch.testing.assert_close(detector[name], tensor, msg=name)
     frame = disk_frame(60)
-    assert isinstance(backend.detect(frame[None])[0], list)
+    found = backend.detect(frame[None])[0]
+    want = backend.detector.detect_from_image(frame.copy())
+    assert len(found) == len(want) > 0
+    for (box, score), w in zip(found, want):
+        assert box.dtype == np.float64 and box.shape == (4,) and isinstance(score, float)
+        np.testing.assert_allclose([*box, score], w[:5])
 
     # fit's cropping and mapping back, with a fast net of the same output (FAN-4 on CPU takes seconds)
     class Peaks(torch.nn.Module):

@@ -205,7 +205,6 @@ def test_score_by_video_and_subject(tmp_path):
 
 
 def test_score_labels_from_a_disfa_root(tmp_path):
-    pytest.importorskip("auhm.data.disfa")
     root = tmp_path / "DISFA"
     (root / "Videos_LeftCamera").mkdir(parents=True)
     (root / "Videos_LeftCamera" / "LeftVideoSN001_comp.avi").touch()
@@ -271,9 +270,26 @@ def test_plot_draws_timeline_with_labels_and_gaps(tmp_path):
     out = tmp_path / "t.png"
     code, _, err = run("plot", tmp_path / "pred.parquet", "--video", "vid1", "--labels", tmp_path / "labels.parquet", "--out", out)
     assert code == 0, err
-    image = matplotlib.image.imread(out)
+    image = matplotlib.image.imread(out)[..., :3]
     assert image.shape[0] > 300 and image.shape[1] > 1000  # one row per AU, 11 in wide
-    assert image[..., :3].std() > 0.05  # something drawn
+    blue, orange, grey = (np.abs(image - colour).max(-1) < tol for colour, tol in
+                          (((0.122, 0.467, 0.706), 0.06), ((1.0, 0.498, 0.055), 0.06), ((0.85, 0.85, 0.85), 0.01)))
+    rows = np.flatnonzero(blue.any(axis=1))
+    panels = [(r[0], r[-1] + 1) for r in np.split(rows, np.flatnonzero(np.diff(rows) > 5) + 1) if r[-1] - r[0] > 40]
+    assert len(panels) == len(AUS)  # a row of prediction line per AU (the legend's sample is too short to count)
+    drawn = pred[pred.video == "/data/clips/vid1.mp4"]
+    for (top, bottom), au in zip(panels, AUS):
+        line = blue[top:bottom]
+        cols = np.flatnonzero(line.any(axis=0))
+        first, last = cols[0], cols[-1]  # frame 0 and frame 59
+        # the line's height follows vid1's predictions of this AU (image rows grow downwards)
+        height = [-np.flatnonzero(line[:, c]).mean() for c in cols]
+        value = np.interp((cols - first) / (last - first) * 59, drawn.frame, drawn[au])
+        assert np.corrcoef(height, value)[0, 1] > 0.98
+        assert orange[top:bottom].sum() > 30  # the labels drawn in the same row
+        # the frames without a face (20–29) shaded over the whole row, from half a frame before to half after
+        shaded = np.flatnonzero(grey[top:bottom].mean(axis=0) > 0.5)
+        assert abs((shaded[0] - first) / (last - first) - 19.5 / 59) < 0.004 and abs((shaded[-1] - first) / (last - first) - 29.5 / 59) < 0.004
     code, _, err = run("plot", tmp_path / "pred.parquet", "--video", "nobody", "--out", out)
     assert code == 2 and "nobody" in err
     (tmp_path / "file").write_text("a file where a folder should be")
