@@ -390,9 +390,10 @@ def test_auhm_candidate_squares_cover_the_frame():
 
 
 def test_auhm_backend_loads_a_landmark_checkpoint(tmp_path):
-    """make_backend("auhm", model=CKPT) holds the checkpoint's weights, crop convention and
-    presence threshold, and fits as the same network handed over in memory does."""
-    from auhm.face.auhm_backend import AuhmBackend
+    """make_backend("auhm", model=CKPT) (the network backend's earlier name) holds the checkpoint's
+    weights, crop convention and presence threshold, and fits as the same network handed over in
+    memory does."""
+    from auhm.landmarks.network import NetworkBackend
     from auhm.models import build_model, save_checkpoint
 
     torch.manual_seed(0)
@@ -402,13 +403,14 @@ def test_auhm_backend_loads_a_landmark_checkpoint(tmp_path):
     path = tmp_path / "lm.pt"
     save_checkpoint(path, model, info)
     backend = make_backend("auhm", model=path)
+    assert backend.name == "network" and isinstance(make_backend("network", model=path), NetworkBackend)
     assert backend.crop == crop and backend.min_confidence == 0.42 and backend.metadata()["checkpoint"] == str(path)
     loaded = backend.model.state_dict()
     for name, tensor in model.state_dict().items():
         torch.testing.assert_close(loaded[name], tensor, msg=name)
     frames, regions = np.stack([disk_frame(60)]), ring(60, 48, 20)[None]
     lm, conf = backend.fit(frames, regions)
-    want_lm, want_conf = AuhmBackend(model, info).fit(frames, regions)
+    want_lm, want_conf = NetworkBackend(model, info).fit(frames, regions)
     assert lm.shape == (1, 68, 2) and np.isfinite(lm).all()
     np.testing.assert_allclose(lm, want_lm, atol=1e-4)
     np.testing.assert_allclose(conf, want_conf, atol=1e-6)
