@@ -1,12 +1,15 @@
 """Shared fixtures: real media from ../shared/media (skipped when absent), a small generated video,
-a stand-in checkpoint file, and torch's thread count set for one test. Helpers are in ``helpers.py``."""
+a stand-in checkpoint file, torch's thread count set for a test or a module, and per test the global
+generators seeded and the thread count checked. Helpers are in ``helpers.py``."""
 
 from __future__ import annotations
 
 import os
+import random
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
@@ -75,3 +78,12 @@ def threads_unchanged():
     before = torch.get_num_threads()
     yield
     assert torch.get_num_threads() == before, f"torch's thread count left at {torch.get_num_threads()} (was {before})"
+
+
+@pytest.fixture(autouse=True)
+def seeded_generators():
+    """The global generators (torch, NumPy, random) seeded before each test: what a test draws
+    from them does not depend on which tests ran before it."""
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)

@@ -389,8 +389,8 @@ def test_auhm_candidate_squares_cover_the_frame():
     assert np.allclose(sq[:, 2], 120) and len(sq) == 5 * 3
 
 
-def test_auhm_backend_loads_a_landmark_checkpoint(tmp_path):
-    """make_backend("auhm", model=CKPT) (the network backend's earlier name) holds the checkpoint's
+def test_network_backend_loads_a_landmark_checkpoint(tmp_path):
+    """make_backend("network", model=CKPT) (or "auhm", its earlier name) holds the checkpoint's
     weights, crop convention and presence threshold, and fits as the same network handed over in
     memory does."""
     from auhm.landmarks.network import NetworkBackend
@@ -402,8 +402,8 @@ def test_auhm_backend_loads_a_landmark_checkpoint(tmp_path):
     info = {"task": "landmarks", "method": "landmarks", "crop": crop.to_dict(), "presence_threshold": 0.42}
     path = tmp_path / "lm.pt"
     save_checkpoint(path, model, info)
-    backend = make_backend("auhm", model=path)
-    assert backend.name == "network" and isinstance(make_backend("network", model=path), NetworkBackend)
+    backend = make_backend("network", model=path)
+    assert backend.name == "network" and isinstance(make_backend("auhm", model=path), NetworkBackend)
     assert backend.crop == crop and backend.min_confidence == 0.42 and backend.metadata()["checkpoint"] == str(path)
     loaded = backend.model.state_dict()
     for name, tensor in model.state_dict().items():
