@@ -390,8 +390,9 @@ def test_auhm_candidate_squares_cover_the_frame():
 
 
 def test_network_backend_loads_a_landmark_checkpoint(tmp_path):
-    """make_backend("network", model=CKPT) holds the checkpoint's weights, crop convention and
-    presence threshold, and fits as the same network handed over in memory does."""
+    """make_backend("network", model=CKPT) (or "auhm", its earlier name) holds the checkpoint's
+    weights, crop convention and presence threshold, and fits as the same network handed over in
+    memory does."""
     from auhm.landmarks.network import NetworkBackend
     from auhm.models import build_model, save_checkpoint
 
@@ -402,6 +403,7 @@ def test_network_backend_loads_a_landmark_checkpoint(tmp_path):
     path = tmp_path / "lm.pt"
     save_checkpoint(path, model, info)
     backend = make_backend("network", model=path)
+    assert backend.name == "network" and isinstance(make_backend("auhm", model=path), NetworkBackend)
     assert backend.crop == crop and backend.min_confidence == 0.42 and backend.metadata()["checkpoint"] == str(path)
     loaded = backend.model.state_dict()
     for name, tensor in model.state_dict().items():

@@ -22,8 +22,6 @@ from auhm.cli_help import HelpCommand, HelpGroup
 from auhm.console import console
 from auhm.errors import InputFailure, UsageError
 
-EXIT_CODES = "Exit codes: 0 done, 1 some inputs failed (the others are written), 2 usage error, 3 internal error (a bug)."
-
 
 class AuhmGroup(HelpGroup):
     """The top-level group: a command that fails with anything but a usage error or an input's
@@ -40,7 +38,9 @@ class AuhmGroup(HelpGroup):
 
 
 def _internal_error(e: Exception, debug: bool) -> None:
-    what = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}".rstrip(": ")
+    """Say a bug in one line and exit 3; called while ``e`` is being handled (its traceback is at hand)."""
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    what = f"{type(e).__name__}: {first}" if first else type(e).__name__
     if debug:
         console.print_exception()
         console.print(f"[red]internal error[/red] {escape(what)}", highlight=False, soft_wrap=True)
