@@ -2,7 +2,8 @@
 the subject id in its paths, and the layout ``auhm synth`` writes it in.
 
 Each corpus module registers its spec (like the models' ``register``), so adding a corpus
-touches its own module and the list in :func:`_load_corpora` only.
+touches its own module and the list in :func:`_load_corpora` only. Lists of kinds are sorted, so
+they do not depend on which module happened to be imported first.
 """
 
 from __future__ import annotations
@@ -43,16 +44,14 @@ def register_corpus(spec: CorpusSpec) -> CorpusSpec:
 
 
 def _load_corpora() -> None:
-    # Imported here, not at module top: the corpus modules import `register_corpus` from this
-    # module. Each registers when imported; this order is the order of the kinds shown.
-    from auhm.data import disfa  # noqa: F401  isort: skip
-    from auhm.data import bp4d, fera2017, synth  # noqa: F401  isort: skip
-    from auhm.data import csv_manifest  # noqa: F401  isort: skip
+    # Imported here, not at module top: the corpus modules import `register_corpus` from this module.
+    from auhm.data import bp4d, csv_manifest, disfa, fera2017, synth  # noqa: F401
 
 
 def corpus_kinds() -> list[str]:
+    """The registered kinds, sorted: the same list whatever imported them first."""
     _load_corpora()
-    return list(_CORPORA)
+    return sorted(_CORPORA)
 
 
 def corpus_spec(kind: str) -> CorpusSpec:
@@ -60,7 +59,7 @@ def corpus_spec(kind: str) -> CorpusSpec:
     _load_corpora()
     spec = _CORPORA.get(str(kind).lower())
     if spec is None:
-        raise UsageError(f"unknown corpus kind {kind!r} (known: {', '.join(_CORPORA)})")
+        raise UsageError(f"unknown corpus kind {kind!r} (known: {', '.join(corpus_kinds())})")
     return spec
 
 
@@ -73,15 +72,15 @@ def read_options(spec: CorpusSpec, **options) -> dict:
 def synth_layouts() -> dict[str, type["Layout"]]:
     """Layout name → writer, for every corpus ``auhm synth`` can write."""
     _load_corpora()
-    return {name: spec.layout for name, spec in _CORPORA.items() if spec.layout is not None}
+    return {name: _CORPORA[name].layout for name in sorted(_CORPORA) if _CORPORA[name].layout is not None}
 
 
 def subject_of(video: str) -> str:
-    """The subject id in a corpus video path (SN001, F001, M012 …: the first corpus whose subject
-    pattern it holds), else the video's stem."""
+    """The subject id in a corpus video path (SN001, F001, M012 …: a corpus's subject pattern,
+    kinds in sorted order), else the video's stem."""
     _load_corpora()
     path = str(video).replace("\\", "/")
-    for pattern in dict.fromkeys(spec.subject for spec in _CORPORA.values() if spec.subject):
+    for pattern in dict.fromkeys(_CORPORA[kind].subject for kind in sorted(_CORPORA) if _CORPORA[kind].subject):
         m = re.search(pattern, path)
         if m:
             return m.group(1).upper()

@@ -49,8 +49,8 @@ def register_backend(name: str, *, aliases: tuple[str, ...] = (), needs_model: b
 
 
 def backend_names() -> list[str]:
-    """The registered backends, in registration order (aliases left out)."""
-    return list(_BACKENDS)
+    """The registered backends, sorted (aliases left out): the same list whatever imported them first."""
+    return sorted(_BACKENDS)
 
 
 def backend_name(name: str) -> str:
@@ -62,7 +62,7 @@ def backend_spec(name: str) -> BackendSpec:
     """The spec of a backend by name or alias; UsageError naming the choices for an unknown one."""
     spec = _BACKENDS.get(backend_name(name))
     if spec is None:
-        raise UsageError(f"unknown landmark backend {name!r}; choose one of {', '.join(_BACKENDS)}")
+        raise UsageError(f"unknown landmark backend {name!r}; choose one of {', '.join(backend_names())}")
     return spec
 
 

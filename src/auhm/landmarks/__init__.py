@@ -7,10 +7,8 @@ interface, the registry and the backends that need no network (dlib, truth) are 
 The job is :mod:`auhm.landmarks.job`.
 """
 
-# Each backend registers itself when imported; this order is the order of the choices shown.
-from auhm.face import dlib_backend  # noqa: F401  isort: skip
-from auhm.landmarks import fan, network  # noqa: F401  isort: skip
-from auhm.face import truth_backend  # noqa: F401  isort: skip
-from auhm.face.registry import backend_name, backend_names, backend_spec, check_backend, make_backend  # noqa: E402
+from auhm.face import dlib_backend, truth_backend  # noqa: F401  (each registers itself when imported)
+from auhm.face.registry import backend_name, backend_names, backend_spec, check_backend, make_backend
+from auhm.landmarks import fan, network  # noqa: F401  (each registers itself when imported)
 
 __all__ = ["backend_name", "backend_names", "backend_spec", "check_backend", "make_backend"]
