@@ -9,6 +9,8 @@ run uses the landmark network of its preset trained just before it):
   scratch:PRESET             the AU-Net from scratch
   adaptation:PRESET          adaptation layers over the landmark network of that preset
 
+A run may end in ``@STEPS`` to train it for other than --steps (``landmarks:paper:plain@400``).
+
 Writes ``OUT/convergence.csv`` (one row per validation) and ``OUT/convergence.png``, and prints,
 per run, the metric at a few steps and the first step at which the landmark NME reached --target.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import subprocess
 import sys
 import time
@@ -60,11 +63,22 @@ def make_corpus(root: Path, subjects: int, frames: int, seed: int, size: int) ->
     return prepared
 
 
+def steps_per_epoch(data: Path, batch_size: int, seed: int) -> int:
+    """Training steps in one epoch of ``auhm train`` on this corpus (its held-out split left out)."""
+    from auhm.train.corpus import load_corpus, split_corpus
+
+    corpus = load_corpus(data)
+    return max(1, len(split_corpus(corpus.manifest, corpus.shards, seed=seed).train) // batch_size)
+
+
 def run_one(spec: str, data: Path, out: Path, args, backbones: dict[str, Path]) -> pd.DataFrame:
+    spec, _, own_steps = spec.partition("@")
+    steps = int(own_steps) if own_steps else args.steps
     parts = spec.split(":")
     method, preset, variant = parts[0], parts[1], (parts[2] if len(parts) > 2 else "")
     run_dir = out / "runs" / spec.replace(":", "-")
-    kw = dict(data=data, out=run_dir, preset=preset, batch_size=args.batch_size, epochs=args.epochs, max_steps=args.steps,
+    epochs = args.epochs or math.ceil(steps / steps_per_epoch(data, args.batch_size, args.seed))
+    kw = dict(data=data, out=run_dir, preset=preset, batch_size=args.batch_size, epochs=epochs, max_steps=steps,
               val_every=args.val_every, device=args.device, precision=args.precision, seed=args.seed, quiet=True)
     if method == "landmarks":
         kw["task"] = "landmarks"
@@ -110,7 +124,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=250)
     ap.add_argument("--runs", nargs="+", default=["landmarks:small", "landmarks:paper", "scratch:small", "scratch:paper", "adaptation:small", "adaptation:paper"])
     ap.add_argument("--steps", type=int, default=1000)
-    ap.add_argument("--epochs", type=int, default=1000, help="sets the cosine schedule's length with --steps: epochs × steps per epoch")
+    ap.add_argument("--epochs", type=int, default=None, help="the cosine schedule's length (default: the epochs that hold the run's steps, as auhm train would)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--val-every", type=int, default=100)
     ap.add_argument("--target", type=float, default=0.06, help="landmark NME to report the first step reaching")

@@ -122,8 +122,8 @@ def main() -> None:
 
     aus = list(pd.read_json(out / "au_prepared" / "manifest.json", typ="series")["aus"])
     rows, per_au, seed0 = [], {}, {}
-    for method in args.methods:
-        for seed in args.seeds:
+    for seed in args.seeds:  # every method once before the next seed: a cut-short run still has whole tables
+        for method in args.methods:
             t0 = time.perf_counter()
             run = out / "runs" / f"{method}-seed{seed}"
             train_folds(TrainConfig(out / "au_prepared", run, method=method, folds=3, epochs=args.epochs, seed=seed,
