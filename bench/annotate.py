@@ -51,7 +51,7 @@ from auhm.infer.annotate import AnnotateConfig, annotate
 from auhm.infer.chunks import track_and_crop
 from auhm.infer.predictor import Predictor, StubPredictor, model_lanes
 from auhm.models import build_model, save_checkpoint
-from auhm.targets import DATASET_AUS
+from auhm.data.corpora import corpus_spec
 from auhm.video import VideoReader
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
@@ -149,7 +149,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="auhm-bench-"))
     if args.model_stub:
         return stub_run(args, tmp)
-    ckpt = save_checkpoint(tmp / "scratch.pt", build_model("scratch", DATASET_AUS["disfa"], preset="paper"))
+    ckpt = save_checkpoint(tmp / "scratch.pt", build_model("scratch", corpus_spec("disfa").aus, preset="paper"))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; video {args.video.name}")
 
     if args.only_rss:
@@ -246,10 +246,10 @@ def children_cpu() -> float:
 def stub_run(args, tmp: Path) -> None:
     """The pipeline's ceiling on each path, with the stand-in network (see the module doc)."""
     from auhm.synth import SynthConfig, make_corpus
-    from auhm.targets import DATASET_AUS
+    from auhm.data.corpora import corpus_spec
 
     workers = args.workers or 2
-    aus = DATASET_AUS["disfa"]
+    aus = corpus_spec("disfa").aus
     placeholder = tmp / "stub.pt"
     placeholder.write_bytes(b"stand-in network: nothing to load")
     inputs = {}

@@ -36,7 +36,7 @@ from auhm.infer.workers import tracking_workers
 from auhm.models import build_model, save_checkpoint
 from auhm.models.checkpoint import read_checkpoint_info
 from auhm.synth import SynthConfig, make_corpus
-from auhm.targets import DATASET_AUS
+from auhm.data.corpora import corpus_spec
 from auhm.video import VideoReader
 
 
@@ -62,7 +62,7 @@ def main() -> None:
     make_corpus(SynthConfig(tmp / "corpus", subjects=args.videos, frames=args.frames, width=width, height=height, seed=0,
                             contact_sheet=False), quiet=True)
     videos = sorted(str(p) for p in (tmp / "corpus" / "Videos_LeftCamera").glob("*.avi"))
-    aus = DATASET_AUS["disfa"]
+    aus = corpus_spec("disfa").aus
     torch.manual_seed(0)
     options, info = {}, {"crop": {"size": 256}}
     if args.backbone is not None:

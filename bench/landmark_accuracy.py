@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from auhm.face.extract import LandmarksConfig, extract_landmarks
+from auhm.landmarks.job import LandmarksConfig, extract_landmarks
 
 XS, YS = [f"x_{i}" for i in range(68)], [f"y_{i}" for i in range(68)]
 

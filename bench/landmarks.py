@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from auhm.face import Tracker, make_backend
+from auhm.face import Tracker
 from auhm.face.base import BackendUnavailable
+from auhm.landmarks import make_backend
 from auhm.video import FrameBatch, VideoReader
 
 
@@ -72,7 +73,7 @@ def main() -> None:
         print(f"dlib  {clip:28s} {w}x{h} {len(frames):4d} frames: tracked {fps:7.1f} frames/s "
               f"(face in {faces}, detect ran on {detections}); detect every frame {every:7.1f} frames/s; ratio {fps / every:.2f}x")
 
-    from auhm.face.auhm_backend import AuhmBackend
+    from auhm.landmarks.network import NetworkBackend
     from auhm.face.crop import CropConfig
     from auhm.models import build_model
 
@@ -85,8 +86,8 @@ def main() -> None:
         size = model.input_size
         info = {"crop": CropConfig(size=size).to_dict()}
         if gpu:
-            on_cpu = AuhmBackend(model, info).fit(frame[None], box)[0]
-        backend = AuhmBackend(model, info, device=args.device)
+            on_cpu = NetworkBackend(model, info).fit(frame[None], box)[0]
+        backend = NetworkBackend(model, info, device=args.device)
         found = backend.fit(frame[None], box)[0]  # also the warm-up
         if gpu:
             print(f"auhm  {preset:5s} {args.device} vs cpu: max landmark difference {np.abs(found - on_cpu).max():.3f} px")

@@ -20,7 +20,7 @@ import pandas as pd
 
 from auhm.data import PrepareConfig, prepare_corpus
 from auhm.face import CropConfig
-from auhm.targets import DATASET_AUS
+from auhm.data.corpora import corpus_spec
 from auhm.video import VideoReader, VideoWriter
 
 
@@ -42,7 +42,7 @@ def write_corpus(root: Path, subjects: int, frames: int, width: int, height: int
         cols |= {f"y_{k}": lm[:, k, 1].astype(np.float32) for k in range(68)}
         (root / "auhm_truth").mkdir(parents=True, exist_ok=True)
         pd.DataFrame(cols).to_parquet(root / "auhm_truth" / f"{path.stem}.parquet")
-        for au in DATASET_AUS["disfa"]:
+        for au in corpus_spec("disfa").aus:
             f = root / "ActionUnit_Labels" / sn / f"{sn}_au{au}.txt"
             f.parent.mkdir(parents=True, exist_ok=True)
             f.write_text("".join(f"{t + 1},{(t // 10 + au) % 6}\n" for t in range(frames)))

@@ -1,14 +1,22 @@
-"""Shared fixtures: real media from ../shared/media (skipped when absent) and small generated videos."""
+"""Shared fixtures: real media from ../shared/media (skipped when absent), a small generated video,
+a stand-in checkpoint file, torch's thread count set for a test or a module, and per test the global
+generators seeded and the thread count checked. Helpers are in ``helpers.py``."""
 
 from __future__ import annotations
 
 import os
+import random
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+import torch  # noqa: E402 (after OMP_NUM_THREADS: torch reads it when its thread pool starts)
+
+from helpers import write_test_video  # noqa: E402
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 
@@ -21,41 +29,61 @@ def media() -> Path:
     return MEDIA
 
 
-def write_test_video(path: Path, n: int = 24, size: tuple[int, int] = (96, 64), fps: float = 10.0) -> Path:
-    """A short real compressed video whose every frame differs (a moving bar)."""
-    from auhm.video import VideoWriter
-
-    w, h = size
-    with VideoWriter(path, fps, w, h) as vw:
-        for i in range(n):
-            f = np.full((h, w, 3), 40, np.uint8)
-            x = (i * 3) % (w - 8)
-            f[:, x : x + 8] = (255, 128, 0)
-            f[: (i % h), :4] = 200
-            vw.write(f)
-    return path
-
-
-def write_truncated_video(path: Path, n: int = 60, keep: float = 0.8) -> Path:
-    """An MP4 of ``n`` frames (index first, so it still opens) cut to its first ``keep`` of bytes:
-    the container claims ``n`` frames, fewer decode."""
-    import av
-
-    full = path.with_name(f"full-{path.name}")
-    with av.open(str(full), "w", options={"movflags": "faststart"}) as container:
-        stream = container.add_stream("mpeg4", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
-        rng = np.random.default_rng(0)
-        for _ in range(n):
-            frame = rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    data = full.read_bytes()
-    path.write_bytes(data[: int(len(data) * keep)])
-    full.unlink()
-    return path
-
-
 @pytest.fixture
 def small_video(tmp_path: Path) -> Path:
     return write_test_video(tmp_path / "clip.avi")
+
+
+@pytest.fixture
+def checkpoint(tmp_path: Path) -> Path:
+    """A checkpoint file for tests that replace ``Predictor.from_checkpoint`` with a stand-in model
+    (its bytes still key the output's resume metadata)."""
+    p = tmp_path / "standin.pt"
+    p.write_bytes(b"stand-in checkpoint: the weights come from StandInAU")
+    return p
+
+
+@contextmanager
+def _thread_count_restored():
+    before = torch.get_num_threads()
+    try:
+        yield torch.set_num_threads
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def torch_threads():
+    """``torch_threads(n)`` sets torch's CPU thread count for this test, whatever the machine
+    (the 2-lane and forked-helper paths need two); the count it had comes back afterwards."""
+    with _thread_count_restored() as set_threads:
+        yield set_threads
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module of training or model runs (``pytestmark =
+    pytest.mark.usefixtures("one_torch_thread")``): a two-thread step stalls at every barrier
+    while another process holds a core, so these tests would take many times longer on a busy
+    machine. Their tests of the multi-thread paths ask for ``torch_threads``."""
+    with _thread_count_restored() as set_threads:
+        set_threads(1)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def threads_unchanged():
+    """A test (or the code it runs) that leaves torch's thread count changed fails: every other
+    test would run with it."""
+    before = torch.get_num_threads()
+    yield
+    assert torch.get_num_threads() == before, f"torch's thread count left at {torch.get_num_threads()} (was {before})"
+
+
+@pytest.fixture(autouse=True)
+def seeded_generators():
+    """The global generators (torch, NumPy, random) seeded before each test: what a test draws
+    from them does not depend on which tests ran before it."""
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)

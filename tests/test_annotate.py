@@ -7,12 +7,10 @@ can be checked against crops cut independently here); faces come from truth side
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import textwrap
+import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,78 +18,12 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from auhm.face.base import LandmarkBackend
 from auhm.face.crop import CropConfig, crop_face
 from auhm.io import read_metadata
 from auhm.video import VideoReader, VideoWriter
 
-AUS = (1, 2, 12)
-SIZE = 32
-
-
-class StandInAU(torch.nn.Module):
-    """Heatmap peak of AU j = 5 × mean of colour channel j of the crop (independently checkable)."""
-
-    output_kind = "heatmap"
-    input_size = SIZE
-
-    def __init__(self, delay: float = 0.0, landmarks: bool = False):
-        super().__init__()
-        self.delay = delay
-        self.landmarks = landmarks
-        self.scale = torch.nn.Parameter(torch.ones(()))
-
-    def forward(self, x):
-        if self.delay:
-            time.sleep(self.delay)
-        b = x.shape[0]
-        means = x.float().mean(dim=(2, 3)) * 5 * self.scale  # (B, 3)
-        maps = torch.zeros(b, len(AUS), SIZE // 4, SIZE // 4)
-        maps[:, :, 3, 5] = means[:, : len(AUS)]
-        out = {"heatmaps": maps}
-        if self.landmarks:
-            out["landmark_heatmaps"] = torch.zeros(b, 68, SIZE // 4, SIZE // 4)
-        return out
-
-
-INFO = {"method": "scratch", "aus": list(AUS), "preset": "small", "crop": CropConfig(256, 1.3, -0.08).to_dict(), "input_size": SIZE}
-
-
-def make_clip(root: Path, name: str, n: int, face: np.ndarray, size=(96, 80), seed: int = 0, still_end: int = 0) -> Path:
-    """A video of coloured noise and its truth sidecar: a face on frames where ``face`` is true.
-
-    ``still_end`` repeats the last frame that many times (the reader then checks with PyAV that
-    such a run of identical frames really decodes).
-    """
-    rng = np.random.default_rng(seed)
-    w, h = size
-    path = root / f"{name}.avi"
-    with VideoWriter(path, 10.0, w, h) as vw:
-        for i in range(n):
-            if i < n - still_end:
-                f = np.zeros((h, w, 3), np.uint8)
-                f[:] = (40 + 5 * i % 200, 90, 160)
-                f[20:60, 30:70] = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
-            vw.write(f)
-    t = np.linspace(0, 2 * np.pi, 68, endpoint=False)
-    rows = []
-    for i in range(n):
-        if not face[i]:
-            continue
-        xs = 50 + 15 * np.cos(t) + 0.2 * i
-        ys = 40 + 18 * np.sin(t)
-        rows.append({"frame": i, **{f"x_{k}": xs[k] for k in range(68)}, **{f"y_{k}": ys[k] for k in range(68)}})
-    side = root / "auhm_truth"
-    side.mkdir(exist_ok=True)
-    pd.DataFrame(rows, columns=["frame"] + [f"x_{k}" for k in range(68)] + [f"y_{k}" for k in range(68)]).to_parquet(side / f"{name}.parquet")
-    return path
-
-
-@pytest.fixture
-def checkpoint(tmp_path: Path) -> Path:
-    p = tmp_path / "standin.pt"
-    p.write_bytes(b"stand-in checkpoint: the weights come from StandInAU")
-    return p
+from helpers import (AUS, INFO, SIZE, TRACK_SIZE, SquareAU, SquareBackend, StandInAU, annotate_config, make_clip,
+                     small_checkpoint, square_clip, square_detector, standin_script, write_truncated_video)
 
 
 @pytest.fixture
@@ -101,21 +33,15 @@ def standin(monkeypatch):
     monkeypatch.setattr(Predictor, "from_checkpoint", classmethod(lambda cls, path, device="auto", precision="auto": cls(StandInAU(), INFO, "cpu", precision)))
 
 
-def config(checkpoint: Path, out: Path, **kw):
-    from auhm.infer.annotate import AnnotateConfig
-
-    return AnnotateConfig(model=checkpoint, out=out, landmarks="truth", batch_size=8, device="cpu", precision="fp32", quiet=True, **kw)
-
-
 def test_rows_schema_metadata_and_intensities(tmp_path, checkpoint, standin):
     from auhm.infer.annotate import annotate
-    from auhm.infer.output import file_sha256
+    from auhm.io import file_sha256
 
     face = np.ones(30, bool)
     face[10:14] = False
     clips = [make_clip(tmp_path, "a", 30, face, seed=1), make_clip(tmp_path, "b", 5, np.ones(5, bool), seed=2)]
     out = tmp_path / "pred.parquet"
-    res = annotate([str(c) for c in clips], config(checkpoint, out, workers=2))
+    res = annotate([str(c) for c in clips], annotate_config(checkpoint, out, workers=2))
     assert not res.failures and sorted(res.written) == sorted(map(str, clips)) and res.frames == 35
     assert not (tmp_path / "pred.parquet.parts").exists()
 
@@ -152,10 +78,10 @@ def test_batching_does_not_change_results(tmp_path, checkpoint, standin):
     from auhm.infer.annotate import annotate
 
     clips = [str(make_clip(tmp_path, n, k, np.arange(k) % 7 != 3, seed=k)) for n, k in (("x", 11), ("y", 3), ("z", 17))]
-    one = config(checkpoint, tmp_path / "one.parquet", workers=1)
+    one = annotate_config(checkpoint, tmp_path / "one.parquet", workers=1)
     one.batch_size = 1
     a = annotate(clips, one)
-    cfg = config(checkpoint, tmp_path / "many.parquet", workers=3)
+    cfg = annotate_config(checkpoint, tmp_path / "many.parquet", workers=3)
     cfg.batch_size = 5
     b = annotate(clips, cfg)
     assert a.frames == b.frames == 31
@@ -164,31 +90,59 @@ def test_batching_does_not_change_results(tmp_path, checkpoint, standin):
     assert da.video.unique().tolist() == clips  # merged in input order, whatever finished first
 
 
-class JitteryAU(StandInAU):
-    """The stand-in, taking a random while per batch: concurrent lanes finish out of order."""
+class OutOfOrderAU(StandInAU):
+    """The stand-in in model lanes: the first batch waits until the second has finished, so the
+    batch handed out first finishes last. Records the order batches finish in and the torch thread
+    count each ran with."""
+
+    def __init__(self):
+        super().__init__()
+        self.lock = threading.Lock()
+        self.calls = 0
+        self.second_done = threading.Event()
+        self.finished: list[int] = []
+        self.threads: list[int] = []
 
     def forward(self, x):
-        time.sleep(float(np.random.default_rng().uniform(0, 0.02)))
-        return super().forward(x)
+        with self.lock:
+            self.calls += 1
+            call = self.calls
+        if call == 1:  # the predictor's probe, before any lane runs
+            return super().forward(x)
+        self.threads.append(torch.get_num_threads())
+        if call == 2 and not self.second_done.wait(timeout=20):
+            raise AssertionError("the second batch did not run while the first waited: a single lane")
+        out = super().forward(x)
+        with self.lock:
+            self.finished.append(call)
+        if call == 3:
+            self.second_done.set()
+        return out
 
 
-def test_model_lanes_finishing_out_of_order_keep_rows_and_values(tmp_path, checkpoint, monkeypatch):
-    from auhm.infer import annotate as mod
-    from auhm.infer import engine
-    from auhm.infer.predictor import Predictor
+def test_two_model_lanes_run_side_by_side_finish_out_of_order_and_keep_rows_and_values(tmp_path, checkpoint, monkeypatch, torch_threads):
+    """Two torch threads: two single-threaded lanes, the real ``model_lanes`` (whatever the
+    machine's cores); the first batch finishes after the second, and the rows equal one lane's."""
+    from auhm.infer.annotate import annotate
+    from auhm.infer.predictor import Predictor, model_lanes
 
-    monkeypatch.setattr(Predictor, "from_checkpoint", classmethod(lambda cls, path, device="auto", precision="auto": cls(JitteryAU(), INFO, "cpu", precision)))
+    models = {"one lane": StandInAU(), "two lanes": OutOfOrderAU()}
     clips = [str(make_clip(tmp_path, n, k, np.arange(k) % 5 != 2, seed=k)) for n, k in (("p", 23), ("q", 9))]
     tables = {}
-    threads = torch.get_num_threads()
-    for lanes in (1, 3):
-        monkeypatch.setattr(engine, "model_lanes", lambda device, lanes=lanes: lanes)
-        cfg = config(checkpoint, tmp_path / f"lanes{lanes}.parquet", workers=2)
+    for threads, name in ((1, "one lane"), (2, "two lanes")):
+        torch_threads(threads)
+        assert model_lanes(torch.device("cpu")) == threads
+        model = models[name]
+        monkeypatch.setattr(Predictor, "from_checkpoint", classmethod(lambda cls, path, device="auto", precision="auto": cls(model, INFO, "cpu", precision)))
+        cfg = annotate_config(checkpoint, tmp_path / f"{threads}.parquet", workers=2)
         cfg.batch_size = 2
-        assert mod.annotate(clips, cfg).frames == 32
-        tables[lanes] = pd.read_parquet(cfg.out)
+        assert annotate(clips, cfg).frames == 32
+        tables[name] = pd.read_parquet(cfg.out)
         assert torch.get_num_threads() == threads  # single-threaded only while the lanes run
-    pd.testing.assert_frame_equal(tables[1], tables[3])
+    lanes = models["two lanes"]
+    assert lanes.finished[0] == 3 and sorted(lanes.finished) == list(range(2, 15))  # 26 faces, batches of 2
+    assert set(lanes.threads) == {1}
+    pd.testing.assert_frame_equal(tables["one lane"], tables["two lanes"])
 
 
 def test_broken_video_among_good_ones(tmp_path, checkpoint, standin):
@@ -200,7 +154,7 @@ def test_broken_video_among_good_ones(tmp_path, checkpoint, standin):
     no_sidecar = make_clip(tmp_path, "lonely", 6, np.ones(6, bool))
     (tmp_path / "auhm_truth" / "lonely.parquet").unlink()
     out = tmp_path / "dir"
-    res = annotate([str(broken), str(good), str(no_sidecar)], config(checkpoint, out, per_video=True))
+    res = annotate([str(broken), str(good), str(no_sidecar)], annotate_config(checkpoint, out, per_video=True))
     assert res.written == [str(good)]
     assert sorted(f.path for f in res.failures) == sorted([str(broken), str(no_sidecar)])
     assert all(f.reason and "\n" not in f.reason for f in res.failures)
@@ -223,7 +177,7 @@ def test_a_tracking_process_that_dies_costs_only_its_video(tmp_path, checkpoint,
 
     monkeypatch.setattr(TruthBackend, "start", start_or_die)  # inherited by the forked trackers
     out = tmp_path / "dir"
-    res = mod.annotate([str(crash), str(good)], config(checkpoint, out, per_video=True, workers=2))
+    res = mod.annotate([str(crash), str(good)], annotate_config(checkpoint, out, per_video=True, workers=2))
     assert res.written == [str(good)]
     assert [(f.path, f.reason) for f in res.failures] == [(str(crash), "its tracking process died")]
     assert sorted(p.name for p in out.iterdir()) == ["good.parquet"]
@@ -235,56 +189,23 @@ def test_per_video_resume_skips_done_and_redoes_other_checkpoint(tmp_path, check
 
     clips = [str(make_clip(tmp_path, n, 6, np.ones(6, bool))) for n in ("p", "q")]
     out = tmp_path / "dir"
-    first = annotate(clips, config(checkpoint, out, per_video=True))
+    first = annotate(clips, annotate_config(checkpoint, out, per_video=True))
     assert first.written == clips
-    import auhm.face
+    import auhm.landmarks
 
-    real, made = auhm.face.make_backend, []
-    monkeypatch.setattr(auhm.face, "make_backend", lambda *a, **k: made.append(a[0]) or real(*a, **k))
-    again = annotate(clips, config(checkpoint, out, per_video=True))
+    real, made = auhm.landmarks.make_backend, []
+    monkeypatch.setattr(auhm.landmarks, "make_backend", lambda *a, **k: made.append(a[0]) or real(*a, **k))
+    again = annotate(clips, annotate_config(checkpoint, out, per_video=True))
     assert again.written == [] and again.skipped == clips
     assert made == []  # nothing to do: no landmark backend loaded (dlib's takes 0.6–0.9 s)
     checkpoint.write_bytes(b"another model")
-    third = annotate(clips, config(checkpoint, out, per_video=True))
+    third = annotate(clips, annotate_config(checkpoint, out, per_video=True))
     assert third.written == clips and made[0] == "truth"
 
 
-class GatedAU(StandInAU):
-    """The stand-in, holding every batch after the first forward (the predictor's probe) until
-    the file ``gate`` exists: a run that stays in the middle of its work for as long as a test needs."""
-
-    def __init__(self, gate: str):
-        super().__init__()
-        self.gate, self.calls = gate, 0
-
-    def forward(self, x):
-        self.calls += 1
-        while self.calls > 1 and not os.path.exists(self.gate):
-            time.sleep(0.01)
-        return super().forward(x)
-
-
-KILL_SCRIPT = textwrap.dedent(
-    """
-    import sys
-    sys.path.insert(0, {tests!r})
-    import test_annotate as t
-    from auhm.infer.predictor import Predictor
-    Predictor.from_checkpoint = classmethod(lambda cls, p, device="auto", precision="auto": cls({model}, t.INFO, "cpu", "fp32"))
-    from auhm.cli import app
-    app(sys.argv[1:], prog_name="auhm")
-    """
-)
-
-
-def standin_script(path: Path, model: str = "t.StandInAU()") -> Path:
-    """A script that runs the real CLI in a process of its own, with a stand-in model."""
-    path.write_text(KILL_SCRIPT.format(tests=str(Path(__file__).parent), model=model))
-    return path
-
-
 def test_kill_and_resume_gives_one_row_per_frame(tmp_path, checkpoint):
-    """kill -9 after the first video's part is written; the re-run completes, nothing lost or doubled."""
+    """kill -9 while the run is held just after the first video's rows were committed (the
+    others not); the re-run completes, nothing lost or doubled."""
     n = [24, 16, 20]
     clips = [str(make_clip(tmp_path, f"k{i}", k, np.arange(k) % 5 != 0, seed=i)) for i, k in enumerate(n)]
     listing = tmp_path / "list.txt"
@@ -293,23 +214,25 @@ def test_kill_and_resume_gives_one_row_per_frame(tmp_path, checkpoint):
     out = tmp_path / "all.parquet"
     args = ["annotate", f"@{listing}", "--model", str(checkpoint), "--out", str(out), "--landmarks", "truth", "--batch-size", "4", "--device", "cpu", "--quiet"]
 
-    standin_script(script, "t.StandInAU(delay=0.15)")
+    gate, reached = tmp_path / "gate", tmp_path / "reached"  # the gate never opens: the run is killed there
+    standin_script(script, setup=f"h.hold_after_first_video({str(gate)!r}, {str(reached)!r})")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, str(script), *args], env=env, stderr=subprocess.PIPE)
-    parts = tmp_path / "all.parquet.parts"
-    deadline = time.time() + 30
-    while time.time() < deadline and not (parts.is_dir() and any(p.suffix == ".parquet" and not p.name.startswith(".") for p in parts.iterdir())):
-        assert proc.poll() is None, proc.stderr.read().decode()
+    deadline = time.monotonic() + 60
+    while not reached.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode() if proc.poll() is not None else "not reached"
         time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
+    proc.kill()
     proc.wait()
-    done_before = [p.name for p in parts.iterdir() if not p.name.startswith(".")]
-    assert 1 <= len(done_before) < 3 and not out.exists()
+    parts = tmp_path / "all.parquet.parts"
+    assert reached.read_text() == str(parts / "k0.parquet")
+    assert sorted(p.name for p in parts.iterdir() if not p.name.startswith(".")) == ["k0.parquet"] and not out.exists()
 
     standin_script(script)
-    rerun = subprocess.run([sys.executable, str(script), *args], env=env, capture_output=True, text=True, timeout=60)
+    rerun = subprocess.run([sys.executable, str(script), *args[:-1]], env=env, capture_output=True, text=True, timeout=60)  # not quiet
     assert rerun.returncode == 0, rerun.stderr
     assert "another run" not in rerun.stderr  # the killed run's lock went with its process
+    assert "1 video(s) already done the same way, skipped" in rerun.stderr  # the part the killed run finished
     df = pd.read_parquet(out)
     assert df.groupby("video").size().reindex(clips).tolist() == n
     assert not df.duplicated(["video", "frame"]).any()
@@ -319,14 +242,12 @@ def test_kill_and_resume_gives_one_row_per_frame(tmp_path, checkpoint):
 
 def test_a_single_output_file_keeps_its_videos_adds_new_ones_and_skips_done_ones(tmp_path):
     """A real (small, untrained) checkpoint; the second run into the finished file is a process of its own."""
-    from test_render import _small_checkpoint
-
     from auhm.infer.annotate import annotate
 
-    ckpt = _small_checkpoint(tmp_path / "m.pt")
+    ckpt = small_checkpoint(tmp_path / "m.pt")
     a, b, c = (str(make_clip(tmp_path, name, 6 + k, np.ones(6 + k, bool), seed=k)) for k, name in enumerate("abc"))
     out = tmp_path / "z.parquet"
-    annotate([a, b], config(ckpt, out))
+    annotate([a, b], annotate_config(ckpt, out))
     first = pd.read_parquet(out)
     done = subprocess.run([sys.executable, "-m", "auhm", "annotate", a, c, "--model", str(ckpt), "--out", str(out),
                            "--landmarks", "truth", "--device", "cpu", "--precision", "fp32"],
@@ -345,10 +266,10 @@ def test_only_overwrite_replaces_a_single_output_file(tmp_path, checkpoint, stan
 
     a, b = (str(make_clip(tmp_path, name, 5, np.ones(5, bool), seed=k)) for k, name in enumerate("ab"))
     out = tmp_path / "z.parquet"
-    annotate([a, b], config(checkpoint, out))
-    again = annotate([b], config(checkpoint, out))
+    annotate([a, b], annotate_config(checkpoint, out))
+    again = annotate([b], annotate_config(checkpoint, out))
     assert again.skipped == [b] and again.videos_held == 2
-    replaced = annotate([b], config(checkpoint, out, overwrite=True))
+    replaced = annotate([b], annotate_config(checkpoint, out, overwrite=True))
     assert replaced.written == [b] and pd.read_parquet(out).video.unique().tolist() == [b]
 
 
@@ -357,7 +278,7 @@ def test_a_second_run_on_the_same_output_waits_for_the_first_and_nothing_is_lost
     clips = [str(make_clip(tmp_path, f"w{k}", 10 + k, np.ones(10 + k, bool), seed=k)) for k in range(3)]
     out = tmp_path / "z.parquet"
     gate = tmp_path / "gate"
-    first, second = standin_script(tmp_path / "first.py", f"t.GatedAU({str(gate)!r})"), standin_script(tmp_path / "second.py")
+    first, second = standin_script(tmp_path / "first.py", f"h.GatedAU({str(gate)!r})"), standin_script(tmp_path / "second.py")
     args = ["--model", str(checkpoint), "--out", str(out), "--landmarks", "truth", "--batch-size", "4", "--device", "cpu"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     logs = [open(tmp_path / f"log{k}", "w+") for k in range(2)]
@@ -403,12 +324,15 @@ def test_resume_keys_on_every_setting_that_changes_the_rows_and_says_which_diffe
     assert pd.read_parquet(out / "p.parquet").frame.tolist() == [0, 2, 4]
     was = {"checkpoint": "a" * 64, "landmark_backend": "auhm", "landmark_model": "b" * 64, "every": 1}
     assert made_differently(was, {**was, "landmark_model": "c" * 64}) == "landmark model bbbbbbbbbbbb → cccccccccccc"
+    # "auhm", the network backend's earlier name, is the same backend
+    assert made_differently(was, {**was, "landmark_backend": "network"}) is None
+    assert made_differently({**was, "landmark_backend": "backbone+auhm"}, {**was, "landmark_backend": "backbone+network"}) is None
+    assert made_differently(was, {**was, "landmark_backend": "dlib"}) == "landmarks network → dlib"
     assert made_differently(was, dict(was)) is None
 
 
 def test_a_truncated_video_is_reported_as_incomplete_with_both_counts_and_keeps_its_rows(tmp_path, checkpoint, standin):
     from typer.testing import CliRunner
-    from tests.conftest import write_truncated_video
 
     from auhm.cli import app
 
@@ -477,7 +401,7 @@ def test_every_kth_frame(tmp_path, checkpoint, standin):
     from auhm.infer.annotate import annotate
 
     clip = make_clip(tmp_path, "e", 10, np.ones(10, bool))
-    cfg = config(checkpoint, tmp_path / "e.parquet")
+    cfg = annotate_config(checkpoint, tmp_path / "e.parquet")
     cfg.every = 3
     annotate([str(clip)], cfg)
     assert pd.read_parquet(tmp_path / "e.parquet").frame.tolist() == [0, 3, 6, 9]
@@ -488,9 +412,9 @@ def test_usage_errors(tmp_path, checkpoint):
     from auhm.infer.annotate import annotate
 
     with pytest.raises(UsageError, match="no such checkpoint"):
-        annotate(["x.mp4"], config(tmp_path / "missing.pt", tmp_path / "o.parquet"))
+        annotate(["x.mp4"], annotate_config(tmp_path / "missing.pt", tmp_path / "o.parquet"))
     with pytest.raises(UsageError, match="--per-video"):
-        annotate(["x.mp4"], config(checkpoint, tmp_path / "o.parquet", per_video=True))
+        annotate(["x.mp4"], annotate_config(checkpoint, tmp_path / "o.parquet", per_video=True))
 
 
 
@@ -503,26 +427,24 @@ def test_an_unusable_landmark_backend_is_a_usage_error_before_any_row(tmp_path, 
     clip = make_clip(tmp_path, "c", 6, np.ones(6, bool))
     out = tmp_path / "o.parquet"
     with pytest.raises(UsageError, match="--landmarks auhm needs --landmark-model"):
-        annotate([str(clip)], dataclasses.replace(config(checkpoint, out), landmarks="auhm"))
-    with pytest.raises(UsageError, match=r"--landmarks nope: choose one of auto, dlib, fan, auhm, truth"):
-        annotate([str(clip)], dataclasses.replace(config(checkpoint, out), landmarks="nope"))
+        annotate([str(clip)], dataclasses.replace(annotate_config(checkpoint, out), landmarks="auhm"))
+    with pytest.raises(UsageError, match=r"--landmarks nope: choose one of auto, dlib, fan, network, truth"):
+        annotate([str(clip)], dataclasses.replace(annotate_config(checkpoint, out), landmarks="nope"))
     assert not out.exists()
 
 
 def test_a_backend_that_cannot_load_stops_the_run_before_its_first_progress_line(tmp_path):
     """The CLI: a landmark model of the wrong kind is one usage error line, nothing before it."""
     from typer.testing import CliRunner
-    from test_render import _small_checkpoint
-
     from auhm.cli import app
 
-    au = _small_checkpoint(tmp_path / "au.pt")
+    au = small_checkpoint(tmp_path / "au.pt")
     clip = make_clip(tmp_path, "c", 6, np.ones(6, bool))
     out = tmp_path / "o.parquet"
-    res = CliRunner().invoke(app, ["annotate", str(clip), "--model", str(au), "--landmarks", "auhm", "--landmark-model", str(au),
+    res = CliRunner().invoke(app, ["annotate", str(clip), "--model", str(au), "--landmarks", "network", "--landmark-model", str(au),
                                    "--out", str(out), "--device", "cpu"])
     assert res.exit_code == 2, res.output
-    assert res.output.strip() == (f"usage error --landmarks auhm: {au}: an AU checkpoint (method 'scratch'), "
+    assert res.output.strip() == (f"usage error --landmarks network: {au}: an AU checkpoint (method 'scratch'), "
                                   "where a landmark checkpoint is needed (one from `auhm train --task landmarks`)")
     assert not out.exists()
     lm = tmp_path / "lm.pt"
@@ -544,7 +466,7 @@ def test_real_media_rows_equal_decoded_frames(media, tmp_path, checkpoint, stand
         pytest.skip("dlib is not installed")
     video = media / name
     decoded = sum(len(b) for b in VideoReader(video).batches(64))
-    cfg = config(checkpoint, tmp_path / "m.parquet")
+    cfg = annotate_config(checkpoint, tmp_path / "m.parquet")
     cfg.landmarks = "dlib"
     if name == "WolfgangLanger_Pexels.mp4":
         cfg.every = 4  # keep the test fast: every 4th frame
@@ -584,85 +506,25 @@ def test_more_than_one_face_is_counted_in_the_metadata_and_the_summary(media, tm
 def test_ray_engine_writes_the_same_per_video_files(tmp_path):
     """A local 2-CPU Ray instance, a real (small, untrained) checkpoint: same rows as the local engine."""
     ray = pytest.importorskip("ray")
-    from test_render import _small_checkpoint
-
     from auhm.infer.annotate import annotate
 
-    ckpt = _small_checkpoint(tmp_path / "m.pt")
+    ckpt = small_checkpoint(tmp_path / "m.pt")
     clips = [str(make_clip(tmp_path, n, k, np.arange(k) % 4 != 1, seed=k)) for n, k in (("r1", 9), ("r2", 6))]
     broken = tmp_path / "broken.avi"
     broken.write_bytes(b"RIFF" + b"\x00" * 200)
-    cfg = config(ckpt, tmp_path / "ray", per_video=True, workers=2, engine="ray")
+    cfg = annotate_config(ckpt, tmp_path / "ray", per_video=True, workers=2, engine="ray")
     try:
         res = annotate([*clips, str(broken)], cfg)
     finally:
         ray.shutdown()
     assert res.written == clips and [f.path for f in res.failures] == [str(broken)]
-    local = annotate(clips, config(ckpt, tmp_path / "local", per_video=True))
+    local = annotate(clips, annotate_config(ckpt, tmp_path / "local", per_video=True))
     for name in ("r1.parquet", "r2.parquet"):
         pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "ray" / name), pd.read_parquet(tmp_path / "local" / name), atol=1e-5)
     assert local.frames == res.frames == 15
 
 
 # ── tracking with the AU model's own backbone landmarks (--landmarks auto, transfer methods) ──
-TRACK_SIZE = 64
-
-
-def _bright_box(img: np.ndarray):
-    ys, xs = np.nonzero(img.mean(-1) > 128)
-    return None if len(xs) < 4 else np.array([xs.min(), ys.min(), xs.max(), ys.max()], np.float64)
-
-
-def _ring(box: np.ndarray) -> np.ndarray:
-    t = np.linspace(0, 2 * np.pi, 68, endpoint=False)
-    c, r = (box[:2] + box[2:]) / 2, (box[2:] - box[:2]) / 2
-    return np.stack([c[0] + r[0] * np.cos(t), c[1] + r[1] * np.sin(t)], -1)
-
-
-class SquareBackend(LandmarkBackend):
-    """Detects the bright square; its 'landmarks' are the ellipse inscribed in it."""
-
-    name = "square"
-    detections = 0
-
-    def detect(self, frames):
-        SquareBackend.detections += 1
-        box = _bright_box(frames[0])
-        return [[(box, 1.0)]] if box is not None else [[]]
-
-    def fit(self, frames, regions):
-        box = _bright_box(frames[0])
-        if box is None:  # as real backends do: no face in the region → NaN points, zero confidence
-            return np.full((1, 68, 2), np.nan, np.float32), np.zeros(1, np.float32)
-        return _ring(box)[None], np.ones(1, np.float32)
-
-
-def square_detector():
-    """A full-frame detector of the bright square (frame -> [(box, score)])."""
-    backend = SquareBackend()
-    return lambda frame: backend.detect(frame[None])[0]
-
-
-class SquareAU(torch.nn.Module):
-    """A transfer-method stand-in: landmark maps of the ellipse inscribed in the bright part of the crop."""
-
-    output_kind = "heatmap"
-    input_size = TRACK_SIZE
-
-    def forward(self, x):
-        from auhm.targets.heatmaps import landmark_heatmaps
-
-        imgs = (x.permute(0, 2, 3, 1).float() * 255).numpy()
-        lmh = torch.zeros(len(x), 68, TRACK_SIZE // 4, TRACK_SIZE // 4)
-        for b, img in enumerate(imgs):
-            box = _bright_box(img)
-            if box is not None:
-                lmh[b] = landmark_heatmaps(torch.from_numpy(_ring(box)).float()[None], TRACK_SIZE, TRACK_SIZE // 4)[0]
-        au = torch.zeros(len(x), len(AUS), TRACK_SIZE // 4, TRACK_SIZE // 4)
-        au[:, :, 0, 0] = x.mean(dim=(1, 2, 3))[:, None] * 5
-        return {"heatmaps": au, "landmark_heatmaps": lmh}
-
-
 def test_self_tracking_follows_the_face_with_one_detection(tmp_path):
     from auhm.infer.engine import run_jobs
     from auhm.infer.output import VideoJob
@@ -685,7 +547,7 @@ def test_self_tracking_follows_the_face_with_one_detection(tmp_path):
     assert predictor.has_landmarks
     SquareBackend.detections = 0
     source = FaceSource("backbone+square", SquareBackend, self_tracking=True, make_detector=square_detector)
-    cfg = config(tmp_path / "unused.pt", tmp_path / "d", per_video=True)
+    cfg = annotate_config(tmp_path / "unused.pt", tmp_path / "d", per_video=True)
     cfg.batch_size = 4
     written, failures, rows = run_jobs([VideoJob(str(path), tmp_path / "d" / "move.parquet")], predictor, source, {"checkpoint": "x", "every": 1}, cfg)
     df = pd.read_parquet(tmp_path / "d" / "move.parquet")
@@ -701,11 +563,9 @@ def test_self_tracking_follows_the_face_with_one_detection(tmp_path):
 def test_cli_exit_code_1_when_one_input_is_broken(tmp_path):
     """The real CLI and a real (small, untrained) checkpoint: exit 1, the good videos written."""
     from typer.testing import CliRunner
-    from test_render import _small_checkpoint
-
     from auhm.cli import app
 
-    ckpt = _small_checkpoint(tmp_path / "m.pt")
+    ckpt = small_checkpoint(tmp_path / "m.pt")
     good = make_clip(tmp_path, "fine", 7, np.ones(7, bool))
     (tmp_path / "bad.mp4").write_bytes(b"garbage" * 50)
     out = tmp_path / "pred.parquet"
@@ -719,20 +579,46 @@ def test_cli_exit_code_1_when_one_input_is_broken(tmp_path):
 
 
 def test_cli_with_progress_bar_and_tracking_processes_finishes(tmp_path):
-    """Not quiet: the progress total is counted in a thread, which must not be running when the
-    tracking processes fork (a lock it held, an import's, would hang them). A subprocess with a
-    timeout, so that a hang fails the test instead of stalling the suite."""
-    from test_render import _small_checkpoint
-
-    ckpt = _small_checkpoint(tmp_path / "m.pt")
+    """Not quiet, forked tracking processes, the real CLI in a subprocess with a timeout (a hang
+    fails the test instead of stalling the suite)."""
+    ckpt = small_checkpoint(tmp_path / "m.pt")
     clips = [str(make_clip(tmp_path, f"v{k}", 9, np.ones(9, bool), seed=k, still_end=3)) for k in range(4)]
     out = tmp_path / "pred.parquet"
     cmd = [sys.executable, "-m", "auhm", "annotate", *clips, "--model", str(ckpt), "--out", str(out),
            "--landmarks", "truth", "--device", "cpu", "--workers", "2"]
-    for _ in range(3):  # the race, if any, is a matter of timing
-        done = subprocess.run(cmd + ["--overwrite"], capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr[-2000:]
-        assert len(pd.read_parquet(out)) == 36
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(pd.read_parquet(out)) == 36
+
+
+def test_the_frame_count_thread_starts_only_after_the_tracking_processes_fork(tmp_path, checkpoint, standin, monkeypatch):
+    """The progress total is counted in a thread that opens every container; running while the
+    tracking processes fork, it could hold a lock (an import's) that the children would then wait
+    on forever. Here each count waits until the fork is over: a thread started before the fork
+    would be seen running at it."""
+    from auhm.infer import annotate as mod
+    from auhm.infer.workers import TrackingWorkers
+
+    forked, running_at_fork, counted = threading.Event(), [], []
+    start, claimed = TrackingWorkers.start, mod._claimed_frames
+
+    def start_and_look(self):
+        running_at_fork.extend(t.name for t in threading.enumerate())
+        start(self)
+        forked.set()
+
+    def claimed_after_the_fork(video):
+        forked.wait(timeout=30)
+        counted.append(forked.is_set())
+        return claimed(video)
+
+    monkeypatch.setattr(TrackingWorkers, "start", start_and_look)
+    monkeypatch.setattr(mod, "_claimed_frames", claimed_after_the_fork)
+    clips = [str(make_clip(tmp_path, f"v{k}", 5, np.ones(5, bool), seed=k)) for k in range(3)]
+    cfg = annotate_config(checkpoint, tmp_path / "pred.parquet", workers=2, quiet=False)
+    assert mod.annotate(clips, cfg).frames == 15
+    assert running_at_fork and "auhm-count" not in running_at_fork
+    assert counted == [True] * 3
 
 
 def test_auto_landmarks_choice(tmp_path):
@@ -768,9 +654,8 @@ def test_stub_model_path(tmp_path, checkpoint):
     """bench/annotate.py --model-stub: the stand-in gives its fixed intensities on every face
     frame, one row per frame; with self-tracking its fixed landmarks hold each crop where it was
     cut, so each frame is scored exactly once (no re-cut) after one detection."""
-    import auhm.face
     import auhm.face.detectors as detectors
-    from test_self_tracking import square_clip
+    import auhm.landmarks
 
     from auhm.infer.annotate import annotate
     from auhm.infer.predictor import StubPredictor
@@ -778,7 +663,7 @@ def test_stub_model_path(tmp_path, checkpoint):
     face = np.arange(20) % 6 != 4
     clip = make_clip(tmp_path, "s", 20, face)
     stub = StubPredictor(aus=AUS, input_size=SIZE, landmarks=False)
-    res = annotate([str(clip)], config(checkpoint, tmp_path / "truth.parquet"), predictor=stub)
+    res = annotate([str(clip)], annotate_config(checkpoint, tmp_path / "truth.parquet"), predictor=stub)
     df = pd.read_parquet(tmp_path / "truth.parquet")
     assert res.frames == 20 and df.success.tolist() == face.tolist()
     fixed = stub(np.zeros((1, SIZE, SIZE, 3), np.uint8)).intensities
@@ -795,8 +680,8 @@ def test_stub_model_path(tmp_path, checkpoint):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(detectors, "find_detector", lambda: "opencv")
         mp.setattr(detectors, "make_detector", lambda name: (lambda frame: searches.append(1) or SquareBackend().detect(frame[None])[0]))
-        mp.setattr(auhm.face, "make_backend", lambda name, **kw: SquareBackend())
-        cfg = config(checkpoint, tmp_path / "auto.parquet", workers=1)
+        mp.setattr(auhm.landmarks, "make_backend", lambda name, **kw: SquareBackend())
+        cfg = annotate_config(checkpoint, tmp_path / "auto.parquet", workers=1)
         cfg.landmarks = "auto"
         res = annotate([str(tmp_path / "sq.avi")], cfg, predictor=Counted(aus=AUS, input_size=TRACK_SIZE))
     df = pd.read_parquet(tmp_path / "auto.parquet")
@@ -812,28 +697,28 @@ def test_same_file_stem_in_two_folders_keeps_both_videos(tmp_path, checkpoint, s
     for folder, n in (("a", 7), ("b", 11)):
         (tmp_path / folder).mkdir()
         clips.append(str(make_clip(tmp_path / folder, "clip", n, np.ones(n, bool), seed=n)))
-    res = annotate(clips, config(checkpoint, tmp_path / "dir", per_video=True))
+    res = annotate(clips, annotate_config(checkpoint, tmp_path / "dir", per_video=True))
     files = sorted((tmp_path / "dir").glob("*.parquet"))
     assert res.written == clips and len(files) == 2
     assert sorted(len(pd.read_parquet(f)) for f in files) == [7, 11]
     assert sorted(read_metadata(f)["video"] for f in files) == sorted(clips)
-    annotate(clips, config(checkpoint, tmp_path / "one.parquet"))
+    annotate(clips, annotate_config(checkpoint, tmp_path / "one.parquet"))
     assert pd.read_parquet(tmp_path / "one.parquet").groupby("video").size().reindex(clips).tolist() == [7, 11]
 
 
 def test_single_file_resume_shortcut(tmp_path, checkpoint, standin, monkeypatch):
     """Every video already in the finished file, made the same way: nothing is loaded or rewritten."""
-    import auhm.face
+    import auhm.landmarks
     from auhm.infer.annotate import annotate
 
     clips = [str(make_clip(tmp_path, n, 6, np.ones(6, bool))) for n in ("u", "v")]
     out = tmp_path / "z.parquet"
-    annotate(clips, config(checkpoint, out))
+    annotate(clips, annotate_config(checkpoint, out))
     before = out.stat().st_mtime_ns
     made = []
-    real = auhm.face.make_backend
-    monkeypatch.setattr(auhm.face, "make_backend", lambda *a, **k: made.append(a[0]) or real(*a, **k))
-    again = annotate(clips[::-1], config(checkpoint, out))
+    real = auhm.landmarks.make_backend
+    monkeypatch.setattr(auhm.landmarks, "make_backend", lambda *a, **k: made.append(a[0]) or real(*a, **k))
+    again = annotate(clips[::-1], annotate_config(checkpoint, out))
     assert again.skipped == clips[::-1] and again.written == [] and made == []
     assert out.stat().st_mtime_ns == before and len(pd.read_parquet(out)) == 12
 
@@ -846,7 +731,7 @@ def test_a_checkpoint_whose_validation_says_it_learned_nothing_is_warned_of_once
     info = {**INFO, "task": "au", "metrics": metrics}
     monkeypatch.setattr(Predictor, "from_checkpoint", classmethod(lambda cls, path, device="auto", precision="auto": cls(StandInAU(), info, "cpu", precision)))
     clip = make_clip(tmp_path, "a", 6, np.ones(6, bool))
-    res = annotate([str(clip)], config(checkpoint, tmp_path / "pred.parquet"))
+    res = annotate([str(clip)], annotate_config(checkpoint, tmp_path / "pred.parquet"))
     assert res.frames == 6  # a warning, not a refusal: the rows are written
     err = capsys.readouterr().err
     assert err.count("did not learn") == (1 if warned else 0)

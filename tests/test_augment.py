@@ -17,6 +17,8 @@ from auhm.train.augment import (
     warp_sample,
 )
 
+from helpers import FakeShards
+
 NO_COLOUR = dict(brightness=0.0, contrast=0.0, saturation=0.0, occlusion=0.0)
 
 
@@ -105,20 +107,8 @@ def test_shuffled_patches_keep_the_pixels_but_not_the_face():
     assert not np.array_equal(out, img)
 
 
-class _FakeShards:
-    def __init__(self, n=6, size=96):
-        rng = np.random.default_rng(0)
-        self.images = rng.integers(0, 255, (n, size, size, 3), dtype=np.uint8)
-        self.landmarks = rng.uniform(10, size - 10, (n, 68, 2)).astype(np.float32)
-        self.labels = rng.uniform(0, 5, (n, 3)).astype(np.float32)
-
-    def image(self, i, reduce=1):
-        assert reduce == 1  # crops under twice the input size: never a reduced decode
-        return self.images[i]
-
-
 def test_shard_view_is_reproducible_by_seed_epoch_and_frame():
-    shards = _FakeShards()
+    shards = FakeShards()
     view = ShardView(shards, [1, 3, 5], 64, AugmentConfig(), seed=7, negative_fraction=0.5)
     a, b = view[(2, 4)], view[(2, 4)]
     np.testing.assert_array_equal(a["image"], b["image"])

@@ -13,7 +13,8 @@ from torch.utils.data import DataLoader
 from auhm.train.augment import AugmentConfig, ShardView
 from auhm.train.batches import ForkedBatches, batch_loader, resolve_workers
 from auhm.train.sampling import EpochBatches
-from test_augment import _FakeShards
+
+from helpers import FailsOn, FakeShards
 
 
 def _equal(a: dict, b: dict) -> None:
@@ -23,7 +24,7 @@ def _equal(a: dict, b: dict) -> None:
 
 
 def test_forked_batches_equal_the_dataloaders_for_augmented_and_plain_datasets():
-    view = ShardView(_FakeShards(n=20, size=48), np.arange(20), 32, AugmentConfig(), seed=3, negative_fraction=0.3)
+    view = ShardView(FakeShards(n=20, size=48), np.arange(20), 32, AugmentConfig(), seed=3, negative_fraction=0.3)
     sampler = EpochBatches(len(view), 6, seed=1)
     sampler.set_epoch(2)
     reference = list(DataLoader(view, batch_sampler=sampler, num_workers=0))
@@ -48,7 +49,7 @@ def test_batch_loader_builds_between_steps_on_a_cpu_and_uses_workers_when_asked(
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
     assert resolve_workers(None, cpu) == 0 and resolve_workers(3, cpu) == 3 and resolve_workers(0, gpu) == 0
     assert 2 <= resolve_workers(None, gpu) <= 12
-    view = ShardView(_FakeShards(n=20, size=48), np.arange(7), 32)
+    view = ShardView(FakeShards(n=20, size=48), np.arange(7), 32)
     loader = batch_loader(view, cpu, None, batch_size=3)
     assert isinstance(loader, ForkedBatches)
     batches = list(loader)
@@ -56,17 +57,25 @@ def test_batch_loader_builds_between_steps_on_a_cpu_and_uses_workers_when_asked(
     assert isinstance(batch_loader(view, cpu, 1, batch_size=3), DataLoader)
 
 
-class _FailsOn(torch.utils.data.Dataset):
-    def __init__(self, bad: int):
-        self.bad = bad
+class BuiltBy(torch.utils.data.Dataset):
+    """Items that say which process built them."""
 
     def __len__(self):
-        return 10
+        return 8
 
     def __getitem__(self, i):
-        if i == self.bad:
-            raise ValueError(f"corrupt JPEG in shard (item {i})")
-        return {"i": i}
+        return {"i": i, "pid": os.getpid()}
+
+
+def test_on_a_cpu_with_two_threads_the_loader_builds_half_of_each_batch_in_a_forked_helper(torch_threads):
+    torch_threads(2)
+    loader = batch_loader(BuiltBy(), torch.device("cpu"), None, batch_size=4)
+    assert isinstance(loader, ForkedBatches) and loader.processes == 2
+    batches = list(loader)
+    assert [b["i"].tolist() for b in batches] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    for b in batches:
+        here, helper = b["pid"].tolist()[:2], b["pid"].tolist()[2:]
+        assert here == [os.getpid()] * 2 and len(set(helper)) == 1 and helper[0] != os.getpid()
 
 
 def test_an_item_that_fails_in_a_helper_raises_its_own_error_and_no_helper_outlives_the_batches():
@@ -74,10 +83,10 @@ def test_an_item_that_fails_in_a_helper_raises_its_own_error_and_no_helper_outli
 
     before = set(multiprocessing.active_children())
     with pytest.raises(ValueError, match=r"corrupt JPEG in shard \(item 7\)") as caught:
-        list(ForkedBatches(_FailsOn(7), [[0, 1, 2, 3], [4, 5, 6, 7]], 2))  # item 7: the helper's share
+        list(ForkedBatches(FailsOn(7), [[0, 1, 2, 3], [4, 5, 6, 7]], 2))  # item 7: the helper's share
     if sys.version_info >= (3, 11):  # exception notes
         assert any("in a batch helper process" in note for note in caught.value.__notes__)
-    it = iter(ForkedBatches(_FailsOn(-1), [[0, 1], [2, 3], [4, 5]], 3))
+    it = iter(ForkedBatches(FailsOn(-1), [[0, 1], [2, 3], [4, 5]], 3))
     assert next(it)["i"].tolist() == [0, 1]
     it.close()  # abandoned after one batch
     assert set(multiprocessing.active_children()) == before
@@ -86,7 +95,7 @@ def test_an_item_that_fails_in_a_helper_raises_its_own_error_and_no_helper_outli
 def test_a_helper_that_is_killed_becomes_an_error_not_a_wait():
     import signal
 
-    class KillsItsProcess(_FailsOn):
+    class KillsItsProcess(FailsOn):
         def __getitem__(self, i):
             if i == 3:
                 os.kill(os.getpid(), signal.SIGKILL)  # in the helper: the OOM killer's way out
@@ -99,10 +108,10 @@ def test_a_helper_that_is_killed_becomes_an_error_not_a_wait():
 _PARENT_KILLED = """
 import os, sys
 sys.path.insert(0, {tests!r})
-from test_batches import _FailsOn
+from helpers import FailsOn
 from auhm.train.batches import ForkedBatches
 
-it = iter(ForkedBatches(_FailsOn(-1), [[0, 1], [2, 3]], 2))
+it = iter(ForkedBatches(FailsOn(-1), [[0, 1], [2, 3]], 2))
 next(it)
 import multiprocessing
 with open({pids!r}, "w") as f:

@@ -21,7 +21,7 @@ def help_of(*args: str) -> str:
 def test_top_level_help_has_examples_and_the_exit_codes():
     text = help_of()
     assert "auhm annotate 'videos/*.mp4' --model" in text and "auhm score predictions.parquet" in text
-    assert "2 usage error" in text and "<bool>" not in text
+    assert "2 usage error" in text and "3 internal error" in text and "<bool>" not in text
 
 
 def test_every_option_and_argument_of_every_command_says_what_it_is_for():
@@ -43,7 +43,7 @@ def test_help_shows_plain_metavars_and_no_python_types():
     assert "--no-overwrite" not in annotate
     for name in ("annotate", "render"):  # --landmark-model serves auto too
         params = {p.name: p for p in typer.main.get_command(app).commands[name].params}
-        assert "for --landmarks auhm, and for auto" in params["landmark_model"].help
+        assert "for --landmarks network, and for auto" in params["landmark_model"].help
 
 
 def test_a_long_output_path_is_printed_whole_on_one_line(tmp_path):
@@ -55,3 +55,39 @@ def test_a_long_output_path_is_printed_whole_on_one_line(tmp_path):
     result = CliRunner().invoke(app, ["plot", str(tmp_path / "p.parquet"), "--out", str(out)], env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
     assert f"wrote {out}" in result.output.splitlines()
+
+
+def test_an_internal_error_is_one_line_naming_its_log_and_exit_code_3(tmp_path, monkeypatch):
+    """A bug (here a ValueError deep inside, which once passed for a usage error) is said as one, with
+    no traceback on screen: the traceback goes to a log file, or on screen with --debug."""
+    import tempfile
+
+    import auhm.models.complexity as complexity
+
+    def broken(*args, **kwargs):
+        raise ValueError("an internal check failed\nsecond line")
+
+    monkeypatch.setattr(complexity, "complexity_table", broken)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    result = CliRunner().invoke(app, ["models"], env={"COLUMNS": "80"})
+    assert result.exit_code == 3, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output
+    logs = list(tmp_path.glob("auhm-error-*.log"))
+    assert len(logs) == 1
+    assert lines[0] == (f"internal error ValueError: an internal check failed (a bug in auhm; the traceback is in {logs[0]}; "
+                        "run auhm --debug … to print it)")
+    log = logs[0].read_text()
+    assert "Traceback (most recent call last)" in log and "in broken" in log and "second line" in log
+
+    shown = CliRunner().invoke(app, ["--debug", "models"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 3 and "Traceback" in shown.output and "broken" in shown.output
+    assert shown.output.strip().splitlines()[-1] == "internal error ValueError: an internal check failed"
+    assert len(list(tmp_path.glob("auhm-error-*.log"))) == 1  # --debug writes no log
+
+
+def test_usage_errors_stay_exit_code_2():
+    result = CliRunner().invoke(app, ["models", "--preset", "huge"])
+    assert result.exit_code == 2 and result.output.strip() == "usage error --preset huge: choose one of paper, small"
+    result = CliRunner().invoke(app, ["models", "--n-aus", "0"])
+    assert result.exit_code == 2 and result.output.strip().startswith("usage error --n-aus must be between 1 and")

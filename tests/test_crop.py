@@ -38,6 +38,9 @@ def test_affine_round_trip_and_pixels_land_where_points_do():
 
 
 def test_batched_square():
-    pts = np.stack([_face_points(), _face_points(cx=50)])
-    sq = crop_square(pts, CropConfig())
-    assert sq.shape == (2, 3)
+    """(…, 68, 2) landmarks: a square per face, centred on its box raised by shift_y × the box
+    height, its side the larger box side × scale (8 px at least), whatever the leading dimensions."""
+    faces = np.stack([_face_points(), _face_points(cx=50), _face_points(w=90, h=50), np.full((68, 2), 7.0)])
+    want = np.array([[100, 80 - 0.08 * 70, 1.3 * 70], [50, 80 - 0.08 * 70, 1.3 * 70], [100, 80 - 0.08 * 50, 1.3 * 90], [7, 7, 8]])
+    np.testing.assert_allclose(crop_square(faces, CropConfig()), want)
+    np.testing.assert_allclose(crop_square(faces.reshape(2, 2, 68, 2), CropConfig()), want.reshape(2, 2, 3))

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from auhm.errors import UsageError
-from auhm.face import FaceTrack, LandmarkBackend, Tracker, TrackerConfig, make_backend
+from auhm.face import FaceTrack, LandmarkBackend, Tracker, TrackerConfig
 from auhm.face.base import BackendUnavailable, landmark_boxes
-from auhm.face.crop import CropConfig, crop_square
+from auhm.face.crop import CropConfig
+from auhm.landmarks import make_backend
 from auhm.video import FrameBatch, VideoWriter
 
 H, W = 96, 128
@@ -232,11 +233,12 @@ def test_facetrack_empty_and_landmark_boxes():
     np.testing.assert_allclose(landmark_boxes(ring(10, 20, 5)), [5, 15, 15, 25], atol=0.01)
 
 
-def test_make_backend_rejects_unknown_and_auhm_without_model():
-    with pytest.raises(ValueError, match="unknown landmark backend"):
+def test_make_backend_rejects_unknown_and_network_without_model():
+    with pytest.raises(UsageError, match="unknown landmark backend 'openface'; choose one of dlib, fan, network, truth"):
         make_backend("openface")
-    with pytest.raises(ValueError, match="needs a landmark checkpoint"):
-        make_backend("auhm")
+    for name in ("network", "auhm"):  # auhm: the network backend's earlier name
+        with pytest.raises(UsageError, match=f"--landmarks {name} needs --landmark-model CKPT"):
+            make_backend(name)
 
 
 # ── truth ───────────────────────────────────────────────────────────────────────────────────
@@ -248,7 +250,7 @@ def sidecar_frame(points: np.ndarray, frames: np.ndarray) -> pd.DataFrame:
 
 
 def test_truth_backend_round_trip_with_default_sidecar_location(tmp_path):
-    from auhm.face.extract import LandmarksConfig, extract_landmarks
+    from auhm.landmarks.job import LandmarksConfig, extract_landmarks
 
     video = tmp_path / "Videos" / "clip1.avi"
     with VideoWriter(video, 10, W, H) as w:
@@ -294,7 +296,7 @@ def test_truth_backend_reads_openface_csv_frames_from_one(tmp_path):
 
 # ── inputs ──────────────────────────────────────────────────────────────────────────────────
 def test_expand_inputs_globs_lists_and_missing(tmp_path, monkeypatch):
-    from auhm.face.extract import expand_inputs
+    from auhm.video.inputs import expand_inputs
 
     for name in ("b.mp4", "a.mp4", "c.avi"):
         (tmp_path / name).write_bytes(b"x")
@@ -353,10 +355,10 @@ class DiskNet(torch.nn.Module):
 
 
 def disk_backend_auhm():
-    from auhm.face.auhm_backend import AuhmBackend
+    from auhm.landmarks.network import NetworkBackend
 
     crop = CropConfig(size=64)
-    return AuhmBackend(DiskNet(crop), {"crop": crop.to_dict(), "input_size": 64, "presence_threshold": 0.3})
+    return NetworkBackend(DiskNet(crop), {"crop": crop.to_dict(), "input_size": 64, "presence_threshold": 0.3})
 
 
 def test_auhm_backend_finds_and_tracks_a_face_with_its_own_network():
@@ -378,7 +380,7 @@ def test_auhm_backend_finds_and_tracks_a_face_with_its_own_network():
 
 
 def test_auhm_candidate_squares_cover_the_frame():
-    from auhm.face.auhm_backend import SearchConfig, candidate_squares
+    from auhm.landmarks.network import SearchConfig, candidate_squares
 
     sq = candidate_squares(240, 320, SearchConfig(scales=(0.5,), overlap=0.5))
     half = sq[:, 2] / 2
@@ -387,16 +389,31 @@ def test_auhm_candidate_squares_cover_the_frame():
     assert np.allclose(sq[:, 2], 120) and len(sq) == 5 * 3
 
 
-def test_auhm_backend_loads_a_checkpoint_when_models_provide_it(tmp_path):
-    models = pytest.importorskip("auhm.models")
-    if not hasattr(models, "load_checkpoint") or not hasattr(models, "save_checkpoint"):
-        pytest.skip("auhm.models.load_checkpoint not landed yet")
-    model = models.build_model("landmarks", preset="small")
+def test_network_backend_loads_a_landmark_checkpoint(tmp_path):
+    """make_backend("network", model=CKPT) (or "auhm", its earlier name) holds the checkpoint's
+    weights, crop convention and presence threshold, and fits as the same network handed over in
+    memory does."""
+    from auhm.landmarks.network import NetworkBackend
+    from auhm.models import build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model("landmarks", preset="small").eval()
+    crop = CropConfig(size=128, scale=1.4, shift_y=-0.05)
+    info = {"task": "landmarks", "method": "landmarks", "crop": crop.to_dict(), "presence_threshold": 0.42}
     path = tmp_path / "lm.pt"
-    models.save_checkpoint(path, model, {"task": "landmarks", "method": "landmarks", "crop": CropConfig(size=128).to_dict()})
-    backend = make_backend("auhm", model=path)
-    lm, conf = backend.fit(np.stack([disk_frame(60)]), ring(60, 48, 20)[None])
-    assert lm.shape == (1, 68, 2) and np.isfinite(lm).all() and 0 <= conf[0] <= 1
+    save_checkpoint(path, model, info)
+    backend = make_backend("network", model=path)
+    assert backend.name == "network" and isinstance(make_backend("auhm", model=path), NetworkBackend)
+    assert backend.crop == crop and backend.min_confidence == 0.42 and backend.metadata()["checkpoint"] == str(path)
+    loaded = backend.model.state_dict()
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(loaded[name], tensor, msg=name)
+    frames, regions = np.stack([disk_frame(60)]), ring(60, 48, 20)[None]
+    lm, conf = backend.fit(frames, regions)
+    want_lm, want_conf = NetworkBackend(model, info).fit(frames, regions)
+    assert lm.shape == (1, 68, 2) and np.isfinite(lm).all()
+    np.testing.assert_allclose(lm, want_lm, atol=1e-4)
+    np.testing.assert_allclose(conf, want_conf, atol=1e-6)
 
 
 # ── fan backend: loading from a local cache only ────────────────────────────────────────────
@@ -410,7 +427,7 @@ def test_fan_backend_loads_local_weights_without_network(tmp_path, monkeypatch):
     from face_alignment.detection.sfd.net_s3fd import s3fd
     from face_alignment.models import FAN
 
-    from auhm.face.fan_backend import WEIGHT_FILES
+    from auhm.landmarks.fan import WEIGHT_FILES
 
     cache = tmp_path / "hub" / "checkpoints"
     cache.mkdir(parents=True)
@@ -423,8 +440,18 @@ def test_fan_backend_loads_local_weights_without_network(tmp_path, monkeypatch):
     # the loaded 2D-FAN-4 holds our file's weights
     name, tensor = next(iter(backend.net.state_dict().items()))
     torch.testing.assert_close(tensor, expected[name].float())
+    # the S3FD detector holds our file's weights, and detect gives what face-alignment's own call
+    # on it gives (random weights: many boxes), as (box, score) pairs
+    detector = backend.detector.face_detector.state_dict()
+    for name, tensor in torch.load(cache / WEIGHT_FILES["s3fd"], weights_only=True).items():
+        torch.testing.assert_close(detector[name], tensor, msg=name)
     frame = disk_frame(60)
-    assert isinstance(backend.detect(frame[None])[0], list)
+    found = backend.detect(frame[None])[0]
+    want = backend.detector.detect_from_image(frame.copy())
+    assert len(found) == len(want) > 0
+    for (box, score), w in zip(found, want):
+        assert box.dtype == np.float64 and box.shape == (4,) and isinstance(score, float)
+        np.testing.assert_allclose([*box, score], w[:5])
 
     # fit's cropping and mapping back, with a fast net of the same output (FAN-4 on CPU takes seconds)
     class Peaks(torch.nn.Module):

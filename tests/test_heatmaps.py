@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from auhm.data.corpora import corpus_spec
 from auhm.targets import (
     AU_TABLE,
-    DATASET_AUS,
     attention_maps,
     au_centres,
     au_heatmaps,
@@ -18,7 +18,7 @@ from auhm.targets import (
     masked_mse,
 )
 
-AUS = DATASET_AUS["disfa"]
+AUS = corpus_spec("disfa").aus
 
 
 def reference_au_maps(landmarks: np.ndarray, intensities: np.ndarray, aus, crop=256, size=64) -> np.ndarray:

@@ -1,11 +1,25 @@
-import json
+import hashlib
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from auhm import __version__
-from auhm.io import au_columns, clean_labels, prediction_schema, read_labels, read_metadata, read_predictions, write_parquet_atomic
+from auhm.errors import InputError, failure_reason
+from auhm.io import (
+    ParquetStream,
+    au_columns,
+    clean_labels,
+    encode_metadata,
+    file_sha256,
+    prediction_schema,
+    read_labels,
+    read_metadata,
+    read_predictions,
+    write_parquet_atomic,
+)
 
 
 def test_prediction_schema_and_metadata(tmp_path):
@@ -37,3 +51,38 @@ def test_openface_csv_is_read_as_predictions(tmp_path):
     assert df["video"].tolist() == ["of", "of"]
     assert np.isclose(df["AU01"][0], 1.5) and np.isnan(df["AU01"][1])
     assert "AU01_c" not in df
+
+
+def test_checkpoint_hash_is_one_key_and_the_old_evaluate_key_still_reads(tmp_path):
+    ckpt = tmp_path / "m.pt"
+    ckpt.write_bytes(b"weights" * 1000)
+    assert file_sha256(ckpt) == hashlib.sha256(b"weights" * 1000).hexdigest()
+    old = tmp_path / "old.parquet"  # as auhm evaluate wrote it before: the path under "checkpoint"
+    pq.write_table(pa.table({"frame": [0]}).replace_schema_metadata(encode_metadata({"checkpoint": str(ckpt), "checkpoint_sha256": "a" * 64})), old)
+    meta = read_metadata(old)
+    assert meta["checkpoint"] == "a" * 64 and meta["checkpoint_path"] == str(ckpt) and "checkpoint_sha256" not in meta
+
+
+def test_parquet_stream_appears_whole_or_not_at_all(tmp_path):
+    schema = pa.schema([pa.field("frame", pa.int32())], metadata={b"auhm.kind": b'"test"'})
+    out = tmp_path / "s.parquet"
+    with ParquetStream(out, schema, row_group_rows=3) as stream:
+        for start in range(0, 10, 2):
+            stream.append(pa.RecordBatch.from_arrays([pa.array(np.arange(start, start + 2, dtype=np.int32))], schema=schema))
+            assert not out.exists()  # only the temp file until the end
+        stream.commit({"notes": {"n": 10}})
+    assert pq.read_table(out).column("frame").to_pylist() == list(range(10))
+    assert pq.ParquetFile(out).metadata.num_row_groups == 3  # 4 + 4 + 2 rows: groups of at least 3
+    assert read_metadata(out) == {"kind": "test", "notes": {"n": 10}}
+    with pytest.raises(RuntimeError, match="broke"):
+        with ParquetStream(tmp_path / "t.parquet", schema) as stream:
+            stream.append(pa.RecordBatch.from_arrays([pa.array(np.arange(2, dtype=np.int32))], schema=schema))
+            raise RuntimeError("broke")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.parquet"]  # no output, no temp file left
+
+
+def test_failure_reason_is_one_line_without_the_path_and_names_a_surprise():
+    assert failure_reason(InputError("clip.mp4: cannot decode (bad data)\nmore"), "clip.mp4") == "cannot decode (bad data)"
+    assert failure_reason(FileNotFoundError("no landmark sidecar clip.parquet"), "clip.mp4") == "no landmark sidecar clip.parquet"
+    assert failure_reason(KeyError("x_3"), "clip.mp4") == "KeyError: 'x_3'"
+    assert failure_reason(RuntimeError()) == "RuntimeError"

@@ -19,38 +19,11 @@ from auhm.data.shards import ShardDataset, list_shards
 from auhm.data.wflw import N_WFLW, WFLW_FLIP_PERMUTATION, WFLW_TO_IBUG, parse_line
 from auhm.errors import UsageError
 from auhm.face import CropConfig, invert_affine, warp_points
-from auhm.synth import FaceModel, Identity
 from auhm.targets import IBUG_FLIP_PERMUTATION
 
-DOTS = (30, 36, 45)  # landmarks marked by a bright pixel in every fixture image
+from helpers import DOTS, face_points, write_dots_image, write_pts_file
+
 CROP = CropConfig(size=128)
-
-
-def face_points(shift: tuple[float, float] = (0.0, 0.0), seed: int = 0) -> np.ndarray:
-    """A plausible 68-point face about 50 px wide in a 96×96 image, on whole pixels (0-based)."""
-    identity = Identity.sample(np.random.default_rng(seed))
-    p = FaceModel(identity).points[:68, :2] * 26 + np.array([48.0, 40.0]) + np.asarray(shift)
-    return np.round(p)
-
-
-def write_pts_file(path: Path, points: np.ndarray) -> Path:
-    """A .pts file as iBUG writes them (1-based), written here, not by the code under test."""
-    rows = "".join(f"{x + 1:.6f} {y + 1:.6f}\n" for x, y in points)
-    path.write_text(f"version: 1\nn_points:  {len(points)}\n{{\n{rows}}}")
-    return path
-
-
-def write_dots_image(path: Path, *faces: np.ndarray, size: int = 96) -> Path:
-    """A dark image with one bright pixel at each of the DOTS landmarks of each face (inside it)."""
-    img = np.full((size, size, 3), 30, np.uint8)
-    for points in faces:
-        for i in DOTS:
-            x, y = (int(v) for v in points[i])
-            if 0 <= x < size and 0 <= y < size:
-                img[y, x] = 255
-    path.parent.mkdir(parents=True, exist_ok=True)
-    assert cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 100] if path.suffix == ".jpg" else [])
-    return path
 
 
 def dot_centroid(crop: np.ndarray, point: np.ndarray, r: int = 4) -> np.ndarray:
@@ -308,7 +281,7 @@ def test_real_photos_with_real_annotations(tmp_path):
         check_available()
     except BackendUnavailable:
         pytest.skip("dlib is not installed")
-    from auhm.face import make_backend
+    from auhm.landmarks import make_backend
     from auhm.train.evaluate import landmark_nme
 
     root = tmp_path / "photos"

@@ -14,7 +14,8 @@ from auhm.cli import app
 from auhm.io import read_metadata
 from auhm.video import VideoWriter
 
-MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+from helpers import write_truncated_video
+
 XS = [f"x_{k}" for k in range(68)]
 YS = [f"y_{k}" for k in range(68)]
 
@@ -83,8 +84,6 @@ def test_inputs_that_name_no_video_are_reported_by_name(tmp_path):
 
 
 def test_a_truncated_video_fails_by_name_with_both_counts_and_keeps_its_rows(tmp_path):
-    from tests.conftest import write_truncated_video
-
     cut = write_truncated_video(tmp_path / "cut.mp4", n=60, keep=0.8)
     write_truth(tmp_path, "cut", 60)
     out = tmp_path / "lm.parquet"
@@ -138,12 +137,10 @@ def test_help_has_an_example():
 
 # ── real media through dlib ─────────────────────────────────────────────────────────────────
 @pytest.fixture(scope="module")
-def media_run(tmp_path_factory):
-    if not MEDIA.is_dir():
-        pytest.skip(f"{MEDIA} absent")
+def media_run(media, tmp_path_factory):
     pytest.importorskip("dlib")
     out = tmp_path_factory.mktemp("media") / "lm.parquet"
-    videos = [str(MEDIA / n) for n in ("single_face.mp4", "no_face.mp4", "face_noface.mov")]
+    videos = [str(media / n) for n in ("single_face.mp4", "no_face.mp4", "face_noface.mov")]
     result = CliRunner().invoke(app, ["landmarks", *videos, "--backend", "dlib", "--out", str(out), "--quiet"])
     assert result.exit_code == 0, result.output
     table = pd.read_parquet(out)
@@ -183,7 +180,7 @@ def test_dlib_face_then_no_face(media_run):
 
 
 def test_expand_inputs_reads_folders_globs_and_list_files(tmp_path):
-    from auhm.face.extract import expand_inputs
+    from auhm.video.inputs import expand_inputs
 
     (tmp_path / "a").mkdir()
     for name in ("a/x.mp4", "a/y.AVI", "a/notes.txt", "z.mov"):

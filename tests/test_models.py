@@ -2,13 +2,13 @@ import pytest
 import torch
 import torch.nn as nn
 
+from auhm.data.corpora import corpus_spec
 from auhm.models import build_model, list_methods, load_checkpoint, read_checkpoint_info, save_checkpoint
 from auhm.models.reparam import ReparamConv2d
-from auhm.targets import DATASET_AUS
 
-AUS = DATASET_AUS["bp4d"]  # 5 AUs keep the heads small
+AUS = corpus_spec("bp4d").aus  # 5 AUs keep the heads small
 TRANSFER = ("adaptation", "attention", "random-backbone")
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def n_params(module: nn.Module, trainable: bool | None = None) -> int:
@@ -122,13 +122,13 @@ def test_reparam_identity_reproduces_backbone(landmark_state):
 
 
 def test_paper_preset_parameter_counts():
-    scratch = build_model("scratch", DATASET_AUS["disfa"])
+    scratch = build_model("scratch", corpus_spec("disfa").aus)
     assert (scratch.input_size, scratch.map_size) == (256, 64)
     assert 1.55e6 <= n_params(scratch) <= 1.80e6  # paper: 1.65 M
-    assert n_params(build_model("resnet18", DATASET_AUS["disfa"])) == pytest.approx(11.17e6, rel=0.01)
-    reparam = build_model("reparam", DATASET_AUS["disfa"])
+    assert n_params(build_model("resnet18", corpus_spec("disfa").aus)) == pytest.approx(11.17e6, rel=0.01)
+    reparam = build_model("reparam", corpus_spec("disfa").aus)
     assert n_params(reparam, trainable=True) == pytest.approx(130e3, rel=0.3)  # paper: ~130 K
-    adaptation = build_model("adaptation", DATASET_AUS["disfa"])
+    adaptation = build_model("adaptation", corpus_spec("disfa").aus)
     assert n_params(adaptation.backbone) == n_params(build_model("landmarks"))
 
 
@@ -158,7 +158,7 @@ def test_backbone_from_landmarks_checkpoint_file(tmp_path, landmark_state):
     a = build_model("adaptation", AUS, preset="small", backbone=path)
     assert all(torch.equal(a.backbone.state_dict()[k], v) for k, v in lm_net.net.state_dict().items())
     au_ckpt = save_checkpoint(tmp_path / "au.pt", build_model("scratch", AUS, preset="small"))
-    with pytest.raises(ValueError, match="not a landmark network"):
+    with pytest.raises(ValueError, match="an AU checkpoint .*, where a landmark checkpoint is needed"):
         build_model("adaptation", AUS, preset="small", backbone=au_ckpt)
     with pytest.raises(ValueError, match="does not match preset"):
         build_model("adaptation", AUS, preset="paper", backbone=path)
@@ -262,7 +262,7 @@ def test_resnet18_flops_match_table5():
     from auhm.models.complexity import method_complexity
 
     # ResNet-18's 1.82 G multiply-adds at 224² scale with the pixel count; Table 5 reports 2× that at 256².
-    row = method_complexity("resnet18", DATASET_AUS["disfa"], "paper")
+    row = method_complexity("resnet18", corpus_spec("disfa").aus, "paper")
     assert row.gflops == pytest.approx(4.75, rel=0.01)
     assert row.gflops / 2 == pytest.approx(1.814 * (256 / 224) ** 2, rel=0.02)
 

@@ -13,7 +13,10 @@ from auhm.cli import app
 from auhm.data import prepare_landmarks as prep
 from auhm.data.shards import ShardDataset, list_shards
 from auhm.data.splits import random_holdout
-from test_landmark_formats import face_points, write_dots_image, write_pts_file
+
+from helpers import face_points, write_dots_image, write_pts_file
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # it trains a landmark network
 
 
 def write_photos(root, n: int = 6, faces_per_photo: int = 2) -> list[str]:

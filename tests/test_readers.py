@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from auhm.data import load_labels, load_sessions
+from auhm.data.disfa import PARTS as DISFA_PARTS
 from auhm.data.readers import read_frame_values
-from auhm.data.splits import DISFA_PARTS, fold_splits
 from auhm.errors import UsageError
 
 DISFA_AUS = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
@@ -109,7 +109,6 @@ def test_disfa_standard_parts_and_unknown_subjects_round_robin(tmp_path):
     assert split["SN098"] == "part1" and split["SN099"] == "part2"  # sorted, dealt in turn
     assert corpus.folds == ["part1", "part2", "part3"]
     assert corpus.splits == {"part1": ["SN001", "SN098"], "part2": ["SN013", "SN099"], "part3": ["SN003"]}
-    assert fold_splits(corpus.folds, 2) == (["part1", "part3"], "part2")
     # The three standard parts are disjoint and cover DISFA's 27 subjects.
     members = [s for part in DISFA_PARTS.values() for s in part]
     assert len(members) == len(set(members)) == 27
@@ -224,3 +223,30 @@ def test_usage_errors(tmp_path):
     with pytest.raises(UsageError, match="video, frame and AUxx"):
         load_sessions("csv", tmp_path / "bad.csv")
 
+
+
+def test_a_corpus_registered_in_one_place_is_read_split_and_scored_by_subject(tmp_path, monkeypatch):
+    """One spec is all a new corpus needs: its reader, split rule, AUs and subject ids are found through it."""
+    from auhm.data import corpora
+    from auhm.data.readers import Corpus, Session
+    from auhm.data.splits import round_robin
+
+    def read(root):
+        labels = pd.DataFrame({"frame": [0, 1], "AU12": np.array([1, np.nan], np.float32)})
+        sessions = [Session(key=f"P{k:02d}/clip.mp4", path=root / f"P{k:02d}" / "clip.mp4", subject=f"P{k:02d}", task="", kind="toy",
+                            labels=labels.copy()) for k in range(4)]
+        return Corpus("toy", root, (12,), sessions)
+
+    corpora.corpus_kinds()  # the built-in corpora first
+    monkeypatch.setitem(corpora._CORPORA, "toy", corpora.CorpusSpec(
+        "toy", (12,), read, lambda subjects, corpus: round_robin(subjects, ("a", "b")), expected="P01/clip.mp4", subject=r"(P\d\d)"))
+    assert corpora.corpus_kinds()[-1] == "toy"
+    corpus = load_sessions("TOY", tmp_path)
+    assert {s.subject: s.split for s in corpus} == {"P00": "a", "P01": "b", "P02": "a", "P03": "b"}
+    assert corpus.splits == {"a": ["P00", "P02"], "b": ["P01", "P03"]} and corpus.folds is None
+    assert corpora.subject_of("somewhere/P02/clip.mp4") == "P02"
+    assert corpora.subject_of("Videos_LeftCamera/LeftVideoSN004_comp.avi") == "SN004"  # the others still
+    table = load_labels("toy", tmp_path)
+    assert len(table) == 8 and table["AU12"].isna().sum() == 4
+    with pytest.raises(UsageError, match=r"unknown corpus kind 'nope' \(known: bp4d, csv, disfa, fera2017, synth, toy\)"):
+        load_sessions("nope", tmp_path)

@@ -8,13 +8,7 @@ import pytest
 from auhm.face.crop import crop_affine
 from auhm.video import VideoReader
 
-
-def _small_checkpoint(path, aus=(1, 2, 12)):
-    from auhm.face.crop import CropConfig
-    from auhm.models import build_model, save_checkpoint
-
-    model = build_model("scratch", aus, preset="small")
-    return save_checkpoint(path, model, {"crop": CropConfig(128).to_dict()})
+from helpers import make_clip, small_checkpoint
 
 
 def test_draw_heatmaps_puts_the_au_colour_where_the_map_peaks():
@@ -33,14 +27,12 @@ def test_draw_heatmaps_puts_the_au_colour_where_the_map_peaks():
 
 
 def test_render_synthetic_clip(tmp_path):
-    from test_annotate import make_clip
-
     from auhm.infer.render import PANEL_WIDTH, RenderConfig, render
 
     face = np.ones(14, bool)
     face[5:7] = False
     clip = make_clip(tmp_path, "r", 14, face)
-    ckpt = _small_checkpoint(tmp_path / "m.pt")
+    ckpt = small_checkpoint(tmp_path / "m.pt")
     out = tmp_path / "overlay.mp4"
     res = render(clip, RenderConfig(model=ckpt, out=out, landmarks="truth", device="cpu", precision="fp32", batch_size=4, quiet=True))
     assert res.frames == 14 and res.faces == 12
@@ -55,12 +47,10 @@ def test_render_synthetic_clip(tmp_path):
 @pytest.mark.parametrize("case", ["--max-frames 0", "unwritable --out"])
 def test_render_usage_errors_before_any_frame(tmp_path, case):
     from typer.testing import CliRunner
-    from test_annotate import make_clip
-
     from auhm.cli import app
 
     clip = make_clip(tmp_path, "u", 4, np.ones(4, bool))
-    ckpt = _small_checkpoint(tmp_path / "m.pt")
+    ckpt = small_checkpoint(tmp_path / "m.pt")
     (tmp_path / "file").write_text("a file where a folder should be")
     out = tmp_path / "file" / "o.mp4" if case == "unwritable --out" else tmp_path / "o.mp4"
     extra = ["--max-frames", "0"] if case == "--max-frames 0" else []
@@ -78,7 +68,7 @@ def test_render_real_clip(media, tmp_path):
 
     if not dlib_available():
         pytest.skip("dlib is not installed")
-    ckpt = _small_checkpoint(tmp_path / "m.pt")
+    ckpt = small_checkpoint(tmp_path / "m.pt")
     out = tmp_path / "real.mp4"
     res = render(media / "single_face.mp4", RenderConfig(model=ckpt, out=out, landmarks="dlib", device="cpu", max_frames=6, quiet=True))
     assert res.frames == 6 and res.faces >= 5

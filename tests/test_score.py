@@ -11,8 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from auhm.cli import app
+from auhm.data.corpora import subject_of
 from auhm.metrics import au_scores, match_videos
-from auhm.metrics.scores import ScoreConfig, score_tables, subject_of
+from auhm.metrics.report import ScoreConfig, score_frames
 
 AUS = ("AU01", "AU02", "AU04")
 
@@ -131,7 +132,7 @@ def test_unmatched_ignored_and_other_faces_are_reported():
     pred["AU12"] = np.float32(1.0)
     labels = labels[labels.video != "vid2"].assign(video=lambda d: d.video.replace("vid1", "other"), AU06=np.float32(2))
     second_face = pred[pred.video.str.endswith("vid0.mp4")].assign(face=np.int16(1))
-    report = score_tables(pd.concat([pred, second_face]), labels, ScoreConfig(Path("p"), Path("l"))).join
+    report = score_frames(pd.concat([pred, second_face]), labels, ScoreConfig(Path("p"), Path("l"))).join
     assert report.matched == {"vid0": "/data/clips/vid0.mp4"}
     assert report.unmatched_labels == ["other"]
     assert sorted(report.unmatched_predictions) == ["/data/clips/vid1.mp4", "/data/clips/vid2.mp4"]
@@ -204,7 +205,6 @@ def test_score_by_video_and_subject(tmp_path):
 
 
 def test_score_labels_from_a_disfa_root(tmp_path):
-    pytest.importorskip("auhm.data.disfa")
     root = tmp_path / "DISFA"
     (root / "Videos_LeftCamera").mkdir(parents=True)
     (root / "Videos_LeftCamera" / "LeftVideoSN001_comp.avi").touch()
@@ -270,9 +270,26 @@ def test_plot_draws_timeline_with_labels_and_gaps(tmp_path):
     out = tmp_path / "t.png"
     code, _, err = run("plot", tmp_path / "pred.parquet", "--video", "vid1", "--labels", tmp_path / "labels.parquet", "--out", out)
     assert code == 0, err
-    image = matplotlib.image.imread(out)
+    image = matplotlib.image.imread(out)[..., :3]
     assert image.shape[0] > 300 and image.shape[1] > 1000  # one row per AU, 11 in wide
-    assert image[..., :3].std() > 0.05  # something drawn
+    blue, orange, grey = (np.abs(image - colour).max(-1) < tol for colour, tol in
+                          (((0.122, 0.467, 0.706), 0.06), ((1.0, 0.498, 0.055), 0.06), ((0.85, 0.85, 0.85), 0.01)))
+    rows = np.flatnonzero(blue.any(axis=1))
+    panels = [(r[0], r[-1] + 1) for r in np.split(rows, np.flatnonzero(np.diff(rows) > 5) + 1) if r[-1] - r[0] > 40]
+    assert len(panels) == len(AUS)  # a row of prediction line per AU (the legend's sample is too short to count)
+    drawn = pred[pred.video == "/data/clips/vid1.mp4"]
+    for (top, bottom), au in zip(panels, AUS):
+        line = blue[top:bottom]
+        cols = np.flatnonzero(line.any(axis=0))
+        first, last = cols[0], cols[-1]  # frame 0 and frame 59
+        # the line's height follows vid1's predictions of this AU (image rows grow downwards)
+        height = [-np.flatnonzero(line[:, c]).mean() for c in cols]
+        value = np.interp((cols - first) / (last - first) * 59, drawn.frame, drawn[au])
+        assert np.corrcoef(height, value)[0, 1] > 0.98
+        assert orange[top:bottom].sum() > 30  # the labels drawn in the same row
+        # the frames without a face (20–29) shaded over the whole row, from half a frame before to half after
+        shaded = np.flatnonzero(grey[top:bottom].mean(axis=0) > 0.5)
+        assert abs((shaded[0] - first) / (last - first) - 19.5 / 59) < 0.004 and abs((shaded[-1] - first) / (last - first) - 29.5 / 59) < 0.004
     code, _, err = run("plot", tmp_path / "pred.parquet", "--video", "nobody", "--out", out)
     assert code == 2 and "nobody" in err
     (tmp_path / "file").write_text("a file where a folder should be")
@@ -297,3 +314,21 @@ def test_plot_shades_lost_frames(tmp_path):
         rgb = matplotlib.image.imread(path)[..., :3]
         grey.append(np.mean(np.all(np.abs(rgb - 0.85) < 0.01, axis=-1)))
     assert grey[0] < 0.01 < grey[1]
+
+
+def test_evaluate_and_train_print_scores_in_the_score_table():
+    """One table function for `auhm score`, `evaluate` and `train`: what they all have is a scores frame and a frame count."""
+    from rich.console import Console
+
+    from auhm.metrics import au_table
+
+    rng = np.random.default_rng(0)
+    y = rng.uniform(0, 5, (40, 2))
+    scores = au_scores(y, np.clip(y + rng.normal(0, 0.5, y.shape), 0, 5), (1, 12))
+    console = Console(record=True, width=80)
+    console.print(au_table(scores, 40, title="best.pt on part1"))
+    lines = console.export_text().splitlines()
+    assert " ".join(line.strip() for line in lines).startswith("best.pt on part1: AU scores on 40 matched frames")
+    rows = {line.split()[0]: line.split()[1:] for line in lines if line.split() and line.split()[0] in ("AU01", "AU12", "Avg.")}
+    assert list(rows) == ["AU01", "AU12", "Avg."]
+    assert rows["AU12"] == [f"{scores.loc[m, 'AU12']:.2f}" for m in ("ICC", "MSE", "MAE", "PCC", "F1")] + ["40"]

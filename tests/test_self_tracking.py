@@ -15,34 +15,15 @@ import pandas as pd
 import pytest
 import torch
 
-from test_annotate import AUS, INFO, TRACK_SIZE, SquareAU, SquareBackend, checkpoint, config  # noqa: F401 (a fixture)
-from auhm.video import VideoWriter
-
-SQUARE = 36
-
-
-def square_clip(path, n: int, present, x0=lambda i: 20 + 2 * i, size=(160, 96)) -> list:
-    """A video with a bright square on the frames where ``present(i)``; its true boxes (None: absent)."""
-    w, h = size
-    boxes = []
-    with VideoWriter(path, 10.0, w, h) as vw:
-        for i in range(n):
-            f = np.full((h, w, 3), 30, np.uint8)
-            box = None
-            if present(i):
-                x = int(x0(i))
-                f[30 : 30 + SQUARE, x : x + SQUARE] = 230
-                box = [x, 30, x + SQUARE - 1, 30 + SQUARE - 1]
-            boxes.append(box)
-            vw.write(f)
-    return boxes
+from helpers import AUS, INFO, SQUARE, TRACK_SIZE, SquareAU, SquareBackend, annotate_config, inscribed_ring, square_clip
 
 
 @pytest.fixture
 def square_world(monkeypatch):
     """Faces are bright squares: detection, the fallback backend and the model all see them.
     Returns a counter of full-frame searches shared with forked tracking processes."""
-    import auhm.face
+    import auhm.landmarks
+    from auhm.face import detectors
     from auhm.infer.annotate import Predictor
 
     searches = multiprocessing.Value("i", 0)
@@ -53,23 +34,16 @@ def square_world(monkeypatch):
                 searches.value += 1
             return super().detect(frames)
 
-    monkeypatch.setattr(auhm.face, "make_backend", lambda name, **kw: CountedSquares())  # detector or fallback backend
-    try:
-        from auhm.face import detectors
-
-        monkeypatch.setattr(detectors, "find_detector", lambda: "dlib")
-        monkeypatch.setattr(detectors, "make_detector", lambda name: (lambda frame, b=CountedSquares(): b.detect(frame[None])[0]))
-    except ImportError:  # the code before full-frame detectors: make_backend gave the detector
-        pass
+    monkeypatch.setattr(auhm.landmarks, "make_backend", lambda name, **kw: CountedSquares())  # detector or fallback backend
+    monkeypatch.setattr(detectors, "find_detector", lambda: "dlib")
+    monkeypatch.setattr(detectors, "make_detector", lambda name: (lambda frame, b=CountedSquares(): b.detect(frame[None])[0]))
     info = {**INFO, "method": "adaptation", "input_size": TRACK_SIZE}
     monkeypatch.setattr(Predictor, "from_checkpoint", classmethod(lambda cls, p, device="auto", precision="auto": cls(SquareAU(), info, "cpu", "fp32")))
     return searches
 
 
 def auto_config(checkpoint, out, **kw):
-    cfg = config(checkpoint, out, **kw)
-    cfg.landmarks = "auto"
-    return cfg
+    return annotate_config(checkpoint, out, landmarks="auto", **kw)
 
 
 def test_auto_finds_a_face_that_appears_after_the_first_frames(tmp_path, checkpoint, square_world):
@@ -134,8 +108,6 @@ def test_self_tracking_matches_crops_cut_from_the_true_face(tmp_path, checkpoint
     """A moving face, batches of 4 cut ahead: the success pattern of the truth, boxes within 2 px,
     and each intensity as close to the model's answer on the crop cut from the true landmarks as
     a crop off by the re-cut tolerance (``refine_drift``: 10 % of its side, in place or size) allows."""
-    from test_annotate import _ring
-
     from auhm.face.crop import CropConfig, crop_face
     from auhm.infer.annotate import annotate
     from auhm.video import VideoReader
@@ -157,7 +129,7 @@ def test_self_tracking_matches_crops_cut_from_the_true_face(tmp_path, checkpoint
 
     d = cfg.refine_drift * SQUARE * crop.scale
     for i in np.flatnonzero(df.success.to_numpy()):
-        ring = _ring(np.array(boxes[i], float))
+        ring = inscribed_ring(np.array(boxes[i], float))
         centre = ring.mean(0)
         want = answer(frames[i], ring)
         off = [ring + s for s in ([d, 0], [-d, 0], [0, d], [0, -d])] + [centre + (ring - centre) * f for f in (0.9, 1.1)]

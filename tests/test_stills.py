@@ -16,9 +16,8 @@ from auhm.data.prepare_landmarks import LandmarkPrepareConfig, prepare_landmarks
 from auhm.data.shards import ShardDataset, list_shards
 from auhm.face import CropConfig
 from auhm.synth import SynthConfig, make_corpus
-from auhm.synth.corpus import simulate_subject
-from auhm.synth.layouts import LAYOUTS
-from auhm.synth.render import DIFFICULTIES, noise_bank
+from auhm.synth.corpus import LAYOUTS, simulate_subject
+from auhm.synth.drawing import DIFFICULTIES, noise_bank
 from auhm.synth.stills import IDENTITY_STREAM, NOISE_FRAMES, STILL_POSE, identity_renderer, images_per_identity
 
 SMALL = dict(width=128, height=96, contact_sheet=False)
@@ -106,7 +105,7 @@ def test_images_are_dealt_evenly():
     (["--layout", "landmarks", "--subjects", "3"], "give --identities and --images"),
     (["--identities", "5"], "--identities and --images are for --layout landmarks"),
     (["--layout", "landmarks", "--identities", "5", "--images", "4"], "--images ≥ --identities"),
-    (["--layout", "faces"], "choose one of disfa, bp4d, fera2017, landmarks"),
+    (["--layout", "faces"], "choose one of bp4d, disfa, fera2017, landmarks"),
 ])
 def test_bad_options_are_usage_errors(tmp_path, args, message):
     res = CliRunner().invoke(app, ["synth", str(tmp_path / "x"), *args])

@@ -13,13 +13,14 @@ import pytest
 from typer.testing import CliRunner
 
 from auhm.cli import app
+from auhm.data.bp4d import bp4d_subject
+from auhm.data.corpora import corpus_spec
 from auhm.synth import AU_MOVES, RENDERED_AUS, FaceModel, Identity, SynthConfig, disfa_subject, make_corpus
-from auhm.synth.corpus import simulate_subject
+from auhm.synth.corpus import LAYOUTS, simulate_subject
+from auhm.synth.drawing import Difficulty, Motion, Occluder, Renderer
 from auhm.synth.episodes import au_trajectories, integer_labels
 from auhm.synth.face_model import project
-from auhm.synth.layouts import LAYOUTS, bp4d_subject
-from auhm.synth.render import Difficulty, Motion, Occluder, Renderer
-from auhm.targets import DATASET_AUS, au_name
+from auhm.targets import au_name
 from auhm.video import VideoReader
 
 SMALL = dict(frames=16, width=128, height=96, fps=10.0)
@@ -57,10 +58,10 @@ def test_disfa_corpus_from_the_cli(tmp_path):
         assert sum(1 for _ in reader.frames()) == 24
     for sn in ("SN001", "SN002"):
         names = sorted(p.name for p in (out / "ActionUnit_Labels" / sn).iterdir())
-        assert names == sorted(f"{sn}_au{a}.txt" for a in DATASET_AUS["disfa"])
+        assert names == sorted(f"{sn}_au{a}.txt" for a in corpus_spec("disfa").aus)
         truth = _truth(out, f"LeftVideo{sn}_comp")
         assert truth["frame"].tolist() == list(range(24))
-        for au in DATASET_AUS["disfa"]:
+        for au in corpus_spec("disfa").aus:
             path = out / "ActionUnit_Labels" / sn / f"{sn}_au{au}.txt"
             frames, codes = _parse_rows(path)
             assert frames.tolist() == list(range(1, 25))
@@ -69,7 +70,7 @@ def test_disfa_corpus_from_the_cli(tmp_path):
             assert path.read_bytes().startswith(f"1,{codes[0]}\n2,{codes[1]}\n".encode())
     manifest = json.loads((out / "auhm_truth" / "manifest.json").read_text())
     assert manifest["layout"] == "disfa" and manifest["subjects"] == ["SN001", "SN002"]
-    assert manifest["aus"] == list(DATASET_AUS["disfa"]) and manifest["frames"] == 24 and manifest["seed"] == 1
+    assert manifest["aus"] == list(corpus_spec("disfa").aus) and manifest["frames"] == 24 and manifest["seed"] == 1
     assert manifest["size"] == [128, 96] and manifest["auhm_version"]
     sheet = cv2.imread(str(out / "auhm_truth" / "contact_sheet.png"))
     assert sheet is not None and sheet.shape[1] == 4 * 128
@@ -93,7 +94,7 @@ def test_bp4d_layout(tmp_path):
         assert sorted(p.name for p in folder.iterdir()) == [f"{i:04d}.jpg" for i in range(1, 17)]
         assert cv2.imread(str(folder / "0001.jpg")).shape == (96, 128, 3)
         truth = _truth(tmp_path, f"{subject}_{task}")
-        for au in DATASET_AUS["bp4d"]:
+        for au in corpus_spec("bp4d").aus:
             path = tmp_path / "AU Intensity Codes3.0" / f"AU{au:02d}" / f"{subject}_{task}_AU{au:02d}.csv"
             frames, codes = _parse_rows(path)
             assert frames.tolist() == list(range(1, 17))
@@ -111,7 +112,7 @@ def test_fera2017_layout(tmp_path):
     truth = _truth(tmp_path, "FERA17_TR_F001_T1_1")
     names = sorted(p.name for p in (tmp_path / "AU_Int").iterdir())
     assert names == sorted(f"FERA17_TR_F001_T1_AU{a:02d}_Int.csv" for a in (1, 4, 6, 10, 12, 14, 17))
-    for au in DATASET_AUS["fera2017"]:
+    for au in corpus_spec("fera2017").aus:
         path = tmp_path / "AU_Int" / f"FERA17_TR_F001_T1_AU{au:02d}_Int.csv"
         frames, codes = _parse_rows(path)
         assert frames.tolist() == list(range(1, 17))

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from auhm.data.shards import ShardRows
 from auhm.io import prediction_schema
@@ -29,6 +30,7 @@ from auhm.train.trainer import train
 
 AUS = (1, 4, 12, 25)
 SIZE = 128
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def template_landmarks() -> np.ndarray:
@@ -125,9 +127,11 @@ def landmark_run(corpus, tmp_path_factory) -> Path:
 
 # ── sampling and splits ─────────────────────────────────────────────────────────────────────
 def test_epoch_batches_shard_ranks_and_skip_done_batches():
-    full = [k for b in EpochBatches(23, 4, seed=1) for k in b]
-    assert sorted(p for p, _ in full) == list(range(20)) or len(full) == 20  # drop_last keeps 5 full batches
-    assert len({p for p, _ in full}) == 20
+    batches = list(EpochBatches(23, 4, seed=1))
+    assert [len(b) for b in batches] == [4] * 5  # drop_last: five full batches; the 3 left over are not trained on this epoch
+    positions = [p for b in batches for p, _ in b]
+    assert len(set(positions)) == 20 and set(positions) <= set(range(23)) and positions != sorted(positions)
+    assert list(EpochBatches(23, 4, seed=1)) == batches and list(EpochBatches(23, 4, seed=2)) != batches
     ranks = [[p for b in EpochBatches(23, 4, seed=1, rank=r, world=2) for p, _ in b] for r in range(2)]
     assert not set(ranks[0]) & set(ranks[1]) and len(ranks[0]) == len(ranks[1]) == 8
     s = EpochBatches(23, 4, seed=1)
@@ -138,16 +142,16 @@ def test_epoch_batches_shard_ranks_and_skip_done_batches():
 
 
 def test_splits_hold_out_whole_subjects(corpus, tmp_path):
-    from auhm.train.corpus import load_corpus, split_corpus
+    from auhm.train.prepared import load_prepared, split_corpus
 
-    c = load_corpus(corpus)
+    c = load_prepared(corpus)
     sp = split_corpus(c.manifest, c.shards, fold=2)
     assert sp.name == "part2" and sp.val_subjects == ["SN002"]
     assert not set(c.shards.subject[sp.train]) & set(c.shards.subject[sp.val])
     no_folds = {**c.manifest, "folds": None, "splits": {}}
     a, b = split_corpus(no_folds, c.shards, seed=3), split_corpus(no_folds, c.shards, seed=3)
     assert a.val_subjects == b.val_subjects and len(a.val_subjects) == 1
-    dev = load_corpus(make_corpus(tmp_path / "dev", frames=6, layout="devsplit"))
+    dev = load_prepared(make_corpus(tmp_path / "dev", frames=6, layout="devsplit"))
     sp = split_corpus(dev.manifest, dev.shards)
     assert sp.name == "dev" and set(dev.shards.split[sp.train]) == {"train"}
 
@@ -227,6 +231,88 @@ def test_resume_continues_exactly(tmp_path):
     assert rest[0] == pytest.approx(full[7], rel=1e-6)
 
 
+class Killed(BaseException):
+    """A kill -9 in the middle of a step, as far as the files on disk can tell."""
+
+
+def test_resuming_k_fold_training_continues_the_fold_it_stopped_in_and_pools_the_same_predictions(tmp_path, monkeypatch):
+    """Killed in fold 2, one step after its last resume point: --resume keeps fold 1 (done), goes
+    on with fold 2 from that point and trains fold 3; the fold checkpoints and the pooled
+    out-of-fold predictions equal those of a run never interrupted."""
+    from auhm.models import load_checkpoint
+    from auhm.train.trainer import Trainer
+
+    corpus = make_corpus(tmp_path / "c", frames=6)  # per fold: 12 training frames, 3 steps of 4
+    cfg = dict(method="scratch", folds=3, epochs=1, batch_size=4, checkpoint_every=1)
+    whole = run_training(small(corpus, tmp_path / "whole", **cfg))
+    assert [len(f.step_losses) for f in whole.folds] == [3, 3, 3]
+
+    step = Trainer._step
+
+    def step_or_die(self, batch):
+        if self.config.fold == 2 and self.progress.step == 2:  # its 3rd step: resume.pt holds step 2
+            raise Killed
+        return step(self, batch)
+
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "_step", step_or_die)
+        with pytest.raises(Killed):
+            run_training(small(corpus, tmp_path / "cut", **cfg))
+    assert (tmp_path / "cut" / "fold1" / "last.pt").exists() and not (tmp_path / "cut" / "fold3").exists()
+    resumed = run_training(small(corpus, tmp_path / "elsewhere", resume=tmp_path / "cut"))
+    assert [len(f.step_losses) for f in resumed.folds] == [0, 1, 3]  # fold 1 not trained again
+    np.testing.assert_allclose(resumed.folds[1].step_losses, whole.folds[1].step_losses[2:], rtol=1e-5)
+    for k in (1, 2, 3):
+        a, _ = load_checkpoint(tmp_path / "whole" / f"fold{k}" / "last.pt")
+        b, _ = load_checkpoint(tmp_path / "cut" / f"fold{k}" / "last.pt")
+        for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+            torch.testing.assert_close(y, x, rtol=1e-5, atol=1e-6, msg=f"fold {k}: {name}")
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "cut" / "oof_predictions.parquet"),
+                                  pd.read_parquet(tmp_path / "whole" / "oof_predictions.parquet"), rtol=1e-5)
+    pd.testing.assert_frame_equal(resumed.scores, whole.scores, rtol=1e-5)
+
+
+def test_best_checkpoint_skips_epochs_whose_icc_is_nan(tmp_path, monkeypatch):
+    """A constant predictor's ICC is NaN: best.pt is the first epoch only until a number comes,
+    and a NaN after a number never replaces it (NME is lower-better)."""
+    from auhm.models import read_checkpoint_info
+    from auhm.train import trainer
+    from auhm.train.trainer import is_better
+
+    nan = float("nan")
+    assert is_better(nan, None, "val_icc") and not is_better(nan, 0.3, "val_icc")
+    assert is_better(0.1, nan, "val_icc") and is_better(0.4, 0.3, "val_icc") and not is_better(0.2, 0.3, "val_icc")
+    assert is_better(0.1, 0.2, "val_nme") and not is_better(0.3, 0.2, "val_nme") and not is_better(nan, 0.2, "val_nme")
+
+    iccs = iter([nan, 0.2, nan, 0.1])
+    monkeypatch.setattr(trainer, "validation_metrics", lambda *a, **k: {"val_icc": next(iccs), "val_mse": 1.0, "val_spread": 0.5})
+    corpus = make_corpus(tmp_path / "c", frames=6)
+    result = train(small(corpus, tmp_path / "run", method="scratch", epochs=4, batch_size=4, fold=1))
+    assert result.best["epoch"] == 2.0 and result.best["val_icc"] == 0.2
+    info = read_checkpoint_info(tmp_path / "run" / "best.pt")
+    assert info["epoch"] == 2.0 and info["metrics"]["val_icc"] == 0.2
+    assert read_checkpoint_info(tmp_path / "run" / "last.pt")["epoch"] == 4.0
+
+
+def test_training_with_two_threads_builds_batches_in_a_forked_helper_and_steps_as_with_one(tmp_path, torch_threads, monkeypatch):
+    """With two torch threads the CPU loader builds each batch in this process and a forked
+    helper (``batch_loader``); the steps are exactly those of batches built here alone. (The steps
+    themselves run on one thread, ``threads=1``: a two-thread step stalls beside busy processes.)"""
+    from auhm.train import batches
+
+    forked = []
+    helper = batches._Helper.__init__
+    monkeypatch.setattr(batches._Helper, "__init__", lambda self, dataset: forked.append(1) or helper(self, dataset))
+    corpus = make_corpus(tmp_path / "c", frames=8)
+    losses = {}
+    for threads in (1, 2):
+        torch_threads(threads)
+        forked.clear()
+        losses[threads] = train(small(corpus, tmp_path / f"threads{threads}", method="scratch", batch_size=4, fold=1, max_steps=3, threads=1)).step_losses
+        assert len(forked) == threads - 1
+    assert losses[2] == losses[1] and len(losses[1]) == 3
+
+
 def test_folds_pool_out_of_fold_predictions(corpus, tmp_path):
     out = tmp_path / "kfold"
     result = run_training(small(corpus, out, method="scratch", folds=3, max_steps=2))
@@ -244,7 +330,7 @@ def test_folds_pool_out_of_fold_predictions(corpus, tmp_path):
         assert (out / f"fold{k}" / "last.pt").exists()
     assert set(result.scores.columns) >= {"AU01", "Avg."} and "ICC" in result.scores.index
     # `auhm score RUN/oof_predictions.parquet --labels DATA/labels.parquet` gives the same table
-    from auhm.metrics.scores import ScoreConfig, score
+    from auhm.metrics.report import ScoreConfig, score
 
     report = score(ScoreConfig(out / "oof_predictions.parquet", corpus / "labels.parquet"))
     assert report.join.rows_matched == len(labels)
@@ -286,7 +372,7 @@ def test_cli_train_and_evaluate(corpus, tmp_path):
                             "--epochs", "1", "--max-steps", "2", "--workers", "0", "--device", "cpu", "--quiet"])
     assert r.exit_code == 0, r.output
     preds = tmp_path / "preds.parquet"
-    r = runner.invoke(app, ["evaluate", str(out / "best.pt"), str(corpus), "--out", str(preds), "--quiet", "--device", "cpu"])
+    r = runner.invoke(app, ["evaluate", str(out / "best.pt"), str(corpus), "--out", str(preds), "--quiet", "--device", "cpu", "--precision", "fp32"])
     assert r.exit_code == 0, r.output
     df = pd.read_parquet(preds)
     from auhm.models import read_checkpoint_info
@@ -294,6 +380,28 @@ def test_cli_train_and_evaluate(corpus, tmp_path):
     held = read_checkpoint_info(out / "best.pt")["val_subjects"]
     assert len(df) == 40 and set(df.video.str.extract(r"(SN\d+)")[0]) == set(held)
     assert df.columns.tolist() == prediction_schema(AUS).names
+    from auhm.io import file_sha256, read_metadata
+
+    meta = read_metadata(preds)  # the checkpoint named as annotate names it
+    assert meta["checkpoint"] == file_sha256(out / "best.pt") and meta["checkpoint_path"] == str(out / "best.pt")
+
+    # --split all: every frame of every split; the held-out rows as above; the scores printed are
+    # those `auhm score` gives the written table against the corpus's labels
+    from auhm.metrics.report import ScoreConfig, score
+    from auhm.train.config import EvaluateConfig
+    from auhm.train.evaluate import evaluate
+
+    every = tmp_path / "all.parquet"
+    r = runner.invoke(app, ["evaluate", str(out / "best.pt"), str(corpus), "--split", "all", "--out", str(every), "--quiet", "--device", "cpu", "--precision", "fp32"])
+    assert r.exit_code == 0, r.output
+    both = pd.read_parquet(every).sort_values(["video", "frame"], ignore_index=True)
+    labels = pd.read_parquet(corpus / "labels.parquet").sort_values(["video", "frame"], ignore_index=True)
+    pd.testing.assert_frame_equal(both[["video", "frame"]], labels[["video", "frame"]], check_dtype=False)
+    pd.testing.assert_frame_equal(both[both.video.isin(df.video)].reset_index(drop=True), df.sort_values(["video", "frame"], ignore_index=True))
+    result = evaluate(EvaluateConfig(out / "best.pt", corpus, split="all", device="cpu", precision="fp32", workers=0, quiet=True))
+    report = score(ScoreConfig(every, corpus / "labels.parquet"))
+    assert report.join.rows_matched == len(labels) == 120
+    pd.testing.assert_frame_equal(report.scores, result.scores, rtol=1e-5)
     r = runner.invoke(app, ["evaluate", str(out / "best.pt"), str(corpus), "--split", "nope"])
     assert r.exit_code == 2 and "nope" in r.output
     r = runner.invoke(app, ["train", str(tmp_path / "missing"), "--out", str(tmp_path / "r2"), "--method", "scratch"])
@@ -342,14 +450,14 @@ def test_val_every_validates_inside_the_epoch(corpus, tmp_path):
 def test_training_fits_the_read_out_scale_on_training_crops_and_evaluate_uses_it(corpus, tmp_path):
     from auhm.models import load_checkpoint
     from auhm.train.augment import ShardView
-    from auhm.train.corpus import load_corpus, split_corpus
+    from auhm.train.prepared import load_prepared, split_corpus
     from auhm.train.evaluate import predict
     from auhm.train.readout import fit_intensity_scale
 
     out = tmp_path / "readout"
     train(small(corpus, out, method="scratch", epochs=1))
     model, info = load_checkpoint(out / "last.pt")
-    c = load_corpus(corpus)
+    c = load_prepared(corpus)
     sp = split_corpus(c.manifest, c.shards, seed=0)
     train_view = ShardView(c.shards, sp.train, model.input_size)
     raw = predict(model, train_view, 8, torch_cpu(), "fp32", scaled=False)

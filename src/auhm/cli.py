@@ -1,10 +1,16 @@
 """The ``auhm`` command line: thin Typer commands over the package's modules.
 
-Exit codes: 0 success, 1 some inputs failed (the rest processed and written), 2 usage error.
+Exit codes: 0 success, 1 some inputs failed (the rest processed and written), 2 usage error,
+3 internal error (a bug: one line naming a log file with the traceback; ``auhm --debug`` prints it).
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
+import time
+import traceback
 from pathlib import Path
 from typing import List, Optional
 
@@ -17,9 +23,42 @@ from auhm.console import console
 from auhm.errors import InputFailure, UsageError
 
 
+class AuhmGroup(HelpGroup):
+    """The top-level group: a command that fails with anything but a usage error or an input's
+    failure has hit a bug, said in one line (the traceback in a log file, or on screen with
+    ``--debug``) with exit code 3."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except Exception as e:  # a bug: whatever the user gave, auhm should not have raised this
+            _internal_error(e, debug=bool((ctx.obj or {}).get("debug")))
+
+
+def _internal_error(e: Exception, debug: bool) -> None:
+    """Say a bug in one line and exit 3; called while ``e`` is being handled (its traceback is at hand)."""
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    what = f"{type(e).__name__}: {first}" if first else type(e).__name__
+    if debug:
+        console.print_exception()
+        console.print(f"[red]internal error[/red] {escape(what)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(3)
+    log = Path(tempfile.gettempdir()) / f"auhm-error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    try:
+        log.write_text(f"auhm {__version__}\ncommand: {' '.join(sys.argv)}\n\n{traceback.format_exc()}")
+        where = f"the traceback is in {log}"
+    except OSError:
+        where = "the traceback could not be written to a log file"
+    console.print(f"[red]internal error[/red] {escape(what)} (a bug in auhm; {where}; run auhm --debug … to print it)",
+                  highlight=False, soft_wrap=True)
+    raise typer.Exit(3)
+
+
 app = typer.Typer(
     name="auhm",
-    cls=HelpGroup,
+    cls=AuhmGroup,
     help="""Facial Action Unit intensities, frame by frame, by heatmap regression (Ntinou et al. 2020).
 
     Annotate videos, then score them against labels:
@@ -31,7 +70,8 @@ app = typer.Typer(
     Train a model (here on a synthetic corpus): [bold]auhm synth data[/bold], [bold]auhm prepare synth data --out work[/bold],
     [bold]auhm train work --out runs/a[/bold].
 
-    Exit codes: 0 done, 1 some inputs failed (the others are written), 2 usage error.
+    Exit codes: 0 done, 1 some inputs failed (the others are written), 2 usage error, 3 internal error (a bug:
+    the message names a log file with the traceback; [bold]auhm --debug COMMAND …[/bold] prints it instead).
     """,
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -52,9 +92,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
+    ctx: typer.Context,
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="On an internal error, print the traceback (instead of writing it to a log file)."),
 ) -> None:
     """auhm: annotate video corpora with AU intensities; prepare corpora, train every method of the paper, score with ICC(3,1)."""
+    ctx.obj = {"debug": debug}
 
 
 def _say(text: str) -> None:
@@ -94,8 +137,8 @@ def _device(what: str = ""):
 
 
 LANDMARKS_HELP = ("How faces are found: auto (the checkpoint's own landmark backbone where it has one, else dlib), "
-                  "auhm, dlib, fan or truth.")
-LANDMARK_MODEL_HELP = ("Landmark checkpoint (auhm train --task landmarks): the tracker for --landmarks auhm, and for auto "
+                  "network (the landmark network of --landmark-model; also spelt auhm), dlib, fan or truth.")
+LANDMARK_MODEL_HELP = ("Landmark checkpoint (auhm train --task landmarks): the tracker for --landmarks network, and for auto "
                        "the face detector instead of dlib.")
 
 
@@ -155,24 +198,23 @@ def synth(
 def landmarks(
     videos: List[str] = typer.Argument(..., metavar="VIDEOS", help="Videos, folders, globs or @list.txt files."),
     out: Path = typer.Option(Path("landmarks.parquet"), "--out", "-o", help="Output Parquet."),
-    backend: str = typer.Option("dlib", metavar="NAME", help="dlib, fan, auhm or truth."),
-    model: Optional[Path] = typer.Option(None, metavar="CKPT", help="Landmark checkpoint (auhm train --task landmarks) for --backend auhm."),
+    backend: str = typer.Option("dlib", metavar="NAME", help="dlib, fan, network (a landmark checkpoint: --model; also spelt auhm) or truth."),
+    model: Optional[Path] = typer.Option(None, metavar="CKPT", help="Landmark checkpoint (auhm train --task landmarks) for --backend network."),
     truth: Optional[Path] = typer.Option(None, help="Sidecar Parquet/CSV for --backend truth (default: an auhm_truth/ folder above each video)."),
     batch_size: int = typer.Option(16, metavar="N", help="Frames per batch."),
-    device: str = _device(" (for the fan and auhm backends)"),
+    device: str = _device(" (for the fan and network backends)"),
     quiet: bool = _quiet("No progress bar and no summary line."),
 ) -> None:
     """Face detection + tracked 68-point landmarks per frame → Parquet.
 
     Example: [bold]auhm landmarks 'videos/*.mp4' @more.txt --backend dlib --out landmarks.parquet[/bold]
     """
-    from auhm.face.base import BackendUnavailable
-    from auhm.face.extract import LandmarksConfig, extract_landmarks
+    from auhm.landmarks.job import LandmarksConfig, extract_landmarks
 
     config = LandmarksConfig(backend=backend, model=model, truth=truth, device=device, batch_size=batch_size, quiet=quiet)
     try:
         result = extract_landmarks(videos, out, config)
-    except (UsageError, BackendUnavailable) as e:
+    except UsageError as e:
         _usage(e)
     rate = result.frames / result.seconds if result.seconds else 0.0
     if not quiet:
@@ -204,7 +246,7 @@ def heatmaps(
         _usage(UsageError("--n must be at least 1"))
     try:
         path = render_heatmap_grid(data, out, HeatmapGridConfig(n=n, mode=mode, seed=seed))
-    except (ValueError, FileNotFoundError) as e:
+    except UsageError as e:
         _usage(e)
     _say(f"wrote {path}")
 
@@ -226,7 +268,7 @@ def models(
 
     try:
         rows = complexity_table(first_aus(n_aus), preset)
-    except ValueError as e:
+    except UsageError as e:
         _usage(e)
     table = Table(title=f"auhm methods, preset {preset}, {n_aus} AUs")
     for col in ("method", "params", "trainable", "GFLOPs", "paper params", "paper GFLOPs"):
@@ -245,11 +287,11 @@ def prepare(
     kind: str = typer.Argument(..., help="disfa, bp4d, fera2017, synth, csv, or landmarks (a landmark corpus: give --format)."),
     root: Path = typer.Argument(..., help="Dataset root (or manifest CSV for kind csv)."),
     out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Output directory for shards and labels."),
-    landmarks_backend: str = typer.Option("truth", "--landmarks", metavar="NAME", help="truth, auhm, dlib or fan."),
-    landmark_model: Optional[Path] = typer.Option(None, metavar="CKPT", help="Landmark checkpoint (auhm train --task landmarks) for --landmarks auhm."),
+    landmarks_backend: str = typer.Option("truth", "--landmarks", metavar="NAME", help="truth, network (also spelt auhm), dlib or fan."),
+    landmark_model: Optional[Path] = typer.Option(None, metavar="CKPT", help="Landmark checkpoint (auhm train --task landmarks) for --landmarks network."),
     size: int = typer.Option(256, metavar="PIXELS", help="Crop size."),
     every: int = typer.Option(1, metavar="K", help="Keep every k-th frame."),
-    device: str = _device(" (for the fan and auhm landmark backends)"),
+    device: str = _device(" (for the fan and network landmark backends)"),
     landmark_format: Optional[str] = typer.Option(None, "--format", metavar="NAME", help="Kind landmarks: 300w (also iBUG, LFPW, HELEN, AFW and `auhm synth --layout landmarks`), 300w-lp, wflw or ls3d-w."),
     val_fraction: float = typer.Option(0.1, metavar="SHARE", help="Kind landmarks: share of photos (videos, identities) held out as the dev split."),
     seed: int = typer.Option(0, help="Kind landmarks: seed of the dev split."),
@@ -352,13 +394,12 @@ def train(
                              batch_size=batch_size, lr=lr, preset=preset, device=device, precision=precision, workers=workers,
                              threads=threads, max_steps=max_steps, val_every=val_every, resume=resume, seed=seed, quiet=quiet)
         result = run_training(config)
-    except (UsageError, FileNotFoundError, ValueError) as e:
+    except UsageError as e:
         _usage(e)
     if isinstance(result, FoldsResult):
-        from auhm.train.evaluate import render_scores
+        from auhm.metrics.report import au_table
 
-        for table in render_scores(result.scores, int(result.scores.loc["n"].max()) if "n" in result.scores.index else 0, "pooled out-of-fold"):
-            console.print(table)
+        console.print(au_table(result.scores, int(result.scores.loc["n"].max()), title="pooled out-of-fold"))
         _say(f"out-of-fold predictions: {result.predictions}")
     elif result.best:
         best = ", ".join(f"{k} {v:.4g}" for k, v in result.best.items() if k.startswith("val_"))
@@ -385,18 +426,18 @@ def evaluate(
     Example: [bold]auhm evaluate runs/disfa/best.pt work/disfa --split part1[/bold]
     """
     from auhm.train.config import EvaluateConfig
-    from auhm.train.evaluate import evaluate as evaluate_checkpoint, render_scores
+    from auhm.metrics.report import au_table
+    from auhm.train.evaluate import evaluate as evaluate_checkpoint
 
     try:
         result = evaluate_checkpoint(EvaluateConfig(checkpoint=ckpt, data=data, split=split, out=out, batch_size=batch_size,
                                                     device=device, precision=precision, quiet=quiet))
-    except (UsageError, FileNotFoundError, ValueError) as e:
+    except UsageError as e:
         _usage(e)
     if result.warning:
         _warn(f"{ckpt}: {result.warning}")
     if "ICC" in result.scores.index:
-        for table in render_scores(result.scores, len(result.predictions), f"{ckpt} on {result.split}"):
-            console.print(table)
+        console.print(au_table(result.scores, len(result.predictions), title=f"{ckpt} on {result.split}"))
     else:
         _say(f"{ckpt} on {result.split}: NME {result.scores.loc['NME', 'Avg.']:.4f} over {int(result.scores.loc['n', 'Avg.'])} crops")
     if result.path is not None:
@@ -467,17 +508,17 @@ def score(
     from rich.console import Console
 
     from auhm.io import write_json_atomic
-    from auhm.metrics.scores import ScoreConfig, score as score_predictions, scores_table
+    from auhm.metrics.report import ScoreConfig, report_tables, score as score_predictions
 
     try:
         config = ScoreConfig(pred, labels, kind=kind, by=by, threshold=threshold, ci=ci, boot=boot)
         report = score_predictions(config)
-    except (UsageError, ValueError) as e:
+    except UsageError as e:
         _usage(e)
     for line in report.join.summary():
         _say(line)
     out = Console()
-    for table in scores_table(report):
+    for table in report_tables(report):
         out.print(table)
     if json_out:
         write_json_atomic(report.to_dict(), json_out)
@@ -506,7 +547,7 @@ def plot(
 
     try:
         written = timeline(TimelineConfig(pred, out, video=video, labels=labels, kind=kind))
-    except (UsageError, ValueError) as e:
+    except UsageError as e:
         _usage(e)
     _say(f"wrote {written}")
 

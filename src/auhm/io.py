@@ -7,6 +7,7 @@ Every table keys frames by ``video`` (path as given) and 0-based ``frame``; AU c
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -21,9 +22,9 @@ import pyarrow.parquet as pq
 
 from auhm import __version__
 from auhm.errors import InputFailure, UsageError
-from auhm.targets import au_name, parse_au
+from auhm.targets import MAX_INTENSITY, au_name, parse_au
 
-# Columns of a prediction table before the AU columns (DESIGN.md "Files").
+# Columns of a prediction table before the AU columns.
 PREDICTION_FIELDS: list[pa.Field] = [
     pa.field("video", pa.string()),
     pa.field("frame", pa.int32()),
@@ -54,14 +55,30 @@ def encode_metadata(meta: dict) -> dict[bytes, bytes]:
 
 def read_metadata(path: str | os.PathLike) -> dict:
     """auhm's key-value metadata of a Parquet file (empty for other files): the schema's, and
-    what a writer added to the footer when it closed."""
+    what a writer added to the footer when it closed.
+
+    ``checkpoint`` is the checkpoint's sha256 in every file; files of ``auhm evaluate`` from
+    before kept it as ``checkpoint_sha256`` beside the path, and are read as the newer ones.
+    """
     kv = pq.read_metadata(path).metadata or {}
     out = {}
     for k, v in kv.items():
         k = k.decode()
         if k.startswith("auhm."):
             out[k[5:]] = json.loads(v.decode())
+    if "checkpoint_sha256" in out:
+        out["checkpoint_path"] = out.get("checkpoint")
+        out["checkpoint"] = out.pop("checkpoint_sha256")
     return out
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes: how output metadata names the checkpoint it was made with."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def au_columns(columns: Iterable[str]) -> list[str]:
@@ -87,6 +104,64 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[str]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+class ParquetStream:
+    """Row groups appended as they come to a temp file (:func:`atomic_path`), renamed into place
+    by :meth:`commit`: a reader never sees half a file, and memory stays flat however long the
+    stream. Batches are gathered into row groups of ``row_group_rows``."""
+
+    def __init__(self, path: str | os.PathLike, schema: pa.Schema, row_group_rows: int = 4096):
+        self.path = Path(path)
+        self.schema = schema
+        self.row_group_rows = row_group_rows
+        self._place = atomic_path(self.path)
+        self.tmp = self._place.__enter__()
+        self._writer = pq.ParquetWriter(self.tmp, schema)
+        self._pending: list[pa.RecordBatch] = []
+        self._rows = 0
+        self.rows_written = 0
+
+    def append(self, rows: pa.RecordBatch | pa.Table) -> None:
+        for batch in rows.to_batches() if isinstance(rows, pa.Table) else [rows]:
+            self._pending.append(batch)
+            self._rows += batch.num_rows
+        if self._rows >= self.row_group_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._writer.write_table(pa.Table.from_batches(self._pending, self.schema))
+            self.rows_written += self._rows
+            self._pending, self._rows = [], 0
+
+    def commit(self, metadata: dict | None = None) -> None:
+        """Close and rename into place; ``metadata`` (what was learnt while writing) goes into the
+        file's footer under ``auhm.`` keys, beside the schema's."""
+        self._flush()
+        if metadata:
+            self._writer.add_key_value_metadata({f"auhm.{k}": json.dumps(v) for k, v in metadata.items()})
+        self._writer.close()
+        self._place.__exit__(None, None, None)  # renames the temp file onto the path
+
+    def abort(self) -> None:
+        """Close and remove the temp file; ``path`` stays as it was."""
+        with contextlib.suppress(Exception):
+            self._writer.close()
+        with contextlib.suppress(Exception):
+            self._place.__exit__(RuntimeError, RuntimeError("aborted"), None)  # removes the temp file
+
+    def __enter__(self) -> "ParquetStream":
+        return self
+
+    def __exit__(self, kind, *exc) -> None:
+        """Commits when the block succeeds (unless committed already), aborts when it raises."""
+        if kind is None:
+            if not self._writer.is_open:
+                return
+            self.commit()
+        else:
+            self.abort()
 
 
 def check_writable(path: str | os.PathLike, option: str = "--out", directory: bool = False) -> None:
@@ -131,7 +206,7 @@ def clean_labels(df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
     for c in au_columns(df.columns):
         v = pd.to_numeric(df[c], errors="coerce").astype("float32")
-        df[c] = v.where((v >= 0) & (v <= 5))
+        df[c] = v.where((v >= 0) & (v <= MAX_INTENSITY))
     return df
 
 

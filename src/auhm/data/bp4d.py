@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Sequence
 
+from auhm.data.corpora import CorpusSpec, register_corpus
+from auhm.data.layout import JpegFolderWriter, Layout, SessionPaths
 from auhm.data.readers import (
     IMAGE_SUFFIXES,
     Corpus,
@@ -23,10 +26,12 @@ from auhm.data.readers import (
     truth_sidecar,
     walk_files,
 )
+from auhm.data.splits import TRAIN_DEV, round_robin
 from auhm.errors import InputFailure
-from auhm.targets import DATASET_AUS, au_name
+from auhm.targets import au_name
 
-AUS = DATASET_AUS["bp4d"]
+AUS = (6, 10, 12, 14, 17)  # BP4D's intensity-coded AUs (FERA 2015's too)
+SUBJECT = r"(?<![A-Za-z0-9])([FM]\d{3})(?![0-9])"  # F001, M012: BP4D and the FERA challenges
 _SUBJECT = re.compile(r"[FM]\d{3}", re.IGNORECASE)
 _TASK = re.compile(r"T\d+", re.IGNORECASE)
 _INTENSITY = re.compile(r"([FM]\d{3})_(T\d+)(?:_AU?(\d+))?(?:_int)?\.csv", re.IGNORECASE)
@@ -100,3 +105,51 @@ def read(root: Path) -> Corpus:
     for subject, task in sorted(set(intensity) - set(sequences)):
         corpus.warnings.append(InputFailure(f"{subject}_{task}", "intensity labels but no image folder; skipped"))
     return corpus
+
+
+def bp4d_splits(subjects: Sequence[str], corpus: Corpus | None = None) -> dict[str, str]:
+    """BP4D / FERA 2015 official split: odd subject numbers train, even ones dev."""
+    out, unknown = {}, []
+    for s in subjects:
+        m = re.search(r"(\d+)$", s)
+        if m:
+            out[s] = TRAIN_DEV[1 - int(m.group(1)) % 2]
+        else:
+            unknown.append(s)
+    out.update(round_robin(unknown, TRAIN_DEV))
+    return out
+
+
+def bp4d_subject(index: int) -> tuple[str, str]:
+    """(subject, task) of the index-th BP4D-style session: F001/T1, M001/T1, F002/T2, M002/T2 …"""
+    return f"{'FM'[index % 2]}{index // 2 + 1:03d}", f"T{(index // 2) % 2 + 1}"
+
+
+class Bp4dLayout(Layout):
+    """``auhm synth --layout bp4d``: one session (subject, task) per subject::
+
+        BP4D/F001/T1/0001.jpg …                             JPEG frames, numbered from 1
+        AU Intensity Codes3.0/AU06/F001_T1_AU06.csv         "frame,intensity", no header, 9 = unlabelled
+        subjects F001, M001, F002, M002 …; tasks T1, T1, T2, T2, T1 … (both task names occur);
+        the first frame and one short run per session are unlabelled (9)
+    """
+
+    name, aus = "bp4d", AUS
+    marks_unlabelled = True
+
+    def session(self, index: int) -> SessionPaths:
+        subject, task = bp4d_subject(index)
+        return SessionPaths(subject, task, f"BP4D/{subject}/{task}", f"{subject}_{task}")
+
+    def frame_sink(self, root: Path, session: SessionPaths, fps: float, width: int, height: int, quality: int):
+        return JpegFolderWriter(root / session.video, quality=100 - 3 * quality)
+
+    def label_path(self, session: SessionPaths, au: int) -> str:
+        name = au_name(au)
+        return f"AU Intensity Codes3.0/{name}/{session.subject}_{session.task}_{name}.csv"
+
+
+register_corpus(CorpusSpec(
+    "bp4d", AUS, read, bp4d_splits, subject=SUBJECT, layout=Bp4dLayout,
+    expected="F001/T1/<frame>.jpg and AU06/F001_T1_AU06.csv intensity files",
+))

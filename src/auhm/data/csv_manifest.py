@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from auhm.data.readers import IMAGE_SUFFIXES, Corpus, Session, clean_intensity, truth_sidecar
+from auhm.data.corpora import CorpusSpec, register_corpus
+from auhm.data.readers import IMAGE_SUFFIXES, Corpus, Session, truth_sidecar
+from auhm.data.splits import THREE_FOLDS, three_folds
 from auhm.errors import InputFailure, UsageError
-from auhm.io import au_columns
+from auhm.io import au_columns, clean_labels
 from auhm.targets import parse_au
 
 
@@ -40,8 +42,8 @@ def read(manifest: Path) -> Corpus:
             continue
         labels = pd.DataFrame({"frame": frames.astype(np.int64).to_numpy()})
         for c in cols:
-            labels[c] = clean_intensity(pd.to_numeric(rows[c], errors="coerce").to_numpy(np.float64))
-        labels = labels.drop_duplicates("frame", keep="last").sort_values("frame", ignore_index=True)
+            labels[c] = rows[c].to_numpy()
+        labels = clean_labels(labels).drop_duplicates("frame", keep="last").sort_values("frame", ignore_index=True)
         subject = str(rows["subject"].iloc[0]) if "subject" in rows else Path(key).stem
         split = str(rows["split"].iloc[0]) if "split" in rows and pd.notna(rows["split"].iloc[0]) else ""
         frame_files = None
@@ -52,3 +54,6 @@ def read(manifest: Path) -> Corpus:
             Session(key=key, path=path, subject=subject, task="", kind="csv", labels=labels, split=split, frame_files=frame_files, truth=truth_sidecar(base, path.stem))
         )
     return corpus
+
+
+register_corpus(CorpusSpec("csv", (), read, three_folds, folds=THREE_FOLDS, expected="rows of video, frame, AUxx"))

@@ -10,11 +10,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from auhm.data.bp4d import SUBJECT, bp4d_subject
+from auhm.data.corpora import CorpusSpec, register_corpus
+from auhm.data.layout import Layout, SessionPaths
 from auhm.data.readers import Corpus, Session, labels_frame, read_au_files, relative_key, truth_sidecar, walk_files
+from auhm.data.splits import TRAIN_DEV, round_robin
 from auhm.errors import InputFailure
-from auhm.targets import DATASET_AUS, au_name
+from auhm.targets import au_name
 
-AUS = DATASET_AUS["fera2017"]
+AUS = (1, 4, 6, 10, 12, 14, 17)
 _VIDEO = re.compile(r"FERA17_(TR|VA)_([A-Z0-9]+)_([A-Z0-9]+)_(\w+?)\.(?:mp4|avi|mov|mkv)", re.IGNORECASE)
 _INTENSITY = re.compile(r"FERA17_(TR|VA)_([A-Z0-9]+)_([A-Z0-9]+)_AU_?(\d+)_Int\.csv", re.IGNORECASE)
 SPLIT_OF_PREFIX = {"TR": "train", "VA": "dev"}
@@ -61,3 +65,33 @@ def read(root: Path) -> Corpus:
     for prefix, subject, task in sorted(set(intensity) - with_video):
         corpus.warnings.append(InputFailure(f"FERA17_{prefix}_{subject}_{task}", "intensity labels but no video; skipped"))
     return corpus
+
+
+def fera2017_splits(subjects, corpus: Corpus | None = None) -> dict[str, str]:
+    """Sessions take their split from their file prefix; subjects without one go round robin over train and dev."""
+    return round_robin(subjects, TRAIN_DEV)
+
+
+class Fera2017Layout(Layout):
+    """``auhm synth --layout fera2017``: view 1 only::
+
+        Video/FERA17_TR_F001_T1_1.mp4                       H.264 (MPEG-4 Part 2 without libx264)
+        AU_Int/FERA17_TR_F001_T1_AU01_Int.csv               "frame,intensity", no header, frames from 1
+        subjects and tasks as BP4D's
+    """
+
+    name, aus = "fera2017", AUS
+
+    def session(self, index: int) -> SessionPaths:
+        subject, task = bp4d_subject(index)
+        stem = f"FERA17_TR_{subject}_{task}_1"
+        return SessionPaths(subject, task, f"Video/{stem}.mp4", stem)
+
+    def label_path(self, session: SessionPaths, au: int) -> str:
+        return f"AU_Int/FERA17_TR_{session.subject}_{session.task}_{au_name(au)}_Int.csv"
+
+
+register_corpus(CorpusSpec(
+    "fera2017", AUS, read, fera2017_splits, subject=SUBJECT, layout=Fera2017Layout,
+    expected="FERA17_TR_F001_T1_1.mp4 and FERA17_TR_F001_T1_AU01_Int.csv",
+))

@@ -8,6 +8,7 @@ is a finished session: an interrupted run resumes where it stopped. A session th
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -22,23 +23,24 @@ import numpy as np
 from auhm.console import console, progress
 from auhm.data.readers import Corpus, Session, labels_table, load_sessions
 from auhm.data.shards import ShardRows, list_shards
-from auhm.errors import InputFailure, UsageError
-from auhm.face import BackendUnavailable, CropConfig, Tracker, crop_face, make_backend, warp_points
+from auhm.errors import InputFailure, UsageError, failure_reason
+from auhm.face import BackendUnavailable, CropConfig, Tracker, crop_face, warp_points
 from auhm.io import read_metadata, write_json_atomic, write_parquet_atomic
+from auhm.landmarks import backend_name, check_backend, make_backend
 from auhm.targets import au_name
-from auhm.video import FrameBatch, VideoError, VideoReader
+from auhm.video import FrameBatch, VideoReader
 
 SEQUENCE_FPS = 25.0  # BP4D's frame rate: timestamps of image sequences
 
 
 @dataclass(frozen=True)
 class PrepareConfig:
-    landmarks: str = "truth"  # landmark backend: truth, auhm, dlib or fan
-    landmark_model: Path | None = None  # checkpoint for --landmarks auhm
+    landmarks: str = "truth"  # landmark backend: truth, network, dlib or fan
+    landmark_model: Path | None = None  # checkpoint for --landmarks network
     crop: CropConfig = field(default_factory=CropConfig)
     every: int = 1  # keep every k-th frame
     batch_size: int = 32
-    device: str = "auto"  # for the fan and auhm backends: auto, cpu, cuda
+    device: str = "auto"  # for the fan and network backends: auto, cpu, cuda
     right_camera: bool = False  # DISFA: also the right-camera videos
 
 
@@ -70,8 +72,8 @@ def prepare_corpus(kind: str, root: str | os.PathLike, out: str | os.PathLike, c
     """Prepare every session of a corpus; failures are collected in the report, never raised."""
     if config.every < 1:
         raise UsageError(f"--every must be ≥ 1 (got {config.every})")
-    if config.landmarks == "auhm" and config.landmark_model is None:
-        raise UsageError("--landmarks auhm needs --landmark-model CKPT (a checkpoint of `auhm train --task landmarks`)")
+    check_backend(config.landmarks, config.landmark_model)
+    config = dataclasses.replace(config, landmarks=backend_name(config.landmarks))  # an alias is recorded by the name now
     corpus = load_sessions(kind, root, right_camera=config.right_camera)
     out = Path(out)
     shard_dir = out / "shards"
@@ -88,7 +90,7 @@ def prepare_corpus(kind: str, root: str | os.PathLike, out: str | os.PathLike, c
         if name in done:
             meta = read_metadata(shard_dir / name)
             made_with = (meta.get("crop"), meta.get("landmark_backend"))
-            if made_with != (config.crop.to_dict(), config.landmarks):
+            if (made_with[0], backend_name(made_with[1])) != (config.crop.to_dict(), config.landmarks):
                 raise UsageError(
                     f"{shard_dir / name}: prepared with crop {made_with[0]} and --landmarks {made_with[1]}, not "
                     f"{config.crop.to_dict()} and {config.landmarks}; use another --out or delete {shard_dir}"
@@ -136,17 +138,8 @@ def _make_backend(config: PrepareConfig, session: Session | None):
     """The landmark backend: one for the whole corpus, or per session for its truth sidecar."""
     try:
         return make_backend(config.landmarks, model=config.landmark_model, truth=session.truth if session else None, device=config.device)
-    except (ValueError, BackendUnavailable) as e:
+    except (ValueError, FileNotFoundError, BackendUnavailable) as e:  # a checkpoint of no use, a library or weights not installed
         raise UsageError(str(e)) from None
-
-
-def failure_reason(e: Exception, path: Path) -> str:
-    """The message of an exception without a leading copy of the path."""
-    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    for prefix in (f"{path}: ", f"{path.absolute()}: "):
-        if msg.startswith(prefix):
-            msg = msg[len(prefix):]
-    return msg if isinstance(e, (VideoError, OSError, ValueError)) else f"{type(e).__name__}: {msg}"
 
 
 def _expected_frames(s: Session, every: int) -> int:

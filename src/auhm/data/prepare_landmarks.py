@@ -20,10 +20,10 @@ import numpy as np
 
 from auhm.console import console, progress
 from auhm.data.landmark_formats import Face, scan_landmark_corpus
-from auhm.data.prepare import PrepareReport, failure_reason
+from auhm.data.prepare import PrepareReport
 from auhm.data.shards import ShardRows, list_shards
 from auhm.data.splits import random_holdout
-from auhm.errors import InputFailure, UsageError
+from auhm.errors import InputFailure, UsageError, failure_reason
 from auhm.face import CropConfig, crop_face, warp_points
 from auhm.io import read_metadata, write_json_atomic
 

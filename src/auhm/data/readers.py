@@ -1,7 +1,7 @@
 """What every corpus reader returns: sessions (one video or image sequence each) with their labels.
 
-The readers accept the layouts of DESIGN.md "What is known of the real corpora's layouts"
-tolerantly (names matched case-insensitively, both variants where public loaders disagree).
+Each corpus's reader (registered in :mod:`auhm.data.corpora`) accepts its layout tolerantly
+(names matched case-insensitively, both variants where public loaders disagree).
 A problem that loses part of a session's labels is a warning; one that loses a whole session
 is an ``InputFailure``. Neither stops the rest of the corpus from loading.
 """
@@ -18,18 +18,11 @@ import numpy as np
 import pandas as pd
 
 from auhm.errors import InputFailure, UsageError
+from auhm.face.truth_backend import TRUTH_DIR
+from auhm.io import clean_labels
 from auhm.targets import au_name
 
-KINDS = ("disfa", "bp4d", "fera2017", "synth", "csv")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-TRUTH_DIR = "auhm_truth"  # sidecar of true landmarks written by `auhm synth`
-_LAYOUT = {
-    "disfa": "Videos_LeftCamera/LeftVideoSN001_comp.avi and ActionUnit_Labels/SN001/SN001_au1.txt",
-    "synth": "the DISFA layout written by `auhm synth`",
-    "bp4d": "F001/T1/<frame>.jpg and AU06/F001_T1_AU06.csv intensity files",
-    "fera2017": "FERA17_TR_F001_T1_1.mp4 and FERA17_TR_F001_T1_AU01_Int.csv",
-    "csv": "rows of video, frame, AUxx",
-}
 
 
 @dataclass
@@ -116,7 +109,7 @@ def read_au_files(found: dict[int, Path], aus: Sequence[int], name: str, missing
     per_au = {}
     for au in aus:
         if au not in found:
-            warnings.append(InputFailure(str(missing_path(au)), f"missing intensity file; {au_name(au)} is null for {name}"))
+            warnings.append(InputFailure(str(missing_path(au)), f"missing label file; {au_name(au)} is null for {name}"))
             continue
         try:
             per_au[au] = read_frame_values(found[au])
@@ -125,16 +118,11 @@ def read_au_files(found: dict[int, Path], aus: Sequence[int], name: str, missing
     return per_au
 
 
-def clean_intensity(values: np.ndarray) -> np.ndarray:
-    """float32 intensities with everything outside 0–5 (the 9 of unlabelled frames) as NaN."""
-    v = np.asarray(values, np.float32)
-    return np.where((v >= 0) & (v <= 5), v, np.float32(np.nan)).astype(np.float32)
-
-
 def labels_frame(per_au: dict[int, tuple[np.ndarray, np.ndarray]], aus: Sequence[int]) -> pd.DataFrame:
     """Join per-AU (frames, values) on frame index: one row per frame any file lists.
 
-    AUs without a file are all NaN; a frame one file lists and another does not is NaN there.
+    AUs without a file are all NaN; a frame one file lists and another does not is NaN there;
+    codes outside 0–5 (9: unlabelled) are NaN (``io.clean_labels``).
     """
     all_frames = np.unique(np.concatenate([f for f, _ in per_au.values()])) if per_au else np.zeros(0, np.int64)
     out = pd.DataFrame({"frame": all_frames.astype(np.int64)})
@@ -142,9 +130,9 @@ def labels_frame(per_au: dict[int, tuple[np.ndarray, np.ndarray]], aus: Sequence
         col = np.full(len(all_frames), np.nan, np.float32)
         if a in per_au:
             frames, values = per_au[a]
-            col[np.searchsorted(all_frames, frames)] = clean_intensity(values)  # duplicates: last wins
+            col[np.searchsorted(all_frames, frames)] = values  # duplicates: last wins
         out[au_name(a)] = col
-    return out
+    return clean_labels(out)
 
 
 # ── tolerant path matching ──────────────────────────────────────────────────────────────────
@@ -183,25 +171,19 @@ def load_sessions(kind: str, root: str | os.PathLike, *, right_camera: bool = Fa
     ``root`` is the dataset folder (the manifest CSV for kind ``csv``); ``right_camera`` adds
     DISFA's right-camera videos.
     """
-    from auhm.data import bp4d, csv_manifest, disfa, fera2017, synth
+    from auhm.data.corpora import corpus_spec, read_options
     from auhm.data.splits import assign_splits
 
-    kind = kind.lower()
+    spec = corpus_spec(kind)
+    kind = spec.name
     root = Path(root)
-    if kind not in KINDS:
-        raise UsageError(f"unknown corpus kind {kind!r} (known: {', '.join(KINDS)})")
     if not root.exists():
         raise UsageError(f"{root}: no such {'file' if kind == 'csv' else 'directory'}")
     if kind != "csv" and not root.is_dir():
         raise UsageError(f"{root}: not a directory (a {kind} corpus root is a folder)")
-    if kind == "disfa":
-        corpus = disfa.read(root, right_camera=right_camera)
-    elif kind == "synth":
-        corpus = synth.read(root, right_camera=right_camera)
-    else:
-        corpus = {"bp4d": bp4d.read, "fera2017": fera2017.read, "csv": csv_manifest.read}[kind](root)
+    corpus = spec.read(root, **read_options(spec, right_camera=right_camera))
     if not corpus.sessions and not corpus.failures:
-        raise UsageError(f"{root}: no {kind} sessions found (expected {_LAYOUT[kind]})")
+        raise UsageError(f"{root}: no {kind} sessions found (expected {spec.expected})")
     assign_splits(corpus)
     return corpus
 

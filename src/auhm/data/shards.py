@@ -48,7 +48,7 @@ _DECODE_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMRE
 
 def decode_jpeg(data: bytes, reduce: int = 1) -> np.ndarray:
     """RGB pixels of a JPEG; ``reduce`` 2, 4 or 8 decodes at 1/reduce of the side straight from the
-    DCT coefficients: 3× faster at 2, and an anti-aliased downscale (pixel i covers source pixels
+    DCT coefficients: faster than a full decode, and an anti-aliased downscale (pixel i covers source pixels
     reduce·i … reduce·i + reduce − 1, so a point x lands at (x + 0.5) / reduce − 0.5)."""
     img = cv2.imdecode(np.frombuffer(data, np.uint8), _DECODE_FLAGS[reduce])
     if img is None:

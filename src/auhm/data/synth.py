@@ -10,8 +10,11 @@ import json
 from pathlib import Path
 
 from auhm.data import disfa
-from auhm.data.readers import TRUTH_DIR, Corpus
+from auhm.data.corpora import CorpusSpec, register_corpus
+from auhm.data.readers import Corpus
+from auhm.data.splits import THREE_FOLDS, three_folds
 from auhm.errors import InputFailure
+from auhm.face.truth_backend import TRUTH_DIR
 
 
 def read(root: Path, right_camera: bool = False) -> Corpus:
@@ -27,3 +30,9 @@ def read(root: Path, right_camera: bool = False) -> Corpus:
         if s.truth is None:
             corpus.warnings.append(InputFailure(str(root / TRUTH_DIR / f"{s.path.stem}.parquet"), "missing true-landmark sidecar"))
     return corpus
+
+
+register_corpus(CorpusSpec(
+    "synth", disfa.AUS, read, three_folds, subject=disfa.SUBJECT, folds=THREE_FOLDS,
+    expected="the DISFA layout written by `auhm synth`",
+))

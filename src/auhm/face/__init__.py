@@ -1,11 +1,12 @@
-"""Faces: crops in one convention, landmark backends (dlib, fan, auhm, truth), tracking, the landmarks job."""
+"""Faces: crops in one convention, the landmark-backend interface and registry (the dlib and truth
+backends; those that run a network are in :mod:`auhm.landmarks`), full-frame detectors, tracking."""
 
-from auhm.face.base import BACKENDS, BackendUnavailable, FaceTrack, LandmarkBackend, landmark_boxes, make_backend
+from auhm.face.base import BackendUnavailable, FaceTrack, LandmarkBackend, landmark_boxes
 from auhm.face.crop import CropConfig, crop_affine, crop_face, crop_image, crop_square, invert_affine, warp_points
+from auhm.face.registry import register_backend
 from auhm.face.tracking import Tracker, TrackerConfig
 
 __all__ = [
-    "BACKENDS",
     "BackendUnavailable",
     "CropConfig",
     "FaceTrack",
@@ -18,6 +19,6 @@ __all__ = [
     "crop_square",
     "invert_affine",
     "landmark_boxes",
-    "make_backend",
+    "register_backend",
     "warp_points",
 ]

@@ -1,4 +1,4 @@
-"""The landmark-backend interface, the per-frame result, and the backend registry.
+"""The landmark-backend interface and the per-frame result (backends register in :mod:`.registry`).
 
 A backend does two things on batches of RGB frames: ``detect`` faces (first frame, and when
 the track is lost) and ``fit`` 68 landmarks inside a given region. The :class:`~auhm.face.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -101,37 +100,3 @@ class LandmarkBackend(ABC):
     def metadata(self) -> dict:
         """What to record in an output table's metadata so that it says how it was made."""
         return {"backend": self.name}
-
-
-BACKENDS = ("dlib", "fan", "auhm", "truth")
-
-
-def make_backend(name: str, *, model: Path | None = None, truth: Path | None = None, device: str = "cpu") -> LandmarkBackend:
-    """The backend called ``name``; imports its library only now, so others need not be installed.
-
-    ``device`` matters to the network backends (fan, auhm); "auto" picks CUDA when present, and
-    a device this machine lacks is a UsageError (a ValueError) before any weights are read.
-    """
-    if name in ("fan", "auhm"):
-        from auhm.device import resolve_device
-
-        device = str(resolve_device(device))
-    if name == "dlib":
-        from auhm.face.dlib_backend import DlibBackend
-
-        return DlibBackend()
-    if name == "fan":
-        from auhm.face.fan_backend import FanBackend
-
-        return FanBackend(device=device)
-    if name == "auhm":
-        if model is None:
-            raise ValueError("the auhm backend needs a landmark checkpoint (from `auhm train --task landmarks`)")
-        from auhm.face.auhm_backend import AuhmBackend
-
-        return AuhmBackend.from_checkpoint(model, device=device)
-    if name == "truth":
-        from auhm.face.truth_backend import TruthBackend
-
-        return TruthBackend(truth)
-    raise ValueError(f"unknown landmark backend {name!r}; choose one of {', '.join(BACKENDS)}")

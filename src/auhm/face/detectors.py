@@ -3,8 +3,9 @@
 ``dlib``: dlib's HOG frontal-face detector (no model file: it is built into dlib), on a frame
 downscaled to ``detect_side`` pixels. ``opencv``: OpenCV's Haar cascade for frontal faces, the file
 shipped inside the opencv-python wheel (``cv2.data``; OpenCV 5 no longer ships it). Both need
-neither torch nor a GPU, so they run in the forked tracking processes. :func:`find_detector`
-takes the first one installed.
+neither torch nor a GPU, so they run in the forked tracking processes. Each registers with
+:func:`register_detector` (like the models' ``register``), in order of preference;
+:func:`find_detector` takes the first one installed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,21 @@ import numpy as np
 
 from auhm.face.base import Detection
 
-DETECTORS = ("dlib", "opencv")
+_DETECTORS: dict[str, type] = {}
+
+
+def register_detector(name: str):
+    """Class decorator: a detector ``cls()`` (a callable frame → [(box, score)]) whose
+    ``cls.available()`` says, cheaply, whether it can be made here."""
+
+    def deco(cls):
+        if name in _DETECTORS:
+            raise ValueError(f"face detector {name!r} registered twice")
+        cls.name = name
+        _DETECTORS[name] = cls
+        return cls
+
+    return deco
 
 
 def hog_confidence(score: float) -> float:
@@ -33,10 +48,13 @@ def _downscaled(frame: np.ndarray, side: int) -> tuple[np.ndarray, float]:
     return np.ascontiguousarray(frame), scale
 
 
+@register_detector("dlib")
 class HogDetector:
     """dlib's HOG frontal-face detector; finds faces of ≥ 80 px at the downscaled size."""
 
-    name = "dlib"
+    @staticmethod
+    def available() -> bool:
+        return importlib.util.find_spec("dlib") is not None
 
     def __init__(self, detect_side: int = 480, threshold: float = 0.0):
         import dlib
@@ -59,11 +77,15 @@ class HogDetector:
         return self.run(small, scale)
 
 
+@register_detector("opencv")
 class HaarDetector:
     """OpenCV's frontal-face Haar cascade (grey frame downscaled to ``detect_side``)."""
 
-    name = "opencv"
     CASCADE = "haarcascade_frontalface_default.xml"
+
+    @staticmethod
+    def available() -> bool:
+        return cascade_path() is not None
 
     def __init__(self, detect_side: int = 480, min_neighbours: int = 5):
         path = cascade_path()
@@ -92,12 +114,11 @@ def cascade_path() -> Path | None:
     return path if path.is_file() else None
 
 
+DETECTORS = tuple(_DETECTORS)  # in order of preference
+
+
 def available(name: str) -> bool:
-    if name == "dlib":
-        return importlib.util.find_spec("dlib") is not None
-    if name == "opencv":
-        return cascade_path() is not None
-    return False
+    return name in _DETECTORS and _DETECTORS[name].available()
 
 
 def find_detector() -> str | None:
@@ -107,8 +128,6 @@ def find_detector() -> str | None:
 
 def make_detector(name: str):
     """A callable frame → list of (box, score) detections."""
-    if name == "dlib":
-        return HogDetector()
-    if name == "opencv":
-        return HaarDetector()
-    raise ValueError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")
+    if name not in _DETECTORS:
+        raise ValueError(f"unknown face detector {name!r}; choose one of {', '.join(_DETECTORS)}")
+    return _DETECTORS[name]()

@@ -5,9 +5,8 @@ model is licensed for research use only. Install both with ``pip install 'auhm[d
 
 Detection runs on a frame downscaled to ``detect_side`` pixels (HOG finds faces of ≥ 80 px at
 that scale). The predictor has no confidence of its own, so ``fit`` re-runs HOG on a small
-window around the region, scaled so the face is ~80 px (HOG's smallest): 2 ms on a 640×360
-frame, and a tracked face that turned away or left scores low, which makes the tracker
-re-detect. That check costs twice the predictor, so the tracker runs it on every
+window around the region, scaled so the face is ~80 px (HOG's smallest), so the check stays
+cheap; a tracked face that turned away or left scores low, which makes the tracker re-detect. That check costs twice the predictor, so the tracker runs it on every
 ``verify_every``-th frame only (and re-checks frame by frame when it fails; see
 :mod:`auhm.face.tracking`). Unchecked fits place the predictor's box where HOG put it relative
 to the landmarks at the last checked frame: the predictor was trained on HOG boxes, and a
@@ -24,6 +23,7 @@ import numpy as np
 
 from auhm.face.base import BackendUnavailable, Detection, LandmarkBackend, landmark_boxes, region_boxes
 from auhm.face.detectors import HogDetector
+from auhm.face.registry import register_backend
 
 INSTALL_HINT = "pip install 'auhm[dlib]' (dlib-bin + face-recognition-models; the 68-point model is for research use only)"
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
@@ -48,6 +48,7 @@ def check_available() -> None:
     predictor_path()
 
 
+@register_backend("dlib", forkable=True)
 class DlibBackend(LandmarkBackend):
     name = "dlib"
 

@@ -6,7 +6,7 @@ jumped in size). Otherwise the region for frame t is the previous frame's landma
 where no face is found is reported as such (success false, NaN) and the track is dropped, so
 the next frame detects afresh; values are never carried over from an earlier frame.
 Tracking is sequential by nature (frame t needs frame t−1). Backends whose fit re-crops around
-its own first estimate (``batched_fit``: the auhm backend) may instead fit a whole batch from
+its own first estimate (``batched_fit``: the network backend) may instead fit a whole batch from
 the last known landmarks in one call; the frames up to the first one that fails the checks are
 kept, and from there the batch goes on one frame at a time as above.
 

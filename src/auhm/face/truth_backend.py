@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 
 from auhm.face.base import N_LANDMARKS, Detection, FaceTrack, LandmarkBackend, landmark_boxes
+from auhm.face.registry import register_backend
 
 X_COLUMNS = [f"x_{k}" for k in range(N_LANDMARKS)]
 Y_COLUMNS = [f"y_{k}" for k in range(N_LANDMARKS)]
-SIDECAR_DIR = "auhm_truth"
+TRUTH_DIR = "auhm_truth"  # the folder of sidecars in a corpus root (written by `auhm synth`)
 
 
 def find_sidecar(video: str | Path, truth: Path | None = None) -> Path:
@@ -26,13 +27,13 @@ def find_sidecar(video: str | Path, truth: Path | None = None) -> Path:
     video = Path(video)
     if truth is not None and Path(truth).is_file():
         return Path(truth)
-    folders = [Path(truth)] if truth is not None else [p / SIDECAR_DIR for p in video.absolute().parents]
+    folders = [Path(truth)] if truth is not None else [p / TRUTH_DIR for p in video.absolute().parents]
     for folder in folders:
         for suffix in (".parquet", ".csv"):
             candidate = folder / f"{video.stem}{suffix}"
             if candidate.is_file():
                 return candidate
-    where = str(truth) if truth is not None else f"an {SIDECAR_DIR}/ folder above the video"
+    where = str(truth) if truth is not None else f"an {TRUTH_DIR}/ folder above the video"
     raise FileNotFoundError(f"no landmark sidecar {video.stem}.parquet/.csv in {where}")
 
 
@@ -69,6 +70,7 @@ def read_sidecar(path: Path, video: str | Path | None = None) -> pd.DataFrame:
     return out.drop_duplicates("frame").set_index("frame")
 
 
+@register_backend("truth", forkable=True)
 class TruthBackend(LandmarkBackend):
     name = "truth"
 
@@ -101,4 +103,4 @@ class TruthBackend(LandmarkBackend):
         raise NotImplementedError("truth backend reads landmarks by frame number; use Tracker.update")
 
     def metadata(self) -> dict:
-        return {"backend": self.name, "truth": str(self.truth) if self.truth else SIDECAR_DIR}
+        return {"backend": self.name, "truth": str(self.truth) if self.truth else TRUTH_DIR}

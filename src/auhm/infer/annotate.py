@@ -21,24 +21,23 @@ from typing import Sequence
 
 from auhm.console import console, progress
 from auhm.errors import InputFailure, UsageError
-from auhm.face.base import BACKENDS
-from auhm.face.extract import expand_inputs, nothing_matched
 from auhm.face.tracking import FACE_FOLLOWED
 from auhm.infer.engine import Engine
-from auhm.infer.output import Plan, VideoJob, done_part, file_sha256, merge_output, output_lock, output_names, plan_jobs
+from auhm.infer.output import Plan, VideoJob, done_part, merge_output, output_lock, output_names, plan_jobs
 from auhm.infer.predictor import Predictor
 from auhm.infer.sources import face_source
-from auhm.io import check_writable
+from auhm.io import check_writable, file_sha256
+from auhm.landmarks import backend_name, backend_names, check_backend
+from auhm.video.inputs import expand_inputs, nothing_matched
 
 ENGINES = ("local", "ray")
-LANDMARKS = ("auto", *BACKENDS)
 
 
 @dataclass
 class AnnotateConfig:
     model: Path
     out: Path = Path("predictions.parquet")
-    landmarks: str = "auto"  # auto, auhm, dlib, fan or truth
+    landmarks: str = "auto"  # auto, or a landmark backend: dlib, fan, network or truth
     landmark_model: Path | None = None
     per_video: bool = False
     batch_size: int | None = None  # None: default_batch_size(device)
@@ -59,10 +58,10 @@ class AnnotateConfig:
             raise UsageError("--batch-size, --workers and --every must be at least 1")
         if self.engine not in ENGINES:
             raise UsageError(f"--engine {self.engine}: choose one of {', '.join(ENGINES)}")
-        if self.landmarks not in LANDMARKS:
-            raise UsageError(f"--landmarks {self.landmarks}: choose one of {', '.join(LANDMARKS)}")
-        if self.landmarks == "auhm" and self.landmark_model is None:
-            raise UsageError("--landmarks auhm needs --landmark-model CKPT (a checkpoint of `auhm train --task landmarks`)")
+        if self.landmarks != "auto":
+            if backend_name(self.landmarks) not in backend_names():
+                raise UsageError(f"--landmarks {self.landmarks}: choose one of auto, {', '.join(backend_names())}")
+            check_backend(self.landmarks, self.landmark_model)
         if self.landmark_model is not None and not Path(self.landmark_model).is_file():
             raise UsageError(f"--landmark-model {self.landmark_model}: no such checkpoint")
         if not Path(self.model).is_file():
@@ -91,7 +90,7 @@ class AnnotateResult:
 
 
 def _count_frames(jobs: Sequence[VideoJob], bar, task, over: threading.Event) -> None:
-    """Set the progress total to the frames the containers claim (a PyAV open each: ~40 ms here)."""
+    """Set the progress total to the frames the containers claim (opening every container takes a while: done beside the work)."""
     total = 0
     for k, job in enumerate(jobs, 1):
         if over.is_set():
@@ -136,7 +135,7 @@ def annotate(videos: Sequence[str], config: AnnotateConfig, predictor: Predictor
         "aus": list(predictor.aus),
         "method": predictor.method,
         "landmark_backend": source.name,
-        "landmark_model": file_sha256(config.landmark_model) if config.landmark_model and "auhm" in source.name.split("+") else None,
+        "landmark_model": file_sha256(config.landmark_model) if config.landmark_model and "network" in source.name.split("+") else None,
         "every": config.every,
         "face_followed": FACE_FOLLOWED,
     }

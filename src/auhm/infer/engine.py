@@ -26,12 +26,12 @@ import numpy as np
 
 from auhm.errors import InputFailure
 from auhm.infer.chunks import Chunk, VideoEnd, WorkerDone
-from auhm.infer.output import AtomicParquetStream, VideoJob, chunk_rows
+from auhm.infer.output import VideoJob, chunk_rows
 from auhm.infer.predictor import ModelLanes, Prediction, Predictor, default_batch_size, model_lanes
 from auhm.infer.self_tracking import Note, Recut, Scored, Settled
 from auhm.infer.sources import FaceSource, presence_threshold
 from auhm.infer.workers import TrackingWorkers, tracking_workers
-from auhm.io import prediction_schema
+from auhm.io import ParquetStream, prediction_schema
 
 GATHER_S = 0.01  # how long to wait for more crops before scoring a batch that is not full
 
@@ -75,7 +75,7 @@ class Engine:
         self.aus = predictor.aus
         self.batch = config.batch_size or default_batch_size(predictor.device)
         self.schema = prediction_schema(self.aus, {})
-        self.writers: dict[int, AtomicParquetStream] = {}
+        self.writers: dict[int, ParquetStream] = {}
         self.pending: deque = deque()  # chunks and video ends, in arrival order: the order rows are written in
         self.to_score: deque[_Crops] = deque()
         self.queued_crops = 0
@@ -227,10 +227,10 @@ class Engine:
             c.unscored -= k
             at += k
 
-    def _writer(self, j: int) -> AtomicParquetStream:
+    def _writer(self, j: int) -> ParquetStream:
         if j not in self.writers:
             meta = {**self.meta, "video": self.jobs[j].video}
-            self.writers[j] = AtomicParquetStream(self.jobs[j].dest, prediction_schema(self.aus, meta))
+            self.writers[j] = ParquetStream(self.jobs[j].dest, prediction_schema(self.aus, meta))
         return self.writers[j]
 
     def _drain(self) -> None:
@@ -253,7 +253,7 @@ class Engine:
             if w is None:  # a video whose every row was written before (or that had none)
                 w = self._writer(item.job)
                 self.writers.pop(item.job)
-            w.commit(item.notes)
+            w.commit({"notes": item.notes} if item.notes else None)
             self.rows += w.rows_written
             self.written.append(video)
 

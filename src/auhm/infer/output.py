@@ -1,4 +1,4 @@
-"""Annotation output: per-video Parquet tables streamed atomically, resume planning, the merge.
+"""Annotation output: per-video Parquet tables streamed atomically (``io.ParquetStream``), resume planning, the merge.
 
 Each video's table is written as it goes (row groups) to a temporary file that is renamed into
 place only when the video is complete, so a killed run leaves only whole videos behind and a
@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -25,50 +23,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from auhm.errors import UsageError
-from auhm.io import atomic_path, prediction_schema, read_metadata
-
-ROW_GROUP_ROWS = 4096
-
-
-class AtomicParquetStream:
-    """Row groups appended as they come to a temp file (``io.atomic_path``), renamed into place on commit."""
-
-    def __init__(self, path: Path, schema: pa.Schema):
-        self.path = path
-        self.schema = schema
-        self._place = atomic_path(path)
-        self.tmp = self._place.__enter__()
-        self._writer = pq.ParquetWriter(self.tmp, schema)
-        self._pending: list[pa.RecordBatch] = []
-        self._rows = 0
-        self.rows_written = 0
-
-    def append(self, batch: pa.RecordBatch) -> None:
-        self._pending.append(batch)
-        self._rows += batch.num_rows
-        if self._rows >= ROW_GROUP_ROWS:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self._pending:
-            self._writer.write_table(pa.Table.from_batches(self._pending, self.schema))
-            self.rows_written += self._rows
-            self._pending, self._rows = [], 0
-
-    def commit(self, notes: dict | None = None) -> None:
-        """Close and rename into place; ``notes`` (what was learnt while writing: faces seen, a
-        shortfall of frames) go into the file's metadata under ``notes``."""
-        self._flush()
-        if notes:
-            self._writer.add_key_value_metadata({"auhm.notes": json.dumps(notes)})
-        self._writer.close()
-        self._place.__exit__(None, None, None)  # renames the temp file onto the path
-
-    def abort(self) -> None:
-        with contextlib.suppress(Exception):
-            self._writer.close()
-        with contextlib.suppress(Exception):
-            self._place.__exit__(RuntimeError, RuntimeError("aborted"), None)  # removes the temp file
+from auhm.io import ParquetStream, prediction_schema, read_metadata
+from auhm.landmarks import backend_name
 
 
 def chunk_rows(video: str, chunk, schema: pa.Schema, aus: Sequence[int]) -> pa.RecordBatch:
@@ -90,14 +46,6 @@ def chunk_rows(video: str, chunk, schema: pa.Schema, aus: Sequence[int]) -> pa.R
 
 
 # ── planning and resume ─────────────────────────────────────────────────────────────────────
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 @dataclass
 class VideoJob:
     video: str  # path as given
@@ -116,12 +64,19 @@ RESUME_KEY = ("checkpoint", "landmark_backend", "landmark_model", "every")
 _SETTING = {"checkpoint": "checkpoint", "landmark_backend": "landmarks", "landmark_model": "landmark model", "every": "--every"}
 
 
+def landmarks_now(name: str | None) -> str | None:
+    """A recorded ``landmark_backend`` ("dlib", "backbone+opencv" …) with every backend named as it
+    is now: older outputs say "auhm" for the network backend."""
+    return "+".join(backend_name(part) for part in name.split("+")) if isinstance(name, str) else name
+
+
 def made_differently(have: dict, meta: dict) -> str | None:
     """None when a table's metadata ``have`` says it was made the way ``meta`` asks; else which
     settings differ, in words (hashes shortened)."""
     def show(v):
         return "none" if v is None else (v[:12] if isinstance(v, str) and len(v) == 64 else str(v))
 
+    have, meta = ({**m, "landmark_backend": landmarks_now(m.get("landmark_backend"))} for m in (have, meta))
     diffs = [f"{_SETTING[k]} {show(have.get(k))} → {show(meta.get(k))}" for k in RESUME_KEY if have.get(k) != meta.get(k)]
     return ", ".join(diffs) or None
 
@@ -226,7 +181,7 @@ def merge_output(plan: Plan, jobs: Sequence[VideoJob], done: set[str], out: Path
     if plan.held is not None and set(plan.held.videos) - set(plan.keep) - done:
         return False
     videos = plan.keep + [j.video for j in parts]
-    writer = AtomicParquetStream(out, prediction_schema(aus, {**meta, "videos": {v: notes.get(v, {}) for v in videos}}))
+    writer = ParquetStream(out, prediction_schema(aus, {**meta, "videos": {v: notes.get(v, {}) for v in videos}}))
     try:
         if plan.keep:
             keep = pa.array(plan.keep)

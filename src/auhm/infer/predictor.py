@@ -15,6 +15,8 @@ import torch
 
 from auhm.device import autocast_context, model_input, resolve_device, resolve_precision, use_channels_last
 from auhm.face.crop import CropConfig
+from auhm.models.base import read_intensities
+from auhm.targets.heatmaps import heatmaps_to_landmarks
 
 
 @dataclass
@@ -28,9 +30,8 @@ class Prediction:
 def default_batch_size(device: torch.device) -> int:
     """Frames per model batch when --batch-size is not given.
 
-    On CPUs small batches win: the paper-size AU-Net at bf16 ran 104 frames/s at batch 8 and
-    60 at batch 32 on this project's 2-core Xeon (activations outgrow the cache). GPUs want
-    large batches.
+    On CPUs small batches win (larger ones' activations outgrow the cache); GPUs want large
+    batches. The figures behind it are in bench/RESULTS.md.
     """
     return 128 if device.type == "cuda" else 8
 
@@ -70,9 +71,6 @@ class Predictor:
 
     @torch.inference_mode()
     def __call__(self, crops: np.ndarray, keep_heatmaps: bool = False) -> Prediction:
-        from auhm.models.base import read_intensities
-        from auhm.targets.heatmaps import heatmaps_to_landmarks
-
         x = model_input(np.ascontiguousarray(crops), self.device, self.channels_last)
         with autocast_context(self.device, self.precision):
             out = self.model(x)
@@ -90,10 +88,9 @@ class Predictor:
 def model_lanes(device: torch.device) -> int:
     """How many model batches run at once: one per torch thread on a CPU, one on a GPU.
 
-    On CPUs, single-threaded forwards side by side beat one forward split over all cores, and
-    they leave room for the tracking workers: two lanes ran the paper-size AU-Net (bf16, batch 8)
-    at 132–137 frames/s on this project's 2-core Xeon against 93–141 for one two-thread forward,
-    and a thread that shares the cores with a two-thread forward stalls it at every barrier.
+    On CPUs, single-threaded forwards side by side beat one forward split over all cores (as
+    measured in bench/RESULTS.md), and they leave room for the tracking workers: a thread that
+    shares the cores with a multi-threaded forward stalls it at every barrier.
     """
     return 1 if device.type == "cuda" else max(1, torch.get_num_threads())
 
@@ -142,9 +139,8 @@ class ModelLanes:
     def warm_up(self, predictor: Predictor, batch: int) -> None:
         """On a GPU, one forward at the run's batch size while the trackers load (the first one
         at a new size or precision picks its kernels). Not on a CPU: there a blank forward per
-        lane took the cores from the tracking process's start-up (dlib ready ~0.15 s later, the
-        472-frame clip ~5 % slower in ``bench/annotate.py``'s setting), and the first real batches
-        pay only the kernel set-up (~0.06 s a lane)."""
+        lane takes the cores from the tracking process's start-up, and the first real batches pay
+        only a small kernel set-up."""
         if predictor.device.type != "cpu":  # one lane on a GPU
             predictor(np.zeros((batch, predictor.input_size, predictor.input_size, 3), np.uint8))
 

@@ -20,11 +20,10 @@ from auhm.infer.chunks import track_and_crop
 from auhm.infer.predictor import Predictor
 from auhm.infer.sources import face_source
 from auhm.io import check_writable
-from auhm.targets import au_name
+from auhm.targets import MAX_INTENSITY, au_name
 from auhm.video import VideoError, VideoReader, VideoWriter
 
 PANEL_WIDTH = 220
-MAX_INTENSITY = 5.0
 
 
 @dataclass

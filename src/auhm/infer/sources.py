@@ -1,6 +1,6 @@
 """Where annotation gets its faces: the ``--landmarks`` choice turned into factories for the workers.
 
-A tracker source (dlib, fan, auhm, truth) gives each worker a :class:`~auhm.face.Tracker`. The
+A tracker source (dlib, fan, network, truth) gives each worker a :class:`~auhm.face.Tracker`. The
 self-tracking source (``auto`` on a checkpoint whose backbone predicts landmarks) gives each
 worker a full-frame detector, and the landmark backend that a video falls back on when the
 model's own landmarks cannot be trusted there. The detector is the first one installed of dlib's
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from auhm.errors import UsageError
+from auhm.face.base import BackendUnavailable
 
 if TYPE_CHECKING:
     from auhm.infer.annotate import AnnotateConfig
@@ -50,7 +51,7 @@ class FaceSource:
         """The backend a self-tracked video falls back on, or None when there is none (or it fails to load)."""
         try:
             return self.backend()
-        except (ValueError, RuntimeError):
+        except (UsageError, ValueError, RuntimeError):  # RuntimeError: BackendUnavailable
             return None
 
     def tracker(self):
@@ -61,11 +62,11 @@ class FaceSource:
     def preload(self) -> "FaceSource":
         """Make the first backend now, unless it follows the model: a bad option fails here with
         the backend's own message, and forked tracking processes share it (dlib's predictor is
-        70 MB: each of 2 tracking processes held ~75 MiB less of its own)."""
+        large: each process would otherwise hold its own copy)."""
         if self.spare is None and not self.self_tracking:
             try:
                 self.spare = self.make_backend()
-            except (ValueError, RuntimeError) as e:
+            except (ValueError, FileNotFoundError, BackendUnavailable) as e:  # a checkpoint of no use, a library or weights not installed
                 raise UsageError(f"--landmarks {self.name}: {e}") from None
         return self
 
@@ -77,7 +78,7 @@ def dlib_available() -> bool:
     try:
         check_available()
         return True
-    except RuntimeError:
+    except BackendUnavailable:
         return False
 
 
@@ -90,18 +91,18 @@ def presence_threshold(config: "AnnotateConfig", predictor: "Predictor") -> floa
 
 def face_source(config: "AnnotateConfig", predictor: "Predictor") -> FaceSource:
     """The faces the options ask for; ``auto`` prefers the model's own backbone landmarks.
-    Nothing is loaded yet (dlib: 0.6–0.9 s): :meth:`FaceSource.preload` does it when there is work."""
-    from auhm.face import make_backend
+    Nothing is loaded yet (dlib's predictor takes a while): :meth:`FaceSource.preload` does it when there is work."""
     from auhm.face.detectors import find_detector, make_detector
+    from auhm.landmarks import backend_name, backend_spec, make_backend
 
-    name = config.landmarks
+    name = backend_name(config.landmarks)
     if name == "auto":
         if predictor.has_landmarks:
             return _self_tracking(config, make_backend, find_detector(), make_detector)
         if not dlib_available():
             raise UsageError("--landmarks auto: this checkpoint has no landmark backbone and dlib is not installed")
         name = "dlib"
-    return FaceSource(name, lambda: make_backend(name, model=config.landmark_model), forkable=name in ("dlib", "truth"))
+    return FaceSource(name, lambda: make_backend(name, model=config.landmark_model), forkable=backend_spec(name).forkable)
 
 
 def _self_tracking(config, make_backend, detector: str | None, make_detector) -> FaceSource:
@@ -110,15 +111,15 @@ def _self_tracking(config, make_backend, detector: str | None, make_detector) ->
     if dlib_available():
         fallback = lambda: make_backend("dlib")  # noqa: E731
     elif landmark_model:
-        fallback, forkable = (lambda: make_backend("auhm", model=landmark_model)), False  # torch: not in a forked process
+        fallback, forkable = (lambda: make_backend("network", model=landmark_model)), False  # torch: not in a forked process
     if detector is None:
         if not landmark_model:
             raise UsageError("--landmarks auto: the backbone tracks, but finding faces needs dlib (pip install 'auhm[dlib]'), "
                              "OpenCV's Haar cascades, or --landmark-model")
-        detector, forkable = "auhm", False
+        detector, forkable = "network", False
 
         def search():  # the landmark network's sliding search: the last resort
-            backend = make_backend("auhm", model=landmark_model)
+            backend = make_backend("network", model=landmark_model)
             return lambda frame: backend.detect(frame[None])[0]
 
         return FaceSource(f"backbone+{detector}", fallback, True, search, forkable=forkable)

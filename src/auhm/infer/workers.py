@@ -15,6 +15,7 @@ from typing import Iterator, Sequence
 
 import torch
 
+from auhm.errors import failure_reason
 from auhm.infer.chunks import Chunk, VideoEnd, WorkerDone, track_and_crop
 from auhm.infer.self_tracking import SelfTracker
 from auhm.video import FrameBatch, VideoError, VideoReader
@@ -22,9 +23,9 @@ from auhm.video import FrameBatch, VideoError, VideoReader
 
 def tracking_workers(workers: int | None, device: torch.device, processes: bool = True) -> int:
     """Decode + tracking workers (one video each): as given; else one on a CPU, whose cores run
-    the model lanes, and beside a GPU one process per spare core (one dlib process tracks ~200
-    frames/s here, a GPU scores thousands) or at most 4 threads (they share one GIL: on the H200,
-    4 threads cropping true landmarks gave 1,747 frames/s, 8 gave 1,474)."""
+    the model lanes, and beside a GPU one process per spare core (one tracking process keeps up
+    with a small share of what a GPU scores) or at most 4 threads (they share one GIL: more
+    threads went slower, bench/RESULTS.md)."""
     if workers is not None:
         return max(1, int(workers))
     if device.type == "cpu":
@@ -82,13 +83,6 @@ def prefetched(batches: Iterator[FrameBatch], stop: threading.Event, depth: int 
             yield item
     finally:
         gone.set()
-
-
-def reason(e: Exception, video: str) -> str:
-    """The first line of an error, without a leading ``video: `` (the report names the video)."""
-    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-    prefix = f"{video}: "
-    return msg[len(prefix):] if msg.startswith(prefix) else msg
 
 
 class TrackingWorkers:
@@ -155,7 +149,7 @@ class TrackingWorkers:
 
     def _open(self, video: str) -> tuple[VideoReader, Iterator[FrameBatch]]:
         # One decoding thread per video: the cores belong to the model lanes (decord's default
-        # started 4 threads per video on this 2-core machine).
+        # starts several threads per video, whatever the cores).
         reader = VideoReader(video, num_threads=1)
         return reader, prefetched(reader.batches(self.chunk_frames, self.config.every), self.stop)
 
@@ -164,9 +158,9 @@ class TrackingWorkers:
         incomplete); anything else drops the video."""
         video = self.jobs[j].video
         if isinstance(e, VideoError) and frames:
-            self._end(j, notes={"incomplete": reason(e, video)})
+            self._end(j, notes={"incomplete": failure_reason(e, video)})
         else:
-            self._end(j, reason(e, video))
+            self._end(j, failure_reason(e, video))
 
     def _run(self, target, k: int) -> None:
         self._doing: set[int] = set()  # videos this worker has started and not ended
@@ -174,9 +168,9 @@ class TrackingWorkers:
             target(k)
         except Exception as e:  # the tracker itself failed: report every video left
             for j in sorted(self._doing):
-                self._end(j, f"landmark backend failed: {reason(e, '')}")
+                self._end(j, f"landmark backend failed: {failure_reason(e)}")
             while (j := self._next_job()) is not None:
-                self._put(VideoEnd(j, f"landmark backend failed: {reason(e, '')}"))
+                self._put(VideoEnd(j, f"landmark backend failed: {failure_reason(e)}"))
         finally:
             self._put(WorkerDone(k))
             if self.processes:
@@ -247,7 +241,7 @@ class TrackingWorkers:
                     reader, batches = self._open(video)
                     tracker.start(job, video)
                 except Exception as e:
-                    self._end(job, reason(e, video))
+                    self._end(job, failure_reason(e, video))
                     job = None
                 continue
             if tracker.open_chunks >= self.ahead:

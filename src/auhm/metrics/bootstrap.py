@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from auhm.metrics.scores import METRICS, mean_over_aus, pair_sums, scores_from_sums
+from auhm.metrics.sums import METRICS, mean_over_aus, pair_sums, scores_from_sums
 from auhm.targets import au_name
 
 

@@ -2,7 +2,7 @@
 
 ``icc`` computes every Shrout–Fleiss form from the two-way ANOVA of an n×k ratings table;
 AU scoring uses ICC(3,1) with k = 2 raters (label, prediction), which reduces to
-2·cov(x, y) / (var x + var y) and is computed per AU from sums (see ``auhm.metrics.scores``).
+2·cov(x, y) / (var x + var y) and is computed per AU from sums (see ``auhm.metrics.sums``).
 """
 
 from __future__ import annotations

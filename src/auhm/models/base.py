@@ -8,6 +8,8 @@ from typing import Iterable
 import torch
 import torch.nn as nn
 
+from auhm.targets.au_table import MAX_INTENSITY
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -49,8 +51,6 @@ def freeze(module: nn.Module) -> nn.Module:
 def read_intensities(model: nn.Module, outputs: dict[str, torch.Tensor], scaled: bool = True) -> torch.Tensor:
     """AU intensities (B, N) in [0, 5] from a model's outputs: the regressed values, or each heatmap's
     maximum (paper §3.4) times the model's fitted ``intensity_scale`` (when it has one)."""
-    from auhm.targets.heatmaps import MAX_INTENSITY
-
     if getattr(model, "output_kind", "heatmap") == "regression":
         return outputs["intensities"].float().clamp(0.0, MAX_INTENSITY)
     peaks = outputs["heatmaps"].float().amax(dim=(-2, -1))

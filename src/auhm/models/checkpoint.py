@@ -51,13 +51,17 @@ def save_checkpoint(path: str | os.PathLike, model: AUModel, info: dict | None =
 
 
 def read_checkpoint_info(path: str | os.PathLike) -> dict:
-    return _read(path)[1]
+    return read_checkpoint(path)[1]
 
 
+# What each task's checkpoints are called, and the command that makes one.
 TASKS = {"au": ("an AU checkpoint", "auhm train"), "landmarks": ("a landmark checkpoint", "auhm train --task landmarks")}
 
 
-def _read(path: str | os.PathLike, map_location="cpu") -> tuple[dict, dict]:
+def read_checkpoint(path: str | os.PathLike, map_location="cpu", task: str | None = None) -> tuple[dict, dict]:
+    """(state dict, info) of an auhm checkpoint, the model not built. FileNotFoundError when
+    there is no file, ValueError naming the path when it is no auhm checkpoint or, with ``task``,
+    a checkpoint of the other task (what it is and what was expected)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
@@ -70,7 +74,11 @@ def _read(path: str | os.PathLike, map_location="cpu") -> tuple[dict, dict]:
         raise ValueError(f"{path}: not an auhm checkpoint (unreadable, {type(e).__name__}: {first})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not an auhm checkpoint")
-    return payload["state_dict"], json.loads(payload["info_json"])
+    info = json.loads(payload["info_json"])
+    if task is not None and checkpoint_task(info) != task:
+        what, (wanted, command) = TASKS[checkpoint_task(info)][0], TASKS[task]
+        raise ValueError(f"{path}: {what} (method {info.get('method')!r}), where {wanted} is needed (one from `{command}`)")
+    return payload["state_dict"], info
 
 
 # A model whose validation says it learned nothing: thresholds on the metrics training records.
@@ -127,10 +135,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", task: str | Non
     With ``task`` ("au" or "landmarks"), a checkpoint of the other kind is a ValueError that says
     what it is and what was expected, before any weights are loaded.
     """
-    state, info = _read(path, map_location)
-    if task is not None and checkpoint_task(info) != task:
-        what, (wanted, command) = TASKS[checkpoint_task(info)][0], TASKS[task]
-        raise ValueError(f"{path}: {what} (method {info.get('method')!r}), where {wanted} is needed (one from `{command}`)")
+    state, info = read_checkpoint(path, map_location, task)
     options = dict(info.get("model_options", {}))
     if "backbone" in options:
         options["pretrained"] = False  # the backbone's weights are in the state dict

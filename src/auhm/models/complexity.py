@@ -14,7 +14,8 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from auhm.models.base import AUModel
+from auhm.errors import UsageError
+from auhm.models.base import PRESETS, AUModel
 from auhm.models.registry import PAPER_TABLE5, build_model, list_methods
 from auhm.models.reparam import ReparamConv2d
 
@@ -75,16 +76,18 @@ def method_complexity(method: str, aus: Sequence[int], preset: str = "paper") ->
 
 def complexity_table(aus: Sequence[int], preset: str = "paper") -> list[MethodComplexity]:
     """One row per registered method (the landmark network included, as the transfer methods' backbone)."""
+    if preset not in PRESETS:
+        raise UsageError(f"--preset {preset}: choose one of {', '.join(PRESETS)}")
     return [method_complexity(m, aus, preset) for m in list_methods()]
 
 
 def first_aus(n: int) -> tuple[int, ...]:
-    """n AUs for sizing a model: DISFA's 12 first, then the rest of Table 1."""
-    from auhm.targets import AU_TABLE, DATASET_AUS
+    """n AUs for sizing a model, the first of Table 1 (a model's size depends on how many, not which)."""
+    from auhm.targets import AU_TABLE
 
-    order = DATASET_AUS["disfa"] + tuple(a for a in AU_TABLE if a not in DATASET_AUS["disfa"])
+    order = tuple(AU_TABLE)
     if not 1 <= n <= len(order):
-        raise ValueError(f"--n-aus must be between 1 and {len(order)} (the AUs of Table 1)")
+        raise UsageError(f"--n-aus must be between 1 and {len(order)} (the AUs of Table 1)")
     return order[:n]
 
 

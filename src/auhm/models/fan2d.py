@@ -19,7 +19,8 @@ import torch.nn.functional as F
 FAN_URL_HINT = "https://www.adrianbulat.com/downloads/python-fan/2DFAN4-11f355bf06.pth.tar"
 
 
-def _checkpoint_dirs() -> list[Path]:
+def checkpoint_dirs() -> list[Path]:
+    """The folders where face-alignment and torch.hub keep downloaded weights, most specific first."""
     dirs = []
     if os.environ.get("TORCH_HOME"):
         dirs.append(Path(os.environ["TORCH_HOME"]) / "hub" / "checkpoints")
@@ -35,7 +36,7 @@ def fan_weights_path(name: str = "2DFAN4") -> Path | None:
     """
     letters = [re.escape(c) for c in re.sub(r"[-_]", "", name)]
     pattern = re.compile(rf"^{'[-_]?'.join(letters)}([-_.].*)?\.(pth\.tar|pth|pt|zip)$", re.IGNORECASE)
-    for d in _checkpoint_dirs():
+    for d in checkpoint_dirs():
         if d.is_dir():
             found = sorted(p for p in d.iterdir() if p.is_file() and pattern.match(p.name))
             if found:
@@ -44,7 +45,7 @@ def fan_weights_path(name: str = "2DFAN4") -> Path | None:
 
 
 def missing_weights_message(name: str = "2DFAN4") -> str:
-    where = _checkpoint_dirs()[0]
+    where = checkpoint_dirs()[0]
     return (
         f"face-alignment weights {name} not found locally; download {FAN_URL_HINT} on a machine with network "
         f"and put the file in {where} (or set TORCH_HOME)"

@@ -9,7 +9,6 @@ track the face without a second pass.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -18,6 +17,7 @@ import torch.nn as nn
 from auhm.models.aunet import N_LANDMARKS, AUNet, HeatmapNet
 from auhm.models.base import AUModel, Preset, freeze
 from auhm.models.blocks import ConvBlock, HeatmapHead, Hourglass
+from auhm.models.checkpoint import read_checkpoint
 from auhm.models.registry import register
 from auhm.targets.heatmaps import attention_maps, heatmaps_to_landmarks
 
@@ -25,21 +25,8 @@ BackboneSpec = str | os.PathLike | dict | None
 
 
 def landmark_state_dict(source: str | os.PathLike | dict) -> dict[str, torch.Tensor]:
-    """HeatmapNet weights from an auhm landmarks checkpoint, a saved state dict, or a dict in memory."""
-    state = source
-    if not isinstance(source, dict):
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: landmark-network checkpoint not found")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "info_json" in state:  # auhm checkpoint
-            import json
-
-            info = json.loads(state["info_json"])
-            if info.get("method") != "landmarks":
-                raise ValueError(f"{path}: a {info.get('method')!r} checkpoint, not a landmark network (train one with --task landmarks)")
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
+    """HeatmapNet weights from a landmark checkpoint (``auhm train --task landmarks``) or a state dict in memory."""
+    state = source if isinstance(source, dict) else read_checkpoint(source, task="landmarks")[0]
     # Accept keys of the AUNet wrapper ("net.conv1.weight") and of a bare HeatmapNet ("conv1.weight");
     # the wrapper's own buffers (its AU read-out) are not the network's.
     if any(k.startswith("net.") for k in state):

@@ -25,16 +25,18 @@ import pyarrow as pa
 
 from auhm import __version__
 from auhm.console import progress
+from auhm.data.corpora import synth_layouts
+from auhm.data.layout import Layout, SessionPaths
 from auhm.errors import UsageError
+from auhm.face.truth_backend import TRUTH_DIR
 from auhm.io import encode_metadata, write_json_atomic, write_parquet_atomic
+from auhm.synth.drawing import DIFFICULTIES, OCCLUDED_MIN_LANDMARKS, Motion, Renderer, sample_occluders
 from auhm.synth.episodes import au_trajectories, integer_labels
 from auhm.synth.face_model import RENDERED_AUS, FaceModel, Identity
-from auhm.synth.layouts import LAYOUTS, Layout, Session
-from auhm.synth.render import DIFFICULTIES, OCCLUDED_MIN_LANDMARKS, Motion, Renderer, sample_occluders
 from auhm.targets import au_name
 
-TRUTH_DIR = "auhm_truth"
 LANDMARK_LAYOUT = "landmarks"  # still faces + iBUG .pts, no AU labels (synth/stills.py)
+LAYOUTS: dict[str, type[Layout]] = synth_layouts()  # the AU corpora's layouts, each registered with its reader
 _SHEET_TILES = 16
 
 
@@ -88,7 +90,7 @@ class SynthResult:
 class SubjectVideo:
     """One subject's rendered session, before anything is written."""
 
-    session: Session
+    session: SessionPaths
     renderer: Renderer
     intensities: np.ndarray  # (F, len(RENDERED_AUS)) continuous
     labelled: np.ndarray  # (F,) bool

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from auhm.synth.face_model import RENDERED_AUS
+from auhm.targets import MAX_INTENSITY
 
 # prototype → {AU: (probability the AU joins, intensity relative to the episode's apex)}
 PROTOTYPES: dict[str, dict[int, tuple[float, float]]] = {
@@ -68,7 +69,7 @@ def au_trajectories(rng: np.random.Generator, frames: int, fps: float, activity:
         rate = activity * np.exp(rng.uniform(np.log(0.8), np.log(3.5)))
         for _ in range(rng.poisson(rate * seconds / 60)):
             add(au, rng.uniform(-2 * fps, frames), *timing(), rng.uniform(0.8, 5.0))
-    return np.clip(out, 0, 5).astype(np.float32)
+    return np.clip(out, 0, MAX_INTENSITY).astype(np.float32)
 
 
 def smooth_signal(rng: np.random.Generator, frames: int, fps: float, period: tuple[float, float] = (2.0, 12.0), parts: int = 3) -> np.ndarray:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from auhm.targets import MAX_INTENSITY
+
 # Every AU the synthetic faces can show (the union of the corpora's AUs, paper Table 1).
 RENDERED_AUS: tuple[int, ...] = (1, 2, 4, 5, 6, 9, 10, 12, 14, 15, 17, 20, 25, 26)
 
@@ -223,7 +225,7 @@ class FaceModel:
     # -- geometry per frame ----------------------------------------------------------------
     def deform(self, intensities: np.ndarray) -> np.ndarray:
         """(F, len(RENDERED_AUS)) intensities 0–5 → (F, N, 3) shapes."""
-        a = np.clip(np.asarray(intensities, np.float64), 0, 5) / 5.0
+        a = np.clip(np.asarray(intensities, np.float64), 0, MAX_INTENSITY) / MAX_INTENSITY
         return self.points[None] + np.tensordot(a, self.au_fields, axes=1)
 
 

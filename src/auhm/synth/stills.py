@@ -32,12 +32,13 @@ import pandas as pd
 from auhm import __version__
 from auhm.console import progress
 from auhm.data.ibug300w import write_pts
+from auhm.data.layout import write_jpeg
+from auhm.face.truth_backend import TRUTH_DIR
 from auhm.io import write_json_atomic, write_parquet_atomic
-from auhm.synth.corpus import LANDMARK_LAYOUT, TRUTH_DIR, SynthConfig, SynthResult
+from auhm.synth.corpus import LANDMARK_LAYOUT, SynthConfig, SynthResult
+from auhm.synth.drawing import DIFFICULTIES, Motion, Renderer, noise_bank, random_occluder
 from auhm.synth.episodes import au_trajectories
 from auhm.synth.face_model import RENDERED_AUS, FaceModel, Identity
-from auhm.synth.layouts import write_jpeg
-from auhm.synth.render import DIFFICULTIES, Motion, Renderer, noise_bank, random_occluder
 from auhm.targets import au_name
 
 FACES_DIR = "faces"

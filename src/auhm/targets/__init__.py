@@ -2,9 +2,9 @@
 
 from auhm.targets.au_table import (
     AU_TABLE,
-    DATASET_AUS,
     IBUG_FLIP_PERMUTATION,
     LEFT_EYE,
+    MAX_INTENSITY,
     RIGHT_EYE,
     au_name,
     check_aus,
@@ -26,9 +26,9 @@ from auhm.targets.heatmaps import (
 
 __all__ = [
     "AU_TABLE",
-    "DATASET_AUS",
     "IBUG_FLIP_PERMUTATION",
     "LEFT_EYE",
+    "MAX_INTENSITY",
     "RIGHT_EYE",
     "au_name",
     "check_aus",

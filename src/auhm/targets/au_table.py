@@ -1,4 +1,4 @@
-"""The AU ↔ landmark correspondences of the paper's Table 1 and the AU sets of each corpus.
+"""The AU ↔ landmark correspondences of the paper's Table 1 (the AUs each corpus codes are in its spec, ``data.corpora``).
 
 Everything that needs to know where an AU lives on the face reads it from here.
 """
@@ -6,7 +6,7 @@ Everything that needs to know where an AU lives on the face reads it from here.
 from __future__ import annotations
 
 # One entry per AU: a list of Gaussian centres, each the mean of the listed 0-based iBUG
-# landmarks, in the order left, right, centre (paper Table 1; DESIGN.md).
+# landmarks, in the order left, right, centre (paper Table 1).
 AU_TABLE: dict[int, list[list[int]]] = {
     1: [[21], [22], [21, 22, 27]],
     2: [[18], [25]],
@@ -24,13 +24,8 @@ AU_TABLE: dict[int, list[list[int]]] = {
     26: [[61, 64]],
 }
 
-DATASET_AUS: dict[str, tuple[int, ...]] = {
-    "disfa": (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26),
-    "bp4d": (6, 10, 12, 14, 17),
-    "fera2015": (6, 10, 12, 14, 17),
-    "fera2017": (1, 4, 6, 10, 12, 14, 17),
-}
-DATASET_AUS["synth"] = DATASET_AUS["disfa"]
+# AU intensities are coded 0 (absent) to 5 (maximum, FACS's E); larger codes (9) mark unlabelled frames.
+MAX_INTENSITY = 5.0
 
 
 def _ibug_flip_permutation() -> list[int]:

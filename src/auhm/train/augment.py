@@ -75,7 +75,7 @@ def jitter_colour(image: np.ndarray, rng: np.random.Generator, config: AugmentCo
 
     Brightness, contrast about the image mean m, then saturation about each pixel's grey level
     g(x) compose into one linear map, out = s·c·b·x + (1−s)·c·b·g(x) + (1−c)·b·m, applied in a
-    single saturating OpenCV pass (10× faster than the float32 steps; it feeds the DataLoader).
+    single saturating OpenCV pass (far cheaper than the float32 steps one by one; it feeds the DataLoader).
     """
     b = rng.uniform(1 - config.brightness, 1 + config.brightness)
     c = rng.uniform(1 - config.contrast, 1 + config.contrast)

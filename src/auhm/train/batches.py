@@ -3,19 +3,15 @@
 With the model on a GPU the CPU cores are free, so DataLoader worker processes decode and augment
 ahead of it. With the model on the CPU its forward and backward already use every core, and a
 worker that runs at the same time stalls the model's parallel regions (its other threads wait at
-each barrier while the worker holds a core). ``python bench/train.py --presets small --methods
-adaptation scratch --precisions bf16 --batch-sizes 16 --steps 20 --workers W`` on the project's
-2-core Xeon kept 74 % / 81 % (adaptation) of the model-only speed with 1 / 2 workers and 87 % with
-the batch built in the main process between steps; worker processes at idle scheduling priority
-(``SCHED_IDLE``) kept 87–92 %: the step leaves no idle cycles to fill. So on a CPU each batch is
-built between steps, a share by each core: this process and forked helper processes. Helpers
-rather than threads because half of an item's work (the random draws, the affine, colour jitter)
-holds the GIL: the loader alone (``bench/train.py``'s "data" column, small preset, batches of 16)
-gave 2,500–2,800 img/s with two threads and 3,200–3,700 with this process and one helper.
+each barrier while the worker holds a core; even at idle scheduling priority, since the step
+leaves no idle cycles to fill: ``bench/train.py --workers W``, figures in bench/RESULTS.md). So
+on a CPU each batch is built between steps, a share by each core: this process and forked
+helper processes. Helpers rather than threads because half of an item's work (the random draws,
+the affine, colour jitter) holds the GIL.
 
 Processes are forked with OpenCV set to one thread. Calling ``cv2.setNumThreads`` in a forked
-child whose parent had used OpenCV's thread pool waits forever (reproduced here with OpenCV 4.14;
-``tests/test_batches.py`` runs the fork after such use): it must never run in a worker, so the
+child whose parent had used OpenCV's thread pool waits forever (``tests/test_batches.py`` runs
+the fork after such use): it must never run in a worker, so the
 setting is made in this process around the fork and inherited.
 """
 

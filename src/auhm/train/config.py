@@ -10,7 +10,6 @@ from auhm.train.augment import AugmentConfig
 
 METHODS = ("scratch", "finetune", "adaptation", "attention", "reparam", "random-backbone", "resnet18")
 TRANSFER_METHODS = ("finetune", "adaptation", "attention", "reparam")
-TASKS = ("au", "landmarks")
 
 # Default learning rates. Paper §5.3 fixes Adam, batch 48 and wd 1e-6 but not the rates; these
 # are the usual ones: 1e-3 for layers trained from scratch (scratch HR, the landmark network, the

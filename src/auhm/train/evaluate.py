@@ -16,15 +16,15 @@ from auhm.console import progress
 from auhm.device import autocast_context, model_input, resolve_device, resolve_precision, use_channels_last
 from auhm.errors import UsageError
 from auhm.face.crop import invert_affine, warp_points
-from auhm.io import prediction_schema, write_parquet_atomic
+from auhm.io import file_sha256, prediction_schema, write_parquet_atomic
 from auhm.metrics import au_scores
-from auhm.targets import au_name
 from auhm.models.base import read_intensities
+from auhm.targets import au_name
 from auhm.targets.heatmaps import heatmaps_to_landmarks
 from auhm.train.augment import ShardView, resize_affine
 from auhm.train.batches import batch_loader
 from auhm.train.config import EvaluateConfig
-from auhm.train.corpus import Corpus, load_corpus, split_corpus
+from auhm.train.prepared import PreparedCorpus, load_prepared, split_corpus
 
 OUTER_EYE_CORNERS = (36, 45)
 
@@ -132,7 +132,7 @@ def crop_boxes(affines: np.ndarray, crop_size: int) -> np.ndarray:
     return np.asarray(boxes, np.float32).reshape(-1, 4)
 
 
-def prediction_frame(corpus: Corpus, indices: np.ndarray, intensities: np.ndarray, aus) -> pd.DataFrame:
+def prediction_frame(corpus: PreparedCorpus, indices: np.ndarray, intensities: np.ndarray, aus) -> pd.DataFrame:
     """Predictions of shard frames in the prediction schema (timestamp unknown: NaN; box: the crop's square)."""
     indices = np.asarray(indices, np.int64)
     shards = corpus.shards
@@ -165,10 +165,14 @@ class EvaluateResult:
 def evaluate(config: EvaluateConfig) -> EvaluateResult:
     """Run a checkpoint on a split of a prepared corpus, score it and optionally write predictions."""
     from auhm.models import load_checkpoint
+    from auhm.models.checkpoint import learning_warning
+
     if not Path(config.checkpoint).exists():
         raise UsageError(f"{config.checkpoint}: no such checkpoint")
-    model, info = load_checkpoint(config.checkpoint)
-    from auhm.models.checkpoint import learning_warning
+    try:
+        model, info = load_checkpoint(config.checkpoint)
+    except ValueError as e:  # not an auhm checkpoint
+        raise UsageError(str(e)) from None
 
     warning = learning_warning(info)
     device = resolve_device(config.device)
@@ -178,7 +182,7 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
         model.to(memory_format=torch.channels_last)
     aus = list(info["aus"])
     task = info.get("task", "au")
-    corpus = load_corpus(config.data, aus if task != "landmarks" else None)
+    corpus = load_prepared(config.data, aus if task != "landmarks" else None)
     manifest, shards = corpus.manifest, corpus.shards
     if config.split == "all":  # every frame, e.g. a corpus of held-out subjects prepared on its own
         indices, split_name = np.arange(len(shards)), "all"
@@ -203,28 +207,6 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
     scores = au_scores(shards.labels[indices], preds, aus)
     path = None
     if config.out is not None:
-        meta = {"checkpoint": str(config.checkpoint), "checkpoint_sha256": _sha256(config.checkpoint), "aus": aus, "split": split_name}
+        meta = {"checkpoint": file_sha256(config.checkpoint), "checkpoint_path": str(config.checkpoint), "aus": aus, "split": split_name}
         path = write_parquet_atomic(table, config.out, schema=prediction_schema(aus, meta))
     return EvaluateResult(scores, table, split_name, path, warning)
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def render_scores(scores: pd.DataFrame, frames: int, title: str | None = None) -> list:
-    """Rich tables of a score frame, in ``auhm score``'s layout (so the two read the same)."""
-    from auhm.metrics.scores import JoinReport, ScoreReport, scores_table
-    from auhm.targets import parse_au
-
-    aus = tuple(parse_au(c) for c in scores.columns if c != "Avg.")
-    tables = scores_table(ScoreReport(scores, JoinReport(aus=aus, rows_matched=int(frames)), 1.0))
-    if title:
-        tables[0].title = f"{title}: {tables[0].title}"
-    return tables

@@ -13,11 +13,12 @@ from auhm.device import resolve_device, resolve_precision
 from auhm.errors import UsageError
 from auhm.io import prediction_schema, write_json_atomic, write_parquet_atomic
 from auhm.metrics import au_scores
+from auhm.models.checkpoint import TASKS
 from auhm.train.augment import ShardView
 from auhm.train.config import TrainConfig
-from auhm.train.corpus import load_corpus, split_corpus
 from auhm.train.distributed import init_distributed, shutdown
 from auhm.train.evaluate import predict, prediction_frame
+from auhm.train.prepared import load_prepared, split_corpus
 from auhm.train.run_state import config_dict, load_run_config, saved_config
 from auhm.train.trainer import TrainResult, train
 
@@ -47,7 +48,7 @@ def train_folds(config: TrainConfig) -> FoldsResult:
         fold_dir = Path(config.out) / f"fold{fold}"
         resume = fold_dir if config.resume is not None and (fold_dir / "config.json").exists() else None
         results.append(train(dataclasses.replace(config, fold=fold, out=fold_dir, resume=resume)))
-    corpus = load_corpus(config.data)
+    corpus = load_prepared(config.data)
     shards = corpus.shards
     device = resolve_device(config.device)
     precision = resolve_precision(device, config.precision)
@@ -73,8 +74,8 @@ def train_folds(config: TrainConfig) -> FoldsResult:
 
 def run_training(config: TrainConfig) -> TrainResult | FoldsResult:
     """The entry point of ``auhm train``: k-fold when --folds is given (or the resumed run was k-fold), else one model."""
-    if config.task not in ("au", "landmarks"):
-        raise UsageError(f"--task {config.task}: choose au or landmarks")
+    if config.task not in TASKS:
+        raise UsageError(f"--task {config.task}: choose {' or '.join(TASKS)}")
     k_fold = bool(config.folds)
     if config.resume is not None:
         saved = saved_config(config.resume)

@@ -25,9 +25,9 @@ from auhm.io import atomic_path, write_json_atomic
 from auhm.train.augment import ShardView
 from auhm.train.batches import batch_loader
 from auhm.train.config import METHODS, TRANSFER_METHODS, TrainConfig
-from auhm.train.corpus import load_corpus, split_corpus
 from auhm.train.distributed import all_reduce_mean, barrier, init_distributed
 from auhm.train.evaluate import validation_metrics
+from auhm.train.prepared import load_prepared, split_corpus
 from auhm.train.readout import fit_readout, training_sample
 from auhm.train.run_state import Progress, config_dict, load_run_config, read_run_state, restore_run_state, save_run_state
 from auhm.train.sampling import EpochBatches
@@ -58,7 +58,10 @@ def build_run_model(config: TrainConfig, aus):
         options["backbone"] = str(config.backbone)
     elif config.method not in METHODS + ("landmarks",):
         raise UsageError(f"--method {config.method}: choose one of {', '.join(METHODS)}")
-    return build_model(config.method, aus, config.preset, **options)
+    try:
+        return build_model(config.method, aus, config.preset, **options)
+    except (ValueError, FileNotFoundError) as e:  # the preset, the corpus's AUs or the backbone do not fit the method
+        raise UsageError(str(e)) from None
 
 
 def is_better(value: float, current: float | None, key: str) -> bool:
@@ -91,7 +94,7 @@ class Trainer:
 
     def _set_up(self, state: dict | None) -> None:
         config, device = self.config, self.device
-        corpus = load_corpus(config.data)
+        corpus = load_prepared(config.data)
         self.shards = corpus.shards
         self.aus = list(self.shards.aus)
         self.split = split_corpus(corpus.manifest, self.shards, config.fold, config.folds, config.seed, config.holdout_fraction)
@@ -199,7 +202,7 @@ class Trainer:
         self.scheduler.step()
         value = float(loss.detach())
         if not math.isfinite(value):
-            raise RuntimeError(f"training diverged at step {self.progress.step} (loss {value}); lower --lr or use --precision fp32")
+            raise UsageError(f"training diverged at step {self.progress.step} (loss {value}); lower --lr or use --precision fp32")
         return value
 
     def _end_of_epoch(self, epoch_value: float) -> None:

@@ -3,8 +3,7 @@
 Neither library writes to stderr: a file that cannot be decoded is one VideoError, in words.
 
 Every frame a reader yields was decoded from the file. decord pads some streams whose last
-packets do not decode by repeating the last good frame (``no_face.mp4``: 98 claimed, 95 real);
-the reader holds back a tail of identical frames and, at the end of the stream, keeps only as
+packets do not decode by repeating the last good frame; the reader holds back a tail of identical frames and, at the end of the stream, keeps only as
 many as PyAV can actually decode.
 """
 
@@ -17,14 +16,16 @@ from typing import Iterator
 
 import numpy as np
 
+from auhm.errors import InputError
+
 # Identical frames held back at most while waiting to see whether they are decord's padding.
 _MAX_HELD_DUPLICATES = 64
-# Frames a whole video may decode fewer than its container claims: the last packets of some
-# streams do not decode (no_face.mp4: 3), and containers without a frame count estimate it.
+# Frames a whole video may decode fewer than its container claims: the last few packets of some
+# streams do not decode, and containers without a frame count estimate it.
 _TOLERATED_SHORTFALL = 4
 
 
-class VideoError(RuntimeError):
+class VideoError(InputError):
     """A video that cannot be opened or decoded; the message names the file and the reason."""
 
 
@@ -226,7 +227,3 @@ class VideoReader:
                 # A truncated file: the frames decoded so far are real; stop there.
             if i == 0:
                 raise VideoError(f"{self.path}: no decodable frames")
-
-
-def open_video(path: str | os.PathLike, backend: str = "auto") -> VideoReader:
-    return VideoReader(path, backend=backend)

@@ -16,8 +16,9 @@ import cv2
 import numpy as np
 import torch
 
+from auhm.errors import UsageError
 from auhm.io import atomic_path
-from auhm.targets import au_centres, au_heatmaps, au_name
+from auhm.targets import MAX_INTENSITY, au_centres, au_heatmaps, au_name
 
 CAPTION_H = 16
 
@@ -65,8 +66,8 @@ def heatmap_grid(
         grey = cv2.cvtColor(cv2.cvtColor(base, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
         for j, au in enumerate(aus):
             m = cv2.resize(maps[i, j], (tile, tile), interpolation=cv2.INTER_LINEAR)
-            colour = cv2.cvtColor(cv2.applyColorMap(np.clip(m / 5 * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
-            alpha = np.clip(m / 5, 0, 1)[..., None] ** 0.5 * 0.85  # zero maps stay plain grey
+            colour = cv2.cvtColor(cv2.applyColorMap(np.clip(m / MAX_INTENSITY * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+            alpha = np.clip(m / MAX_INTENSITY, 0, 1)[..., None] ** 0.5 * 0.85  # zero maps stay plain grey
             cell = (grey * (1 - alpha) + colour * alpha).astype(np.uint8)
             a = intensities[i][j]
             cells.append(_caption(cell, f"{au_name(au)} {'-' if np.isnan(a) else f'{a:.1f}'}"))
@@ -80,8 +81,11 @@ def render_heatmap_grid(data_dir: str | os.PathLike, out: str | os.PathLike, con
 
     shards = list_shards(data_dir)
     if not shards:
-        raise ValueError(f"{data_dir}: no shards/*.parquet (run auhm prepare first)")
-    ds = ShardDataset(shards)
+        raise UsageError(f"{data_dir}: no shards/*.parquet (run auhm prepare first)")
+    try:
+        ds = ShardDataset(shards)
+    except (OSError, ValueError) as e:  # an unreadable or foreign shard
+        raise UsageError(f"{data_dir}: {e}") from None
     # One random crop from each of n bins of total labelled intensity: neutral faces to strong expressions.
     total = np.nansum(ds.labels, axis=1) if ds.labels.size else np.zeros(len(ds))
     order = np.argsort(total, kind="stable")

@@ -15,7 +15,8 @@ from matplotlib.figure import Figure
 
 from auhm.errors import UsageError
 from auhm.io import au_columns, check_writable, read_predictions
-from auhm.metrics.scores import load_label_table, match_videos
+from auhm.metrics.join import match_videos
+from auhm.metrics.report import load_label_table
 
 
 @dataclass

@@ -12,45 +12,32 @@ from pathlib import Path
 
 import numpy as np
 
+from auhm.device import model_input, resolve_device
 from auhm.face.base import BackendUnavailable, Detection, LandmarkBackend, region_boxes
 from auhm.face.crop import crop_affine, crop_image, invert_affine, warp_points
+from auhm.face.registry import register_backend
+from auhm.models.fan2d import checkpoint_dirs, fan_weights_path, read_fan_state_dict
+from auhm.targets import heatmaps_to_landmarks
 
 # The file names face-alignment 1.4–1.5 looks for in its cache (api.models_urls, sfd.models_urls).
 WEIGHT_FILES = {"2DFAN-4": "2DFAN4-11f355bf06.pth.tar", "s3fd": "s3fd-619a316812.pth"}
 
 
-def _cache_dir() -> Path:
-    import torch.hub
-
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
-def fan_weights_path(name: str) -> Path:
-    """The local file of face-alignment weights ``name`` ("2DFAN-4" or "s3fd"), or BackendUnavailable.
-
-    Uses ``auhm.models.fan2d.fan_weights_path`` when the models package provides it.
-    """
-    try:
-        from auhm.models.fan2d import fan_weights_path as models_lookup  # type: ignore[import-not-found]
-    except ImportError:
-        models_lookup = None
-    if models_lookup is not None:
-        try:
-            found = models_lookup(name)
-            if found is not None and Path(found).is_file():
-                return Path(found)
-        except Exception:  # the models package's own lookup failed: fall back to face-alignment's cache
-            pass
-    path = _cache_dir() / WEIGHT_FILES[name]
-    if not path.is_file():
+def weights_path(name: str) -> Path:
+    """The local file of face-alignment weights ``name`` ("2DFAN-4" or "s3fd"), found where
+    face-alignment and torch.hub cache them (``models.fan2d.fan_weights_path``); else
+    BackendUnavailable naming every file the backend needs and the folder to put them in."""
+    path = fan_weights_path(name)
+    if path is None:
         wanted = ", ".join(WEIGHT_FILES.values())
         raise BackendUnavailable(
-            f"fan backend: {path.name} not found in {path.parent} (face-alignment's cache, $TORCH_HOME/hub/checkpoints); "
-            f"put {wanted} there (auhm never downloads weights)"
+            f"fan backend: {WEIGHT_FILES[name]} not found in {checkpoint_dirs()[0]} (face-alignment's cache, "
+            f"$TORCH_HOME/hub/checkpoints); put {wanted} there (auhm never downloads weights)"
         )
     return path
 
 
+@register_backend("fan")
 class FanBackend(LandmarkBackend):
     """2D-FAN-4 fitted in face-alignment's crop convention, decoded with auhm's heatmap decoder.
 
@@ -65,7 +52,9 @@ class FanBackend(LandmarkBackend):
     centre_y_offset = 0.12  # face-alignment shifts the box centre up by this × box height
 
     def __init__(self, device: str = "cpu", detector_threshold: float = 0.5):
-        fan_file, sfd_file = fan_weights_path("2DFAN-4"), fan_weights_path("s3fd")
+        device = str(resolve_device(device))
+        self.weights = {name: weights_path(name) for name in WEIGHT_FILES}
+        fan_file, sfd_file = self.weights["2DFAN-4"], self.weights["s3fd"]
         try:
             import torch
             from face_alignment.detection.sfd.sfd_detector import SFDDetector
@@ -75,7 +64,7 @@ class FanBackend(LandmarkBackend):
         self._torch = torch
         self.device = torch.device(device)
         net = FAN(4)
-        net.load_state_dict(torch.load(fan_file, map_location="cpu", weights_only=True))
+        net.load_state_dict(read_fan_state_dict(fan_file))
         self.net = net.to(self.device).eval()
         self.detector = SFDDetector(device=device, path_to_detector=str(sfd_file), filter_threshold=detector_threshold)
 
@@ -95,14 +84,10 @@ class FanBackend(LandmarkBackend):
         return np.stack([cx, cy, side], axis=-1)
 
     def fit(self, frames: np.ndarray, regions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        from auhm.targets import heatmaps_to_landmarks
-
         torch = self._torch
         affines = [crop_affine(sq, self.crop_size) for sq in self.squares(region_boxes(regions))]
         crops = np.stack([crop_image(f, m, self.crop_size) for f, m in zip(frames, affines)])
         with torch.inference_mode():
-            from auhm.device import model_input
-
             x = model_input(crops, self.device)
             out = self.net(x)
             heatmaps = (out[-1] if isinstance(out, (list, tuple)) else out).float()
@@ -113,4 +98,4 @@ class FanBackend(LandmarkBackend):
         return landmarks, confidence
 
     def metadata(self) -> dict:
-        return {"backend": self.name, "weights": list(WEIGHT_FILES.values())}
+        return {"backend": self.name, "weights": [self.weights[k].name for k in WEIGHT_FILES]}

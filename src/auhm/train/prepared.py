@@ -1,4 +1,4 @@
-"""A prepared corpus in memory and its subject-independent splits (never split by frame)."""
+"""A prepared corpus (``auhm prepare``'s output) in memory and its subject-independent splits (never by frame)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def read_manifest(data: Path) -> dict:
 
 
 @dataclass
-class Corpus:
+class PreparedCorpus:
     """A prepared corpus in memory: manifest, frames, and each frame's frame→crop affine."""
 
     path: Path
@@ -36,7 +36,7 @@ class Corpus:
         return int((self.manifest.get("crop") or {}).get("size") or self.shards.image(0).shape[0])
 
 
-def load_corpus(data: Path, aus=None) -> Corpus:
+def load_prepared(data: Path, aus=None) -> PreparedCorpus:
     """All frames of a prepared corpus (every split), with their crop affines for prediction boxes."""
     manifest = read_manifest(data)
     paths = list_shards(data)
@@ -46,7 +46,7 @@ def load_corpus(data: Path, aus=None) -> Corpus:
         shards = ShardDataset(paths, aus if aus is not None else manifest.get("aus"))
     except (ValueError, OSError) as e:
         raise UsageError(f"{data}: {e}") from None
-    return Corpus(Path(data), manifest, shards, shards.affines)
+    return PreparedCorpus(Path(data), manifest, shards, shards.affines)
 
 
 @dataclass

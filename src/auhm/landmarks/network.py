@@ -1,4 +1,4 @@
-"""auhm: the project's own landmark network (``auhm train --task landmarks``) as detector and fitter.
+"""network: a landmark network of ``auhm train --task landmarks`` as detector and fitter.
 
 No other library is needed: detection searches the frame with the landmark network itself.
 A batch of candidate squares (a few scales × a coarse grid of positions) goes through the net;
@@ -6,7 +6,7 @@ the square whose heatmap peaks are highest on average holds the face, and its la
 refined by re-cropping around them. A face is present when the mean peak reaches the
 checkpoint's ``presence_threshold`` (or :data:`DEFAULT_PRESENCE`). Crops follow the
 checkpoint's own crop convention, so the net sees faces cut as in training. One face per
-frame: the best-scoring square.
+frame: the best-scoring square. ``auhm``, the backend's earlier name, is still accepted.
 """
 
 from __future__ import annotations
@@ -17,9 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from auhm.device import model_input
+from auhm.device import model_input, resolve_device
 from auhm.face.base import Detection, LandmarkBackend, landmark_boxes
 from auhm.face.crop import CropConfig, crop_affine, crop_image, crop_square, invert_affine, warp_points
+from auhm.face.registry import register_backend
+from auhm.models import load_checkpoint
+from auhm.targets import heatmaps_to_landmarks
 
 DEFAULT_PRESENCE = 0.35  # mean heatmap peak of a face crop, when the checkpoint does not say
 
@@ -44,8 +47,8 @@ def candidate_squares(height: int, width: int, config: SearchConfig = SearchConf
     return np.asarray(squares, np.float64)
 
 
-class AuhmBackend(LandmarkBackend):
-    name = "auhm"
+class NetworkBackend(LandmarkBackend):
+    name = "network"
     batched_fit = True  # fit re-crops around its own first estimate
 
     def __init__(self, model: torch.nn.Module, info: dict, device: str = "cpu", search: SearchConfig = SearchConfig()):
@@ -58,9 +61,7 @@ class AuhmBackend(LandmarkBackend):
         self.checkpoint: str | None = None
 
     @classmethod
-    def from_checkpoint(cls, path: Path, device: str = "cpu") -> "AuhmBackend":
-        from auhm.models import load_checkpoint
-
+    def from_checkpoint(cls, path: Path, device: str = "cpu") -> "NetworkBackend":
         model, info = load_checkpoint(path, task="landmarks")
         backend = cls(model, info, device=device)
         backend.checkpoint = str(path)
@@ -70,8 +71,6 @@ class AuhmBackend(LandmarkBackend):
     @torch.inference_mode()
     def _run(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Landmarks (k, 68, 2) in crop pixels and mean peak (k,) for uint8 (k, S, S, 3) crops."""
-        from auhm.targets import heatmaps_to_landmarks
-
         points, peaks = [], []
         for start in range(0, len(crops), self.search.batch_size):
             x = model_input(crops[start : start + self.search.batch_size], self.device)
@@ -117,3 +116,10 @@ class AuhmBackend(LandmarkBackend):
 
     def metadata(self) -> dict:
         return {"backend": self.name, "checkpoint": self.checkpoint, "presence_threshold": self.min_confidence}
+
+
+@register_backend("network", aliases=("auhm",), needs_model=True)
+def network(model: Path, device: str = "cpu") -> NetworkBackend:
+    """The backend of a landmark checkpoint; "auto" picks CUDA when present, and a device this
+    machine lacks is a UsageError before any weights are read."""
+    return NetworkBackend.from_checkpoint(model, device=str(resolve_device(device)))
