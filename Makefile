@@ -37,13 +37,13 @@ demo: install
 	$(AUHM) train $(DEMO_OUT)/prepared --method adaptation --backbone $(DEMO_OUT)/runs/landmarks/best.pt --epochs 5 --out $(DEMO_OUT)/runs/adaptation $(DEMO_TRAIN)
 	$(AUHM) train $(DEMO_OUT)/prepared --method scratch --epochs 5 --out $(DEMO_OUT)/runs/scratch $(DEMO_TRAIN)
 	$(AUHM) annotate '$(DEMO_OUT)/heldout/Videos_LeftCamera/*.avi' --model $(DEMO_OUT)/runs/adaptation/best.pt --landmark-model $(DEMO_OUT)/runs/landmarks/best.pt --out $(DEMO_OUT)/predictions.parquet --quiet
-	$(AUHM) annotate '$(DEMO_OUT)/heldout/Videos_LeftCamera/*.avi' --model $(DEMO_OUT)/runs/scratch/best.pt --landmarks auhm --landmark-model $(DEMO_OUT)/runs/landmarks/best.pt --out $(DEMO_OUT)/predictions_scratch.parquet --quiet
+	$(AUHM) annotate '$(DEMO_OUT)/heldout/Videos_LeftCamera/*.avi' --model $(DEMO_OUT)/runs/scratch/best.pt --landmarks network --landmark-model $(DEMO_OUT)/runs/landmarks/best.pt --out $(DEMO_OUT)/predictions_scratch.parquet --quiet
 	@echo "== adaptation layers over the pretrained landmark network, held-out subjects"
 	COLUMNS=160 $(AUHM) score $(DEMO_OUT)/predictions.parquet --labels $(DEMO_OUT)/heldout --kind disfa --json $(DEMO_OUT)/scores.json
 	@echo "== AU-Net from scratch, the same budget, held-out subjects"
 	COLUMNS=160 $(AUHM) score $(DEMO_OUT)/predictions_scratch.parquet --labels $(DEMO_OUT)/heldout --kind disfa --json $(DEMO_OUT)/scores_scratch.json
 	$(AUHM) plot $(DEMO_OUT)/predictions.parquet --video LeftVideoSN021_comp.avi --labels $(DEMO_OUT)/heldout --kind disfa --out $(DEMO_OUT)/timeline.png
-	$(AUHM) render $(DEMO_OUT)/heldout/Videos_LeftCamera/LeftVideoSN021_comp.avi --model $(DEMO_OUT)/runs/adaptation/best.pt --landmarks auhm --landmark-model $(DEMO_OUT)/runs/landmarks/best.pt --out $(DEMO_OUT)/overlay.mp4
+	$(AUHM) render $(DEMO_OUT)/heldout/Videos_LeftCamera/LeftVideoSN021_comp.avi --model $(DEMO_OUT)/runs/adaptation/best.pt --landmarks network --landmark-model $(DEMO_OUT)/runs/landmarks/best.pt --out $(DEMO_OUT)/overlay.mp4
 	@echo "demo: predictions (adaptation, scratch), scores.json, scores_scratch.json, timeline.png and overlay.mp4 are in $(DEMO_OUT)/"
 
 sample-data: install

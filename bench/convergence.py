@@ -65,9 +65,9 @@ def make_corpus(root: Path, subjects: int, frames: int, seed: int, size: int) ->
 
 def steps_per_epoch(data: Path, batch_size: int, seed: int) -> int:
     """Training steps in one epoch of ``auhm train`` on this corpus (its held-out split left out)."""
-    from auhm.train.corpus import load_corpus, split_corpus
+    from auhm.train.prepared import load_prepared, split_corpus
 
-    corpus = load_corpus(data)
+    corpus = load_prepared(data)
     return max(1, len(split_corpus(corpus.manifest, corpus.shards, seed=seed).train) // batch_size)
 
 

@@ -20,7 +20,7 @@ from auhm.metrics import au_scores
 from auhm.models import load_checkpoint
 from auhm.targets import au_name
 from auhm.train.augment import ShardView
-from auhm.train.corpus import load_corpus, split_corpus
+from auhm.train.prepared import load_prepared, split_corpus
 from auhm.train.evaluate import predict
 from auhm.train.readout import training_sample
 
@@ -44,7 +44,7 @@ def main() -> None:
     args = ap.parse_args()
     model, info = load_checkpoint(args.checkpoint, task="au")
     device = torch.device("cpu")
-    corpus = load_corpus(args.data, info["aus"])
+    corpus = load_prepared(args.data, info["aus"])
     shards = corpus.shards
     tc = info.get("train_config") or {}
     split = split_corpus(corpus.manifest, shards, info.get("fold"), tc.get("folds"), tc.get("seed", 0), tc.get("holdout_fraction", 0.2))

@@ -12,7 +12,6 @@ from auhm.targets import (
     au_heatmaps,
     au_target_mask,
     flip_landmarks,
-    heatmap_intensities,
     heatmaps_to_landmarks,
     landmark_heatmaps,
     masked_mse,
@@ -166,12 +165,14 @@ def test_heatmaps_to_landmarks_inverts_landmark_heatmaps(crop, size):
     assert ((coarse + 0.5) * crop / size - 0.5 - lm).norm(dim=-1).max().item() > 1.0
 
 
-def test_heatmap_intensities_max_clipped():
+def test_intensities_are_the_maps_maxima_clipped():
+    from auhm.models.base import read_intensities
+
     maps = torch.zeros(1, 3, 8, 8)
     maps[0, 0, 2, 3] = 2.5
     maps[0, 1] = -1.0
     maps[0, 2, 1, 1] = 7.0
-    assert heatmap_intensities(maps).tolist() == [[2.5, 0.0, 5.0]]
+    assert read_intensities(torch.nn.Identity(), {"heatmaps": maps}).tolist() == [[2.5, 0.0, 5.0]]
 
 
 def test_bad_shapes_fail_clearly():

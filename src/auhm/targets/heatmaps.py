@@ -163,11 +163,6 @@ def heatmaps_to_landmarks(heatmaps: torch.Tensor, crop_size: int = 256) -> tuple
     return map_to_crop(pts, crop_size, w), peak.to(heatmaps.dtype)
 
 
-def heatmap_intensities(heatmaps: torch.Tensor) -> torch.Tensor:
-    """AU intensities (B, N) at inference: each map's maximum, clipped to [0, 5] (paper §3.4)."""
-    return heatmaps.amax(dim=(-2, -1)).clamp(0.0, MAX_INTENSITY)
-
-
 def flip_landmarks(landmarks, width: int):
     """Mirror (…, 68, 2) landmarks of an image of the given width, relabelled left ↔ right.
 
