@@ -33,9 +33,9 @@ demo: install
 	$(AUHM) synth $(DEMO_OUT)/faces --layout landmarks --identities 600 --images 3000 --seed 11 --quiet
 	$(AUHM) prepare synth $(DEMO_OUT)/corpus --out $(DEMO_OUT)/prepared --size 128 --quiet
 	$(AUHM) prepare landmarks $(DEMO_OUT)/faces --format 300w --out $(DEMO_OUT)/faces_prepared --size 128 --quiet
-	$(AUHM) train $(DEMO_OUT)/faces_prepared --task landmarks --epochs 3 --out $(DEMO_OUT)/runs/landmarks $(DEMO_TRAIN)
-	$(AUHM) train $(DEMO_OUT)/prepared --method adaptation --backbone $(DEMO_OUT)/runs/landmarks/best.pt --epochs 5 --out $(DEMO_OUT)/runs/adaptation $(DEMO_TRAIN)
-	$(AUHM) train $(DEMO_OUT)/prepared --method scratch --epochs 5 --out $(DEMO_OUT)/runs/scratch $(DEMO_TRAIN)
+	$(AUHM) train $(DEMO_OUT)/faces_prepared --task landmarks --epochs 4 --out $(DEMO_OUT)/runs/landmarks $(DEMO_TRAIN)
+	$(AUHM) train $(DEMO_OUT)/prepared --method adaptation --backbone $(DEMO_OUT)/runs/landmarks/best.pt --epochs 8 --out $(DEMO_OUT)/runs/adaptation $(DEMO_TRAIN)
+	$(AUHM) train $(DEMO_OUT)/prepared --method scratch --epochs 8 --out $(DEMO_OUT)/runs/scratch $(DEMO_TRAIN)
 	$(AUHM) annotate '$(DEMO_OUT)/heldout/Videos_LeftCamera/*.avi' --model $(DEMO_OUT)/runs/adaptation/best.pt --landmark-model $(DEMO_OUT)/runs/landmarks/best.pt --out $(DEMO_OUT)/predictions.parquet --quiet
 	$(AUHM) annotate '$(DEMO_OUT)/heldout/Videos_LeftCamera/*.avi' --model $(DEMO_OUT)/runs/scratch/best.pt --landmarks network --landmark-model $(DEMO_OUT)/runs/landmarks/best.pt --out $(DEMO_OUT)/predictions_scratch.parquet --quiet
 	@echo "== adaptation layers over the pretrained landmark network, held-out subjects"

@@ -274,6 +274,17 @@ def stub_run(args, tmp: Path) -> None:
         print(f"{path:5s} {n / wall:7.1f} frames/s ({n} frames, {wall:.1f} s, {len(res.fallbacks)} fallbacks); CPU ms a frame: "
               f"model's process {1000 * own / n:.3f}, tracking workers {1000 * kids / n:.3f}; ceiling with the cores busy "
               f"{n / (own + kids) * (os.cpu_count() or 1):.0f} frames/s; model's thread, wall ms a frame: {stages}")
+    for name, video in {"synthetic video": inputs.get("truth", [None])[0], args.video.name: clips[0]}.items():
+        if video is not None:
+            print(f"decoding alone, {name}: {decode_cpu_ms(video):.3f} CPU ms a frame (1 thread)")
+
+
+def decode_cpu_ms(video: str) -> float:
+    """CPU ms a frame to decode ``video`` alone, one thread, as a tracking worker reads it."""
+    c0, n = cpu_seconds(), 0
+    for frames in VideoReader(video, num_threads=1).batches(32):
+        n += len(frames)
+    return 1000 * (cpu_seconds() - c0) / max(n, 1)
 
 
 def rss_run(args, ckpt: Path, tmp: Path) -> None:

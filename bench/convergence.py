@@ -71,12 +71,27 @@ def steps_per_epoch(data: Path, batch_size: int, seed: int) -> int:
     return max(1, len(split_corpus(corpus.manifest, corpus.shards, seed=seed).train) // batch_size)
 
 
+def earlier_rows(out: Path, spec: str, steps: int) -> pd.DataFrame | None:
+    """The rows of a run this study already finished in OUT (same spec and steps), so a cut-short study resumes."""
+    csv = out / "convergence.csv"
+    if not csv.exists() or not (out / "runs" / spec.replace(":", "-") / "last.pt").exists():
+        return None
+    rows = pd.read_csv(csv)
+    rows = rows[rows.run == spec]
+    return rows if len(rows) and int(rows["step"].max()) == steps else None
+
+
 def run_one(spec: str, data: Path, out: Path, args, backbones: dict[str, Path]) -> pd.DataFrame:
     spec, _, own_steps = spec.partition("@")
     steps = int(own_steps) if own_steps else args.steps
     parts = spec.split(":")
     method, preset, variant = parts[0], parts[1], (parts[2] if len(parts) > 2 else "")
     run_dir = out / "runs" / spec.replace(":", "-")
+    if (done := earlier_rows(out, spec, steps)) is not None:
+        if method == "landmarks" and not variant:
+            backbones[preset] = run_dir / "last.pt"
+        print(f"{spec}: reusing the finished run in {run_dir}", flush=True)
+        return done
     epochs = args.epochs or math.ceil(steps / steps_per_epoch(data, args.batch_size, args.seed))
     kw = dict(data=data, out=run_dir, preset=preset, batch_size=args.batch_size, epochs=epochs, max_steps=steps,
               val_every=args.val_every, device=args.device, precision=args.precision, seed=args.seed, quiet=True)
@@ -111,7 +126,8 @@ def plot(df: pd.DataFrame, path: Path) -> None:
         ax.set(xlabel="training step", ylabel=label)
         if metric == "nme":
             ax.set_yscale("log")
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

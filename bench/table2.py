@@ -115,10 +115,14 @@ def main() -> None:
 
     common = dict(preset=args.preset, batch_size=args.batch_size, quiet=True)
     t0 = time.perf_counter()
-    lm = train(TrainConfig(out / "landmark_prepared", out / "runs" / "landmarks", task="landmarks", epochs=args.landmark_epochs, seed=0, **common))
-    backbone = lm.out / "last.pt"
-    wall["landmark network"] = time.perf_counter() - t0
-    print(f"landmark network: NME {lm.history['val_nme'].iloc[-1]:.3f} on held-out identities ({wall['landmark network']:.0f} s)", flush=True)
+    backbone = out / "runs" / "landmarks" / "last.pt"
+    if backbone.exists():  # a cut-short study resumes with the same landmark network
+        nme = pd.read_csv(backbone.parent / "history.csv")["val_nme"].iloc[-1]
+        print(f"landmark network: reusing {backbone} (NME {nme:.3f} on held-out identities)", flush=True)
+    else:
+        lm = train(TrainConfig(out / "landmark_prepared", backbone.parent, task="landmarks", epochs=args.landmark_epochs, seed=0, **common))
+        wall["landmark network"] = time.perf_counter() - t0
+        print(f"landmark network: NME {lm.history['val_nme'].iloc[-1]:.3f} on held-out identities ({wall['landmark network']:.0f} s)", flush=True)
 
     aus = list(pd.read_json(out / "au_prepared" / "manifest.json", typ="series")["aus"])
     rows, per_au, seed0 = [], {}, {}

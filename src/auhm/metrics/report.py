@@ -183,9 +183,10 @@ def au_table(scores: pd.DataFrame, frames: int, threshold: float = 1.0, title: s
     table over ``frames`` frames: one row per AU, one column per metric, so that even a table
     with confidence intervals (``low`` / ``high`` at level ``ci``) fits 80 columns; a number is
     never cut (a cell too narrow folds). ``auhm score``, ``evaluate`` and ``train`` all show this."""
-    heading = (f"AU scores on {frames:,} matched frames; n: those scored (label and prediction both known); "
-               f"F1 at intensity ≥ {threshold:g}")
+    heading = f"AU scores on {frames:,} matched frames"
     table = _metric_table(f"{title}: {heading}" if title else heading, "AU")
+    table.caption = f"n: those scored (label and prediction both known); F1 at intensity ≥ {threshold:g}"
+    table.caption_justify = "left"
     for au, row in scores.T.iterrows():  # rows AU01 … Avg.
         table.add_row(str(au), *(_number(row[m], m, digits) for m in SHOWN), style="bold" if au == "Avg." else None)
         if low is not None and high is not None:

@@ -17,7 +17,7 @@ import torch
 class ThreadTuner:
     """Chooses between ``candidates`` torch thread counts from measured step times."""
 
-    def __init__(self, candidates: list[int], probe: int = 6, first: int = 20, period: int = 50, max_period: int = 800,
+    def __init__(self, candidates: list[int], probe: int = 6, first: int = 8, period: int = 50, max_period: int = 800,
                  slowdown: float = 1.3, margin: float = 0.05, set_threads=torch.set_num_threads):
         self.set_threads = set_threads
         self.candidates = list(dict.fromkeys(candidates))
