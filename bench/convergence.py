@@ -71,14 +71,13 @@ def steps_per_epoch(data: Path, batch_size: int, seed: int) -> int:
     return max(1, len(split_corpus(corpus.manifest, corpus.shards, seed=seed).train) // batch_size)
 
 
-def earlier_rows(out: Path, spec: str, steps: int) -> pd.DataFrame | None:
-    """The rows of a run this study already finished in OUT (same spec and steps), so a cut-short study resumes."""
-    csv = out / "convergence.csv"
-    if not csv.exists() or not (out / "runs" / spec.replace(":", "-") / "last.pt").exists():
+def finished_history(run_dir: Path, steps: int) -> pd.DataFrame | None:
+    """The history of a run this study already finished (same steps), so a cut-short study resumes."""
+    history = run_dir / "history.csv"
+    if not (run_dir / "last.pt").exists() or not history.exists():
         return None
-    rows = pd.read_csv(csv)
-    rows = rows[rows.run == spec]
-    return rows if len(rows) and int(rows["step"].max()) == steps else None
+    h = pd.read_csv(history)
+    return h if len(h) and int(h["step"].max()) == steps else None
 
 
 def run_one(spec: str, data: Path, out: Path, args, backbones: dict[str, Path]) -> pd.DataFrame:
@@ -87,11 +86,6 @@ def run_one(spec: str, data: Path, out: Path, args, backbones: dict[str, Path]) 
     parts = spec.split(":")
     method, preset, variant = parts[0], parts[1], (parts[2] if len(parts) > 2 else "")
     run_dir = out / "runs" / spec.replace(":", "-")
-    if (done := earlier_rows(out, spec, steps)) is not None:
-        if method == "landmarks" and not variant:
-            backbones[preset] = run_dir / "last.pt"
-        print(f"{spec}: reusing the finished run in {run_dir}", flush=True)
-        return done
     epochs = args.epochs or math.ceil(steps / steps_per_epoch(data, args.batch_size, args.seed))
     kw = dict(data=data, out=run_dir, preset=preset, batch_size=args.batch_size, epochs=epochs, max_steps=steps,
               val_every=args.val_every, device=args.device, precision=args.precision, seed=args.seed, quiet=True)
@@ -103,16 +97,21 @@ def run_one(spec: str, data: Path, out: Path, args, backbones: dict[str, Path]) 
         if preset not in backbones:
             raise SystemExit(f"{spec}: run landmarks:{preset} before it (its landmark network is the backbone)")
         kw["backbone"] = backbones[preset]
-    t0 = time.perf_counter()
-    with plain_head() if variant == "plain" else contextlib.nullcontext():
-        result = train(TrainConfig(**kw))
+    h = finished_history(run_dir, steps)
+    if h is not None:
+        print(f"{spec}: reusing the finished run in {run_dir}", flush=True)
+        wall = float(h["seconds"].sum())  # its training time as recorded (validations not included)
+    else:
+        t0 = time.perf_counter()
+        with plain_head() if variant == "plain" else contextlib.nullcontext():
+            h = train(TrainConfig(**kw)).history
+        wall = time.perf_counter() - t0
     if method == "landmarks" and not variant:
         backbones[preset] = run_dir / "last.pt"
-    h = result.history
     metric = "val_nme" if method == "landmarks" else "val_icc"
     return pd.DataFrame({"run": spec, "method": method, "preset": preset, "variant": variant or "-", "step": h["step"],
                          "images": h["step"] * args.batch_size, "train_loss": h["train_loss"], "metric": metric.removeprefix("val_"),
-                         "value": h[metric], "wall_s": time.perf_counter() - t0})
+                         "value": h[metric], "wall_s": wall})
 
 
 def plot(df: pd.DataFrame, path: Path) -> None:
