@@ -22,6 +22,7 @@ from auhm.console import console, progress
 from auhm.device import grad_scaler, resolve_device, resolve_precision, use_channels_last
 from auhm.errors import UsageError
 from auhm.io import atomic_path, write_json_atomic
+from auhm.models.checkpoint import metrics_warning
 from auhm.train.augment import ShardView
 from auhm.train.batches import batch_loader
 from auhm.train.config import METHODS, TRANSFER_METHODS, TrainConfig
@@ -119,7 +120,10 @@ class Trainer:
         self.net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if self.ddp.world > 1 else model
         self.progress = restore_run_state(state, model, self.optimizer, self.scheduler, self.scaler) if state is not None else Progress()
         self.mean_shape = self.shards.landmarks[self.split.train].mean(axis=0) if config.task == "landmarks" else None
-        self.readout_frames = training_sample(self.split.train) if config.task == "au" and model.output_kind == "heatmap" else None
+        # The training crops the read-out's scale is fitted on at each validation (heatmap AU models only).
+        readout_frames = training_sample(self.split.train) if config.task == "au" and model.output_kind == "heatmap" else None
+        self.readout_view = ShardView(self.shards, readout_frames, model.input_size) if readout_frames is not None else None
+        self.readout_labels = self.shards.labels[readout_frames] if readout_frames is not None else None
         self.info = self._checkpoint_info(corpus)
         self.initial_threads = torch.get_num_threads()
         self.threads = ThreadTuner.for_device(device, self.ddp.world) if not config.threads else ThreadTuner([config.threads])
@@ -210,13 +214,10 @@ class Trainer:
         p = self.progress
         mean_loss = all_reduce_mean(p.loss_sum, p.loss_n, self.ddp.world)
         if self.ddp.main:
-            if self.readout_frames is not None:  # the read-out's scale first: validation reads with it
-                view = ShardView(self.shards, self.readout_frames, self.model.input_size)
-                fit_readout(self.model, view, self.shards.labels[self.readout_frames], self.config.batch_size, self.device, self.precision)
+            if self.readout_view is not None:  # the read-out's scale first: validation reads with it
+                fit_readout(self.model, self.readout_view, self.readout_labels, self.config.batch_size, self.device, self.precision)
             metrics = validation_metrics(self.model, self.val_view, self.shards.labels[self.split.val], self.aus, self.config.task,
                                          self.config.batch_size, self.device, self.precision, self.mean_shape)
-            from auhm.models.checkpoint import metrics_warning
-
             warning = metrics_warning(self.config.task, metrics)
             row = {"epoch": epoch_value, "step": p.step, "train_loss": mean_loss, **metrics, "lr": self.scheduler.get_last_lr()[0],
                    "images_per_s": p.images * self.ddp.world / max(p.seconds, 1e-9), "seconds": p.seconds, "warning": warning or ""}
