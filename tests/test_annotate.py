@@ -140,7 +140,9 @@ def test_two_model_lanes_run_side_by_side_finish_out_of_order_and_keep_rows_and_
         tables[name] = pd.read_parquet(cfg.out)
         assert torch.get_num_threads() == threads  # single-threaded only while the lanes run
     lanes = models["two lanes"]
-    assert lanes.finished[0] == 3 and sorted(lanes.finished) == list(range(2, 15))  # 26 faces, batches of 2
+    faces = [int((np.arange(k) % 5 != 2).sum()) for k in (23, 9)]  # each clip one chunk, cut in batches of 2 from its start
+    calls = sum(-(-f // 2) for f in faces)
+    assert lanes.finished[0] == 3 and sorted(lanes.finished) == list(range(2, 2 + calls))
     assert set(lanes.threads) == {1}
     pd.testing.assert_frame_equal(tables["one lane"], tables["two lanes"])
 
@@ -491,7 +493,8 @@ def test_more_than_one_face_is_counted_in_the_metadata_and_the_summary(media, tm
         pytest.skip("dlib is not installed")
     image, single = media / "multi_face.jpg", media / "single_face.jpg"
     out = tmp_path / "m.parquet"
-    res = CliRunner().invoke(app, ["annotate", str(image), str(single), "--model", str(checkpoint), "--out", str(out), "--landmarks", "dlib"])
+    res = CliRunner().invoke(app, ["annotate", str(image), str(single), "--model", str(checkpoint), "--out", str(out), "--landmarks", "dlib",
+                                   "--faces", "largest"])
     assert res.exit_code == 0, res.output
     meta = read_metadata(out)
     seen = meta["videos"][str(image)]["faces_seen"]
@@ -501,6 +504,14 @@ def test_more_than_one_face_is_counted_in_the_metadata_and_the_summary(media, tm
     assert str(single) + ":" not in res.output
     df = pd.read_parquet(out)
     assert len(df) == 2 and df.success.all()
+    # every face (the default): one row per face found, ids 0 … n-1, the photo's faces all there
+    every = tmp_path / "all.parquet"
+    res = CliRunner().invoke(app, ["annotate", str(image), str(single), "--model", str(checkpoint), "--out", str(every), "--landmarks", "dlib"])
+    assert res.exit_code == 0, res.output
+    df = pd.read_parquet(every)
+    photo = df[df.video == str(image)]
+    assert photo.success.all() and sorted(photo.face) == list(range(len(photo))) and len(photo) == read_metadata(every)["videos"][str(image)]["tracks"]
+    assert len(photo) >= min(seen, 4) and (df.video == str(single)).sum() == 1
 
 
 def test_ray_engine_writes_the_same_per_video_files(tmp_path):
@@ -529,6 +540,7 @@ def test_self_tracking_follows_the_face_with_one_detection(tmp_path):
     from auhm.infer.engine import run_jobs
     from auhm.infer.output import VideoJob
     from auhm.infer.predictor import Predictor
+    from auhm.infer.backbone import BackboneBackend
     from auhm.infer.sources import FaceSource
 
     n, w, h = 30, 160, 96
@@ -545,18 +557,21 @@ def test_self_tracking_follows_the_face_with_one_detection(tmp_path):
     info = {**INFO, "method": "adaptation", "input_size": TRACK_SIZE}
     predictor = Predictor(SquareAU(), info, "cpu", "fp32")
     assert predictor.has_landmarks
-    SquareBackend.detections = 0
-    source = FaceSource("backbone+square", SquareBackend, self_tracking=True, make_detector=square_detector)
-    cfg = annotate_config(tmp_path / "unused.pt", tmp_path / "d", per_video=True)
-    cfg.batch_size = 4
-    written, failures, rows = run_jobs([VideoJob(str(path), tmp_path / "d" / "move.parquet")], predictor, source, {"checkpoint": "x", "every": 1}, cfg)
-    df = pd.read_parquet(tmp_path / "d" / "move.parquet")
-    assert rows == n and df.frame.tolist() == list(range(n))
-    assert df.success.tolist() == [True] * 25 + [False] * 5
-    assert df.loc[~df.success, ["AU01", "x0"]].isna().all().all()
-    # The crops followed the moving square (stale crops that cut it were re-cut and re-scored).
-    np.testing.assert_allclose(df.loc[df.success, ["x0", "y0", "x1", "y1"]].to_numpy(), np.array(truth), atol=2)
-    # One detection on frame 0, then one search per frame once the face has gone (none found).
+    for faces in ("all", "largest"):
+        SquareBackend.detections = 0
+        source = FaceSource("backbone+square", lambda: BackboneBackend(predictor, square_detector(), 0.3), self_tracking=True, faces=faces)
+        cfg = annotate_config(tmp_path / "unused.pt", tmp_path / faces, per_video=True)
+        cfg.batch_size = 4
+        written, failures, rows = run_jobs([VideoJob(str(path), tmp_path / faces / "move.parquet")], predictor, source, {"checkpoint": "x", "every": 1}, cfg)
+        df = pd.read_parquet(tmp_path / faces / "move.parquet")
+        assert rows == n and df.frame.tolist() == list(range(n))
+        assert df.success.tolist() == [True] * 25 + [False] * 5
+        assert df.loc[~df.success, ["AU01", "x0", "face"]].isna().all().all() and (df.face[df.success] == 0).all()
+        # The crops followed the moving square (crops cut from the last landmarks were re-cut and re-scored).
+        np.testing.assert_allclose(df.loc[df.success, ["x0", "y0", "x1", "y1"]].to_numpy(), np.array(truth), atol=2)
+        notes = read_metadata(tmp_path / faces / "move.parquet")["notes"]
+        assert notes["frames_without_face"] == 5 and notes["longest_gap"] == 5 and notes["frames"] == n
+    # every face: one detection on frame 0, then on the schedule (every 8 frames) and at the loss
     assert SquareBackend.detections <= 1 + 2 * 5
 
 
@@ -679,10 +694,10 @@ def test_stub_model_path(tmp_path, checkpoint):
     square_clip(tmp_path / "sq.avi", 30, lambda i: True)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(detectors, "find_detector", lambda: "opencv")
-        mp.setattr(detectors, "make_detector", lambda name: (lambda frame: searches.append(1) or SquareBackend().detect(frame[None])[0]))
+        mp.setattr(detectors, "make_detector", lambda name, **options: (lambda frame: searches.append(1) or SquareBackend().detect(frame[None])[0]))
         mp.setattr(auhm.landmarks, "make_backend", lambda name, **kw: SquareBackend())
         cfg = annotate_config(checkpoint, tmp_path / "auto.parquet", workers=1)
-        cfg.landmarks = "auto"
+        cfg.landmarks, cfg.faces = "auto", "largest"  # the stub's landmarks stay put while the square moves: one face only
         res = annotate([str(tmp_path / "sq.avi")], cfg, predictor=Counted(aus=AUS, input_size=TRACK_SIZE))
     df = pd.read_parquet(tmp_path / "auto.parquet")
     assert res.landmark_backend == "backbone+opencv" and df.success.all() and len(df) == 30

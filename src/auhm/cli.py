@@ -110,9 +110,17 @@ def _warn(text: str) -> None:
     console.print(f"[yellow]warning[/yellow] {escape(text)}", highlight=False, soft_wrap=True)
 
 
-def _say_faces(faces_seen: dict[str, int]) -> None:
+def _say_faces(faces_seen: dict[str, int], largest: bool = True) -> None:
+    """Name the videos where a detection saw several faces, when only the largest was followed."""
     for video, faces in faces_seen.items():
-        _say(f"{video}: {faces} faces seen; one row per frame, for the largest (followed from frame to frame)")
+        if largest and faces > 1:
+            _say(f"{video}: {faces} faces seen; one row per frame, for the largest (followed from frame to frame; --faces all follows every one)")
+
+
+def _say_no_face(no_face: dict[str, dict]) -> None:
+    """Per video, the frames without a face and the longest run of them: never lost in silence."""
+    for video, n in no_face.items():
+        _say(f"{video}: no face in {n['frames_without_face']} of {n.get('frames', '?')} frames (longest gap {n.get('longest_gap', '?')} frames)")
 
 
 def _finish(failures: list[InputFailure]) -> None:
@@ -138,8 +146,11 @@ def _device(what: str = ""):
 
 LANDMARKS_HELP = ("How faces are found: auto (the checkpoint's own landmark backbone where it has one, else dlib), "
                   "network (the landmark network of --landmark-model; also spelt auhm), dlib, fan or truth.")
-LANDMARK_MODEL_HELP = ("Landmark checkpoint (auhm train --task landmarks): the tracker for --landmarks network, and for auto "
-                       "the face detector instead of dlib.")
+LANDMARK_MODEL_HELP = ("Landmark checkpoint (auhm train --task landmarks): the tracker for --landmarks network; with auto, "
+                       "the tracker a video falls back on when the AU model's landmarks reject its faces (instead of dlib), "
+                       "and the face search where no detector is installed.")
+FACES_HELP = ("all: every face, the face column its track id within the video (ids hold through crossings and gaps up to "
+              "--max-gap); largest: only the largest face, id 0.")
 
 
 def _precision():
@@ -458,6 +469,10 @@ def annotate(
     precision: str = _precision(),
     workers: Optional[int] = typer.Option(None, metavar="N", help="Decode + tracking workers, one video each (processes for dlib and truth, threads otherwise; default: 1 on a CPU, whose cores run the model; beside a GPU one process per spare core, or up to 4 threads)."),
     every: int = typer.Option(1, metavar="K", help="Annotate every k-th frame."),
+    faces: str = typer.Option("all", metavar="MODE", help=FACES_HELP),
+    detect_every: int = typer.Option(8, metavar="K", help="Frames between full-frame face detections: a face that enters is found within K frames (also right after a face is lost)."),
+    max_gap: float = typer.Option(1.0, metavar="SECONDS", help="How long a face may be missing (occluded, turned away, missed) and keep its id."),
+    min_face: Optional[int] = typer.Option(None, metavar="PX", help="Smallest face side to find, in pixels of the frame (default: the detector's)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo videos already annotated, and replace what --out held."),
     engine: str = typer.Option("local", metavar="NAME", help="local, or ray to spread videos over a Ray cluster."),
     quiet: bool = _quiet("No progress bar and no summary line."),
@@ -465,13 +480,15 @@ def annotate(
     """Annotate videos with per-frame AU intensities → Parquet (streaming, batched, resumable).
 
     Example: [bold]auhm annotate 'videos/*.mp4' --model runs/disfa/best.pt --out predictions.parquet[/bold]
+
+    One face only, as older versions did: [bold]auhm annotate clip.mp4 --model best.pt --faces largest[/bold]
     """
     from auhm.infer.annotate import AnnotateConfig, annotate as run_annotate
 
     config = AnnotateConfig(
         model=model, out=out, landmarks=landmarks_backend, landmark_model=landmark_model, per_video=per_video,
         batch_size=batch_size, device=device, precision=precision, workers=workers, every=every,
-        overwrite=overwrite, engine=engine, quiet=quiet,
+        overwrite=overwrite, engine=engine, quiet=quiet, faces=faces, detect_every=detect_every, max_gap=max_gap, min_face=min_face,
     )
     try:
         result = run_annotate(videos, config)
@@ -482,7 +499,10 @@ def annotate(
         where = f"{result.out} ({result.videos_held} video(s) in it)" if result.out.exists() else f"nothing written to {result.out}"
         _say(f"annotate: {len(result.written)} video(s), {result.frames} frames written, {len(result.skipped)} already done"
              f"{incomplete}, {len(result.failures)} failed → {where}")
-    _say_faces(result.faces_seen)
+    _say_faces(result.faces_seen, largest=faces == "largest")
+    _say_no_face(result.no_face)
+    for note in result.rejected:
+        _warn(str(note))
     if result.merge_note:
         _say(f"annotate: {result.merge_note}")
     _finish(result.failures + result.incomplete)

@@ -1,9 +1,10 @@
 """The landmark-backend interface and the per-frame result (backends register in :mod:`.registry`).
 
 A backend does two things on batches of RGB frames: ``detect`` faces (first frame, and when
-the track is lost) and ``fit`` 68 landmarks inside a given region. The :class:`~auhm.face.
-tracking.Tracker` decides which to call; backends hold no tracking state of their own.
-One face per frame: the tracker follows the largest, most confident face.
+the track is lost) and ``fit`` 68 landmarks inside a given region. The trackers
+(:class:`~auhm.face.tracking.Tracker`: one face; :class:`~auhm.face.multitrack.MultiTracker`: every
+face) decide which to call and hold the tracks; a backend keeps at most a per-video calibration
+(dlib: where HOG puts its box relative to the landmarks).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class FaceTrack:
     confidence: np.ndarray  # (n,) float32
     boxes: np.ndarray  # (n, 4) float32 x0, y0, x1, y1 frame pixels
     landmarks: np.ndarray  # (n, 68, 2) float32 frame pixels
+    scores: np.ndarray | None = None  # (n, N) AU intensities, where the backend's fit yields them (the AU model's backbone)
 
     def __len__(self) -> int:
         return len(self.indices)

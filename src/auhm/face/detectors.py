@@ -126,8 +126,8 @@ def find_detector() -> str | None:
     return next((name for name in DETECTORS if available(name)), None)
 
 
-def make_detector(name: str):
-    """A callable frame → list of (box, score) detections."""
+def make_detector(name: str, **options):
+    """A callable frame → list of (box, score) detections; ``options`` (``min_face``: the smallest face side to find, in frame pixels) where given."""
     if name not in _DETECTORS:
         raise ValueError(f"unknown face detector {name!r}; choose one of {', '.join(_DETECTORS)}")
-    return _DETECTORS[name]()
+    return _DETECTORS[name](**{k: v for k, v in options.items() if v is not None})

@@ -52,7 +52,8 @@ def check_available() -> None:
 class DlibBackend(LandmarkBackend):
     name = "dlib"
 
-    def __init__(self, detect_side: int = 480, threshold: float = 0.0, window_face: int = 80, verify_every: int = 4):
+    def __init__(self, detect_side: int = 480, threshold: float = 0.0, window_face: int = 80, verify_every: int = 4,
+                 min_face: int | None = None):
         try:
             import dlib
         except ImportError:
@@ -61,6 +62,7 @@ class DlibBackend(LandmarkBackend):
         self._hog = HogDetector(detect_side, threshold)
         self._predictor = dlib.shape_predictor(str(predictor_path()))
         self.detect_side = detect_side
+        self.min_face = min_face
         self.threshold = threshold
         self.window_face = window_face
         self.verify_every = verify_every

@@ -16,7 +16,7 @@ from typing import Callable
 from auhm.errors import UsageError
 
 # The options every caller may give; a factory is handed those its signature names.
-OPTIONS = ("model", "truth", "device")
+OPTIONS = ("model", "truth", "device", "min_face")
 
 
 @dataclass(frozen=True)
@@ -76,9 +76,9 @@ def check_backend(name: str, model: Path | None, choice: str = "--landmarks", op
     return spec
 
 
-def make_backend(name: str, *, model: Path | None = None, truth: Path | None = None, device: str = "cpu"):
+def make_backend(name: str, *, model: Path | None = None, truth: Path | None = None, device: str = "cpu", min_face: int | None = None):
     """The backend called ``name`` (or one of its aliases); its library is loaded only now, so the
     others need not be installed. Unknown names and missing checkpoints are UsageErrors."""
     spec = check_backend(name, model)
-    given = {"model": model, "truth": truth, "device": device}
-    return spec.factory(**{k: given[k] for k in spec.options})
+    given = {"model": model, "truth": truth, "device": device, "min_face": min_face}
+    return spec.factory(**{k: given[k] for k in spec.options if given[k] is not None or k != "min_face"})

@@ -66,12 +66,15 @@ class Tracker:
         self._previous: np.ndarray | None = None
         self._confidence = 0.0  # of the last confirmed fit
         self._since_detect = 0
+        self.rejected = 0  # faces the detector found whose fit was not a face (this video)
+        self.accepted = 0  # … and whose fit was
 
-    def start(self, video: str) -> None:
-        """A new video: forget the track."""
+    def start(self, video: str, frames: int | None = None) -> None:
+        """A new video: forget the track (``frames``: its length, when known; unused here)."""
         self._previous = None
         self._since_detect = 0
         self.faces_seen = 0
+        self.rejected = self.accepted = 0
         self.backend.start(video)
 
     def update(self, batch: FrameBatch) -> FaceTrack:
@@ -114,7 +117,8 @@ class Tracker:
             i += 1
         return track
 
-    def _record(self, track: FaceTrack, i: int, landmarks: np.ndarray, confidence: float) -> None:
+    def _record(self, track: FaceTrack, i: int, landmarks: np.ndarray, confidence: float, scores: np.ndarray | None = None) -> None:
+        _put_scores(track, i, scores)
         track.success[i] = True
         track.confidence[i] = confidence
         track.landmarks[i] = landmarks
@@ -154,6 +158,7 @@ class Tracker:
         if n < 1:
             return 0
         landmarks, confidence = self.backend.fit(frames[:n], np.repeat(self._previous[None], n, axis=0))
+        scores = getattr(self.backend, "last_scores", None)
         accepted = 0
         for i in range(n):
             if not self._plausible(landmarks[i], float(confidence[i]), frames.shape[1:], self._previous if i == 0 else landmarks[i - 1]):
@@ -165,12 +170,13 @@ class Tracker:
             track.confidence[kept] = confidence[:accepted]
             track.landmarks[kept] = landmarks[:accepted]
             track.boxes[kept] = landmark_boxes(landmarks[:accepted])
+            _put_scores(track, kept, None if scores is None else scores[:accepted])
             self._previous = landmarks[accepted - 1]
             self._confidence = float(confidence[accepted - 1])
             self._since_detect += accepted
         return accepted
 
-    def _follow(self, frame: np.ndarray) -> tuple[np.ndarray, float] | None:
+    def _follow(self, frame: np.ndarray) -> tuple[np.ndarray, float, np.ndarray | None] | None:
         if self._previous is None:
             return None
         every = self.config.redetect_every
@@ -180,9 +186,9 @@ class Tracker:
         if not self._plausible(landmarks[0], float(confidence[0]), frame.shape, self._previous):
             return None
         self._since_detect += 1
-        return landmarks[0], float(confidence[0])
+        return landmarks[0], float(confidence[0]), _first(getattr(self.backend, "last_scores", None))
 
-    def _detect(self, frame: np.ndarray) -> tuple[np.ndarray, float] | None:
+    def _detect(self, frame: np.ndarray) -> tuple[np.ndarray, float, np.ndarray | None] | None:
         self.detections += 1
         self._since_detect = 0
         found = self.backend.detect(frame[None])[0]
@@ -192,22 +198,43 @@ class Tracker:
             return None
         landmarks, confidence = self.backend.fit(frame[None], chosen[0][None])
         if not self._plausible(landmarks[0], float(confidence[0]), frame.shape, None):
+            self.rejected += 1
             return None
-        return landmarks[0], float(confidence[0])
+        self.accepted += 1
+        return landmarks[0], float(confidence[0]), _first(getattr(self.backend, "last_scores", None))
 
     def _plausible(self, landmarks: np.ndarray, confidence: float, shape: tuple, previous: np.ndarray | None) -> bool:
-        cfg = self.config
-        threshold = self.backend.min_confidence if cfg.min_confidence is None else cfg.min_confidence
-        if not np.isfinite(landmarks).all() or not np.isfinite(confidence) or confidence < threshold:
+        return plausible(self.config, self.backend, landmarks, confidence, shape, previous)
+
+
+def _first(scores: np.ndarray | None) -> np.ndarray | None:
+    return None if scores is None else scores[0]
+
+
+def _put_scores(track: FaceTrack, rows, scores: np.ndarray | None) -> None:
+    """Keep the AU intensities a backend's fit gave with its landmarks (the AU model's backbone)."""
+    if scores is None:
+        return
+    if track.scores is None:
+        track.scores = np.full((len(track), scores.shape[-1]), np.nan, np.float32)
+    track.scores[rows] = scores
+
+
+def plausible(cfg: TrackerConfig, backend: LandmarkBackend, landmarks: np.ndarray, confidence: float, shape: tuple,
+              previous: np.ndarray | None) -> bool:
+    """A fit that is a face: finite, confident enough, not tiny, centred in the frame, and (after
+    ``previous``) not grown or shrunk beyond ``max_scale_change`` in one step."""
+    threshold = backend.min_confidence if cfg.min_confidence is None else cfg.min_confidence
+    if not np.isfinite(landmarks).all() or not np.isfinite(confidence) or confidence < threshold:
+        return False
+    cx, cy, side = crop_square(landmarks, cfg.crop)
+    if side / cfg.crop.scale < cfg.min_face:
+        return False
+    h, w = shape[:2]
+    if not (0 <= cx < w and 0 <= cy < h):
+        return False
+    if previous is not None:
+        ratio = side / crop_square(previous, cfg.crop)[2]
+        if not (1 / cfg.max_scale_change <= ratio <= cfg.max_scale_change):
             return False
-        cx, cy, side = crop_square(landmarks, cfg.crop)
-        if side / cfg.crop.scale < cfg.min_face:
-            return False
-        h, w = shape[:2]
-        if not (0 <= cx < w and 0 <= cy < h):
-            return False
-        if previous is not None:
-            ratio = side / crop_square(previous, cfg.crop)[2]
-            if not (1 / cfg.max_scale_change <= ratio <= cfg.max_scale_change):
-                return False
-        return True
+    return True

@@ -78,10 +78,12 @@ class TruthBackend(LandmarkBackend):
         self.truth = Path(truth) if truth is not None else None
         self.sidecar: Path | None = None
         self._table: pd.DataFrame | None = None
+        self._faces: dict[int, list[np.ndarray]] | None = None
 
     def start(self, video: str) -> None:
         self.sidecar = find_sidecar(video, self.truth)
         self._table = read_sidecar(self.sidecar, video)
+        self._faces = None
 
     def read(self, indices: np.ndarray, timestamps: np.ndarray) -> FaceTrack:
         if self._table is None:
@@ -95,6 +97,20 @@ class TruthBackend(LandmarkBackend):
         track.landmarks[ok] = xy[ok]
         track.boxes[ok] = landmark_boxes(xy[ok])
         return track
+
+    def read_faces(self, indices: np.ndarray) -> list[list[np.ndarray]]:
+        """Every face the sidecar lists in each frame, (68, 2) landmarks each (a sidecar with a
+        ``face`` column lists several; the multi-face tracker gives them ids of its own)."""
+        if self._faces is None:
+            table = self._table.reset_index()
+            table = table[table["success"].to_numpy(bool)]
+            if "face" in table.columns:
+                table = table.sort_values(["frame", "face"], kind="stable")
+            xy = np.stack([table[X_COLUMNS].to_numpy(np.float32), table[Y_COLUMNS].to_numpy(np.float32)], axis=-1)
+            self._faces = {}
+            for frame, points in zip(table["frame"].to_numpy(np.int64), xy):
+                self._faces.setdefault(int(frame), []).append(points)
+        return [self._faces.get(int(i), []) for i in indices]
 
     def detect(self, frames: np.ndarray) -> list[list[Detection]]:
         raise NotImplementedError("truth backend reads landmarks by frame number; use Tracker.update")

@@ -4,7 +4,8 @@ Three stages run at once, joined by bounded queues so memory stays flat whatever
 length: decode + face tracking + cropping in ``workers`` workers (one video each: forked
 processes for dlib and truth landmarks, threads for the torch backends; :mod:`.workers`), and
 the AU model fed from the calling thread (:mod:`.engine`, :mod:`.predictor`). Tracking with the
-AU model's own backbone landmarks is :mod:`.self_tracking`.
+AU model's own backbone landmarks is :mod:`.backbone`; every face of a frame is followed with an id of its own
+(:mod:`auhm.face.multitrack`), or only the largest (``--faces largest``).
 
 Every decoded frame gets exactly one row; frames without a face get ``success = false`` and
 null AUs. Each video's table is written as it goes and renamed into place only when the video is
@@ -25,7 +26,7 @@ from auhm.face.tracking import FACE_FOLLOWED
 from auhm.infer.engine import Engine
 from auhm.infer.output import Plan, VideoJob, done_part, merge_output, output_lock, output_names, plan_jobs
 from auhm.infer.predictor import Predictor
-from auhm.infer.sources import face_source
+from auhm.infer.sources import FACES, face_source, tracking_config
 from auhm.io import check_writable, file_sha256
 from auhm.landmarks import backend_name, backend_names, check_backend
 from auhm.video.inputs import expand_inputs, nothing_matched
@@ -49,13 +50,24 @@ class AnnotateConfig:
     engine: str = "local"
     quiet: bool = False
     refine_drift: float = 0.10  # self-tracking: re-cut when the face moved more than this × crop side
-    min_landmark_confidence: float | None = None  # self-tracking: below it the face is lost (None: the backbone's calibrated threshold, else 0.25)
-    redetect_every: int = 10  # frames to wait after a failed search before searching again
+    min_landmark_confidence: float | None = None  # self-tracking: below it the face is lost (None: the backbone's calibrated threshold)
+    faces: str = "all"  # every face with its track id, or the largest one only
+    detect_every: int = 8  # decoded frames between full-frame detections (new faces are found within it)
+    max_gap: float = 1.0  # seconds a face may be missing and keep its id
+    min_face: int | None = None  # smallest face side to find, in frame pixels (None: the detector's default)
 
     def check(self) -> None:
         """Everything that can be checked before any work, as a UsageError."""
         if (self.batch_size is not None and self.batch_size < 1) or (self.workers is not None and self.workers < 1) or self.every < 1:
             raise UsageError("--batch-size, --workers and --every must be at least 1")
+        if self.faces not in FACES:
+            raise UsageError(f"--faces {self.faces}: choose one of {', '.join(FACES)}")
+        if self.detect_every < 1 or (self.min_face is not None and self.min_face < 1):
+            raise UsageError("--detect-every and --min-face must be at least 1")
+        if not (0 <= self.max_gap < 1e6) or not (0 < self.refine_drift < 10):
+            raise UsageError("--max-gap must be 0 or more seconds, and the refine drift a positive fraction")
+        if self.min_landmark_confidence is not None and not (0 <= self.min_landmark_confidence <= 1):
+            raise UsageError("--min-landmark-confidence must lie in 0–1")
         if self.engine not in ENGINES:
             raise UsageError(f"--engine {self.engine}: choose one of {', '.join(ENGINES)}")
         if self.landmarks != "auto":
@@ -81,7 +93,9 @@ class AnnotateResult:
     skipped: list[str] = field(default_factory=list)  # already done the same way
     failures: list[InputFailure] = field(default_factory=list)  # inputs with no rows
     incomplete: list[InputFailure] = field(default_factory=list)  # videos whose rows stop short of their end (kept)
-    faces_seen: dict[str, int] = field(default_factory=dict)  # videos where the detector saw more than one face
+    faces_seen: dict[str, int] = field(default_factory=dict)  # the most faces one detection found, per video
+    no_face: dict[str, dict] = field(default_factory=dict)  # videos with frames without a face: {frames, frames_without_face, longest_gap}
+    rejected: list[InputFailure] = field(default_factory=list)  # self-tracked videos where the model's landmarks rejected faces the detector saw
     fallbacks: list[InputFailure] = field(default_factory=list)  # self-tracked videos that went on with another tracker, and why
     stages: dict[str, float] = field(default_factory=dict)  # seconds of the model's thread per stage (local engine)
     frames: int = 0  # rows written in this run
@@ -135,9 +149,11 @@ def annotate(videos: Sequence[str], config: AnnotateConfig, predictor: Predictor
         "aus": list(predictor.aus),
         "method": predictor.method,
         "landmark_backend": source.name,
-        "landmark_model": file_sha256(config.landmark_model) if config.landmark_model and "network" in source.name.split("+") else None,
+        "landmark_model": file_sha256(config.landmark_model) if config.landmark_model and _uses_landmark_model(source) else None,
         "every": config.every,
-        "face_followed": FACE_FOLLOWED,
+        "faces": config.faces,
+        "tracking": _tracking_key(config),
+        "face_followed": FACE_FOLLOWED if config.faces == "largest" else FACES_FOLLOWED,
     }
     out = Path(config.out)
     folder = out if config.per_video else out.with_name(out.name + ".parts")
@@ -166,6 +182,20 @@ def annotate(videos: Sequence[str], config: AnnotateConfig, predictor: Predictor
         else:
             _finish_single_file(result, plan, jobs, folder, predictor.aus, meta, notes)
     return result
+
+
+FACES_FOLLOWED = "every face found, each with a track id that holds through short gaps (--faces all)"
+
+
+def _uses_landmark_model(source) -> bool:
+    """The landmark network of --landmark-model takes part: it tracks, searches, or is the fallback."""
+    return "network" in source.name.split("+") or source.self_tracking
+
+
+def _tracking_key(config: AnnotateConfig) -> str:
+    """The tracking settings that change rows, in the metadata (and so in the resume key)."""
+    t = tracking_config(config)
+    return f"detect_every={t.detect_every} max_gap={config.max_gap:g}s min_face={config.min_face or 'default'}"
 
 
 def _learning_warnings(config: AnnotateConfig, predictor: Predictor) -> list[str]:
@@ -243,8 +273,14 @@ def _report_notes(result: AnnotateResult, notes: dict[str, dict]) -> None:
     """What the videos' notes say that the summary must: several faces, frames missing at the end."""
     for video in result.written + result.skipped:
         note = notes.get(video) or {}
-        if (note.get("faces_seen") or 0) > 1:
+        if note.get("faces_seen") is not None:
             result.faces_seen[video] = int(note["faces_seen"])
+        if note.get("frames_without_face"):
+            result.no_face[video] = {k: int(note[k]) for k in ("frames", "frames_without_face", "longest_gap") if k in note}
+        if note.get("faces_rejected") and note.get("frames_without_face"):
+            result.rejected.append(InputFailure(video, f"the model's landmarks rejected {note['faces_rejected']} face(s) the detector "
+                                                       f"found, and {note['frames_without_face']} frame(s) have no face; "
+                                                       "--landmarks dlib (or a landmark network trained on real faces) may find them"))
         if note.get("incomplete"):
             earlier = "" if video in result.written else ", from an earlier run"
             result.incomplete.append(InputFailure(video, f"incomplete, {note['incomplete']} (the frames decoded are kept{earlier})"))

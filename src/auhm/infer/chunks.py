@@ -1,4 +1,4 @@
-"""What the tracking workers hand the model's process: chunks of tracked, cropped frames and ends."""
+"""What the tracking workers hand the model's process: chunks of tracked, cropped faces, notes and ends."""
 
 from __future__ import annotations
 
@@ -7,32 +7,35 @@ from dataclasses import dataclass
 import numpy as np
 
 from auhm.face.crop import CropConfig, crop_face
+from auhm.face.multitrack import FaceEntries
 from auhm.video import FrameBatch
 
 
 @dataclass
 class Chunk:
-    """Consecutive frames of one video, tracked and cropped, waiting for the model."""
+    """Consecutive frames of one video with their faces (one entry per frame and face), waiting for the model."""
 
     job: int
-    indices: np.ndarray
-    timestamps: np.ndarray
-    success: np.ndarray  # (n,) bool
-    confidence: np.ndarray  # (n,) float32
-    boxes: np.ndarray  # (n, 4) float32
-    rows: np.ndarray  # (k,) rows of this chunk that have a crop
-    crops: np.ndarray  # (k, S, S, 3) uint8
-    affines: np.ndarray  # (k, 2, 3) frame → crop
-    seq: int = 0  # its place among its worker's chunks
-    settled: bool = True  # its faces are final (self-tracking: once the worker says so)
+    indices: np.ndarray  # (n,) frame numbers
+    timestamps: np.ndarray  # (n,)
+    rows: np.ndarray  # (m,) the frame (row of indices) of each face
+    faces: np.ndarray  # (m,) each face's track id within its video
+    confidence: np.ndarray  # (m,) float32
+    boxes: np.ndarray  # (m, 4) float32
+    crops: np.ndarray | None  # (m, S, S, 3) uint8 for the model; None when the tracker scored them
+    intensities: np.ndarray | None = None  # (m, N): filled by the model, or already by the tracker
     worker: int = 0
-    intensities: np.ndarray | None = None  # (n, N) filled by the model
-    unscored: int = 0  # crops handed to the model's process and not scored yet
-    generation: np.ndarray | None = None  # (n,) how often each row was cut again: older scores are stale
+    unscored: int = 0  # crops handed to the model and not scored yet
 
     @property
     def done(self) -> bool:
-        return self.settled and self.unscored == 0
+        return self.unscored == 0 and (self.crops is None or self.intensities is not None or not len(self.rows))
+
+    def frames_with_face(self) -> np.ndarray:
+        """(n,) True where the frame has at least one face."""
+        has = np.zeros(len(self.indices), bool)
+        has[self.rows] = True
+        return has
 
 
 @dataclass
@@ -43,25 +46,34 @@ class VideoEnd:
 
 
 @dataclass
+class Note:
+    """Something to tell the user once about a video (worker → model's process)."""
+
+    job: int
+    text: str
+
+
+@dataclass
 class WorkerDone:
     """A tracking worker (thread or process) has no more videos to take."""
 
     worker: int
 
 
+def faces_of(tracker, batch: FrameBatch) -> FaceEntries:
+    """The faces a tracker finds in a batch: every face (multi-face tracker) or the one followed."""
+    found = tracker.update(batch)
+    return found if isinstance(found, FaceEntries) else FaceEntries.from_track(found, getattr(found, "scores", None))
+
+
 def track_and_crop(batch: FrameBatch, tracker, crop: CropConfig, job: int = 0) -> Chunk:
-    """Run the tracker on a batch of frames and cut the crops of the frames with a face."""
-    track = tracker.update(batch)
-    n = len(batch)
-    success = np.asarray(track.success, bool) & np.isfinite(np.asarray(track.landmarks)).all(axis=(1, 2))
-    rows = np.flatnonzero(success)
-    crops = np.empty((len(rows), crop.size, crop.size, 3), np.uint8)
-    affines = np.empty((len(rows), 2, 3), np.float64)
-    for k, r in enumerate(rows):
-        crops[k], affines[k] = crop_face(batch.frames[r], np.asarray(track.landmarks[r]), crop)
-    boxes = np.full((n, 4), np.nan, np.float32)
-    if getattr(track, "boxes", None) is not None:
-        boxes[:] = np.asarray(track.boxes, np.float32)
-    boxes[~success] = np.nan
-    confidence = np.asarray(track.confidence, np.float32).copy()
-    return Chunk(job, batch.indices, batch.timestamps, success, confidence, boxes, rows, crops, affines)
+    """Run the tracker on a batch of frames and cut the crops of its faces (unless the tracker's
+    backend scored them already: the AU model's own backbone)."""
+    found = faces_of(tracker, batch)
+    crops = None
+    if found.scores is None:
+        crops = np.empty((len(found.rows), crop.size, crop.size, 3), np.uint8)
+        for k, r in enumerate(found.rows):
+            crops[k] = crop_face(batch.frames[r], found.landmarks[k], crop)[0]
+    return Chunk(job, found.indices, found.timestamps, found.rows, found.ids, found.confidence, found.boxes, crops,
+                 intensities=found.scores)

@@ -1,14 +1,13 @@
 """The local engine: tracking workers feed the model, which runs beside the calling thread, and
-rows are written in order as each chunk is scored and settled.
+rows are written in order as each chunk is scored.
 
-Crops from consecutive frames *and* from different videos share model batches, so short clips
-still fill them. The model runs in :class:`~auhm.infer.predictor.ModelLanes` (a CPU: one
-single-threaded forward per core side by side; a GPU: one forward at a time while this thread
-gathers the next batch); batches then finish in any order, and :meth:`Engine._drain` keeps the
-rows in arrival order. With self-tracking, each scored crop's landmarks go back to the worker
-that cut it, which answers with crops cut again (:class:`~auhm.infer.self_tracking.Recut`) and,
-at last, the chunk's faces (:class:`~auhm.infer.self_tracking.Settled`). This thread does no
-per-frame work: it gathers crops, hands them over, and writes rows, a chunk at a time.
+The model scores each chunk's crops in pieces of the batch size cut from the chunk's start, so
+which crops share a forward is a function of the video alone (a forward's numbers may depend on
+its batch), never of what else is in flight. The model runs in
+:class:`~auhm.infer.predictor.ModelLanes` (a CPU: one single-threaded forward per core side by
+side; a GPU: one forward at a time while this thread gathers the next batch); batches then finish
+in any order, and :meth:`Engine._drain` keeps the rows in arrival order. Chunks the tracker
+scored already (the AU model's own backbone tracked them) go straight to the writer.
 """
 
 from __future__ import annotations
@@ -23,28 +22,43 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
+import torch
 
 from auhm.errors import InputFailure
-from auhm.infer.chunks import Chunk, VideoEnd, WorkerDone
+from auhm.infer.chunks import Chunk, Note, VideoEnd, WorkerDone
 from auhm.infer.output import VideoJob, chunk_rows
 from auhm.infer.predictor import ModelLanes, Prediction, Predictor, default_batch_size, model_lanes
-from auhm.infer.self_tracking import Note, Recut, Scored, Settled
-from auhm.infer.sources import FaceSource, presence_threshold
+from auhm.infer.sources import FaceSource
 from auhm.infer.workers import TrackingWorkers, tracking_workers
 from auhm.io import ParquetStream, prediction_schema
-
-GATHER_S = 0.01  # how long to wait for more crops before scoring a batch that is not full
 
 
 @dataclass
 class _Crops:
-    """Crops of some rows of a chunk, waiting for the model."""
+    """A chunk's crops, waiting for the model."""
 
     chunk: Chunk
-    rows: np.ndarray
-    crops: np.ndarray
-    generation: np.ndarray
     taken: int = 0
+
+
+@dataclass
+class FaceGaps:
+    """A video's frames without a face, counted as its rows are written (in frame order)."""
+
+    frames: int = 0
+    without: int = 0
+    run: int = 0
+    longest: int = 0
+
+    def add(self, has_face: np.ndarray) -> None:
+        for has in has_face:
+            self.run = 0 if has else self.run + 1
+            self.longest = max(self.longest, self.run)
+        self.frames += len(has_face)
+        self.without += int((~has_face).sum())
+
+    def notes(self) -> dict:
+        return {"frames": self.frames, "frames_without_face": self.without, "longest_gap": self.longest}
 
 
 class StageClock:
@@ -76,10 +90,9 @@ class Engine:
         self.batch = config.batch_size or default_batch_size(predictor.device)
         self.schema = prediction_schema(self.aus, {})
         self.writers: dict[int, ParquetStream] = {}
+        self.gaps: dict[int, FaceGaps] = {}
         self.pending: deque = deque()  # chunks and video ends, in arrival order: the order rows are written in
         self.to_score: deque[_Crops] = deque()
-        self.queued_crops = 0
-        self.open: dict[tuple[int, int], Chunk] = {}  # self-tracking: chunks not settled yet, by (job, seq)
         self.in_flight: set = set()  # futures of (parts, Prediction) from the model lanes
         self.written: list[str] = []
         self.failures: list[InputFailure] = []
@@ -87,7 +100,7 @@ class Engine:
         self.rows = 0
         self.lanes = ModelLanes(model_lanes(predictor.device), asynchronous=predictor.device.type != "cpu")
         self.clock = StageClock()
-        self.feedback: list = []
+        self.workers: TrackingWorkers | None = None
 
     def run(self, after_start: Callable[[], None] = lambda: None) -> tuple[list[str], list[InputFailure], int]:
         """Annotate every job; returns (videos written, failures, rows written)."""
@@ -95,27 +108,33 @@ class Engine:
             return [], [], 0
         source, predictor = self.source, self.predictor
         source.preload()  # before the fork: the tracking processes share it
-        # Self-tracking cuts crops ahead of the model's answers: short chunks keep that lag small.
-        # (Other chunks are long: the per-chunk costs of tracking and of the queue are then small.)
-        chunk_frames = max(8, min(self.batch, 32)) if source.self_tracking else max(self.batch, 32)
+        chunk_frames = max(self.batch, 32)
         # Tracking that needs neither torch nor the model runs in forked processes, each with its own
         # GIL; they share the backend face_source loaded before the fork.
         processes = source.forkable and "fork" in multiprocessing.get_all_start_methods()
-        count = max(1, min(tracking_workers(self.config.workers, predictor.device, processes), len(self.jobs)))
-        threshold = presence_threshold(self.config, predictor) if source.self_tracking else 0.0
-        workers = TrackingWorkers(self.jobs, source, predictor.crop, chunk_frames, self.config, count, processes, threshold)
-        self.feedback = workers.feedback
+        if source.self_tracking:  # the model runs in the tracking threads: one per core on a CPU
+            count = self.config.workers or (model_lanes(predictor.device) if predictor.device.type == "cpu" else 4)
+        else:
+            count = tracking_workers(self.config.workers, predictor.device, processes)
+        count = max(1, min(count, len(self.jobs)))
+        workers = self.workers = TrackingWorkers(self.jobs, source, predictor.crop, chunk_frames, self.config, count, processes)
         if processes:
             gc.freeze()  # a collection in a child would touch, and so copy, every page of this heap
         workers.start()
         if processes:
             gc.unfreeze()
         after_start()
+        threads = torch.get_num_threads()
+        if source.self_tracking:  # the tracking threads run the model; here only a fallen-back video's crops are scored
+            self.lanes = ModelLanes(1, asynchronous=predictor.device.type != "cpu")
+        if source.self_tracking and predictor.device.type == "cpu":
+            torch.set_num_threads(max(1, threads // count))  # the cores shared by the tracking threads' forwards
         try:
             with self.lanes:
                 self.lanes.warm_up(predictor, self.batch)
                 self._feed(workers)
         finally:
+            torch.set_num_threads(threads)
             workers.close()
             for stream in self.writers.values():
                 stream.abort()
@@ -125,28 +144,27 @@ class Engine:
         return self.written, self.failures, self.rows
 
     def _feed(self, workers: TrackingWorkers) -> None:
-        """Take the workers' items until every worker is done; score full batches as they fill, and
-        what there is when nothing more comes (self-tracking workers wait for the model's answers)."""
+        """Take the workers' items until every worker is done; score each chunk's crops as they come."""
         finished: set[int] = set()
         clock = self.clock
         while len(finished) < workers.count or self.to_score or self.in_flight:
             clock("receive")  # waiting for the workers, and unpickling what they send
-            wait = 0.002 if self.in_flight else GATHER_S if self.queued_crops else 1.0
+            wait = 0.002 if (self.in_flight or self.to_score) else 0.2
             try:
                 item = workers.items.get(timeout=wait) if len(finished) < workers.count else None
             except queue.Empty:
                 item = None
-            if item is None and len(finished) == workers.count and self.in_flight:
+            if item is None and len(finished) == workers.count and self.in_flight and not self.to_score:
                 futures.wait(self.in_flight, return_when=futures.FIRST_COMPLETED)
             clock("take")
             if isinstance(item, WorkerDone):
                 finished.add(item.worker)
             elif item is not None:
                 self._take(item)
-            elif not self.queued_crops and not self.in_flight:
+            elif not self.to_score and not self.in_flight:
                 finished.update(workers.dead())
-            while self.queued_crops >= self.batch or (item is None and self.queued_crops and not self.in_flight):
-                self._score(self.batch)
+            while self.to_score and (self.lanes.pool is None or len(self.in_flight) < self.lanes.count):
+                self._score()
             self._collect([f for f in self.in_flight if f.done()])
             self._drain()
         self._drain()
@@ -154,56 +172,29 @@ class Engine:
     def _take(self, item) -> None:
         if isinstance(item, Chunk):
             self.pending.append(item)
-            if not item.settled:
-                self.open[item.job, item.seq] = item
-            self._queue(item, item.rows, item.crops)
-        elif isinstance(item, Recut):
-            chunk = self.open[item.job, item.seq]
-            chunk.generation[item.rows] += 1
-            self._queue(chunk, item.rows, item.crops)
-        elif isinstance(item, Settled):
-            chunk = self.open.pop((item.job, item.seq))
-            chunk.success, chunk.confidence, chunk.boxes = item.success, item.confidence, item.boxes
-            chunk.settled = True
+            if item.crops is not None and len(item.rows):
+                item.unscored = len(item.rows)
+                self.to_score.append(_Crops(item))
         elif isinstance(item, Note):
             self.fallbacks.append(InputFailure(self.jobs[item.job].video, item.text))
         elif isinstance(item, VideoEnd):
-            if item.error is not None:  # its rows are dropped: chunks still open need no answers
-                for key in [k for k in self.open if k[0] == item.job]:
-                    self.open.pop(key).settled = True
             self.pending.append(item)
 
-    def _queue(self, chunk: Chunk, rows: np.ndarray, crops: np.ndarray) -> None:
-        if chunk.generation is None:
-            chunk.generation = np.zeros(len(chunk.indices), np.int64)
-        if len(rows):
-            self.to_score.append(_Crops(chunk, rows, crops, chunk.generation[rows].copy()))
-            chunk.unscored += len(rows)
-            self.queued_crops += len(rows)
-
-    def _score(self, limit: int) -> None:
-        """Hand up to ``limit`` crops from the front of the queue to the model (one batch)."""
+    def _score(self) -> None:
+        """Hand the model the next piece of the front chunk's crops (one batch, from one chunk only)."""
         self.clock("batch")
-        parts, taken = [], 0
-        while self.to_score and taken < limit:
-            unit = self.to_score[0]
-            k = min(limit - taken, len(unit.rows) - unit.taken)
-            parts.append((unit, unit.taken, k))
-            unit.taken += k
-            taken += k
-            if unit.taken == len(unit.rows):
-                self.to_score.popleft()
-        if not taken:
-            return
-        self.queued_crops -= taken
-        crops = self.lanes.gather([u.crops[s : s + k] for u, s, k in parts], taken, self.predictor)
+        unit = self.to_score[0]
+        s = unit.taken
+        k = min(self.batch, len(unit.chunk.rows) - s)
+        unit.taken += k
+        if unit.taken == len(unit.chunk.rows):
+            self.to_score.popleft()
+        crops = self.lanes.gather([unit.chunk.crops[s : s + k]], k, self.predictor)
         self.clock("model")
-        predictor = self.predictor
+        predictor, part = self.predictor, (unit.chunk, s, k)
         if self.lanes.pool is None:
-            return self._apply(parts, predictor(crops))
-        if len(self.in_flight) >= self.lanes.count:  # every lane busy: wait for the first to finish
-            self._collect(futures.wait(self.in_flight, return_when=futures.FIRST_COMPLETED).done)
-        self.in_flight.add(self.lanes.pool.submit(lambda: (parts, predictor(crops))))
+            return self._apply(part, predictor(crops))
+        self.in_flight.add(self.lanes.pool.submit(lambda: (part, predictor(crops))))
 
     def _collect(self, finished: Iterable) -> None:
         """Apply the batches the model lanes have finished (in any order: drain keeps the rows' order)."""
@@ -211,21 +202,13 @@ class Engine:
             self.in_flight.discard(f)
             self._apply(*f.result())
 
-    def _apply(self, parts: list, pred: Prediction) -> None:
+    def _apply(self, part: tuple, pred: Prediction) -> None:
         self.clock("apply")
-        at = 0
-        for unit, s, k in parts:
-            c = unit.chunk
-            if c.intensities is None:
-                c.intensities = np.full((len(c.indices), len(self.aus)), np.nan, np.float32)
-            rows = unit.rows[s : s + k]
-            fresh = c.generation[rows] == unit.generation[s : s + k]  # a row cut again since: this score is stale
-            sl = slice(at, at + k)
-            c.intensities[rows[fresh]] = pred.intensities[sl][fresh]
-            if not c.settled and pred.landmarks is not None and fresh.any():
-                self.feedback[c.worker].put(Scored(c.job, c.seq, rows[fresh], pred.landmarks[sl][fresh], pred.landmark_confidence[sl][fresh]))
-            c.unscored -= k
-            at += k
+        chunk, s, k = part
+        if chunk.intensities is None:
+            chunk.intensities = np.full((len(chunk.rows), len(self.aus)), np.nan, np.float32)
+        chunk.intensities[s : s + k] = pred.intensities
+        chunk.unscored -= k
 
     def _writer(self, j: int) -> ParquetStream:
         if j not in self.writers:
@@ -241,10 +224,12 @@ class Engine:
             video = self.jobs[item.job].video
             if isinstance(item, Chunk):
                 self._writer(item.job).append(chunk_rows(video, item, self.schema, self.aus))
+                self.gaps.setdefault(item.job, FaceGaps()).add(item.frames_with_face())
                 item.crops = None
                 self.on_frames(len(item.indices))
                 continue
             w = self.writers.pop(item.job, None)
+            gaps = self.gaps.pop(item.job, FaceGaps())
             if item.error is not None:
                 if w is not None:
                     w.abort()
@@ -253,7 +238,7 @@ class Engine:
             if w is None:  # a video whose every row was written before (or that had none)
                 w = self._writer(item.job)
                 self.writers.pop(item.job)
-            w.commit({"notes": item.notes} if item.notes else None)
+            w.commit({"notes": {**(item.notes or {}), **gaps.notes()}})
             self.rows += w.rows_written
             self.written.append(video)
 

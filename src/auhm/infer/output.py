@@ -28,20 +28,30 @@ from auhm.landmarks import backend_name
 
 
 def chunk_rows(video: str, chunk, schema: pa.Schema, aus: Sequence[int]) -> pa.RecordBatch:
-    """One row per frame of a scored chunk; null box and AUs where there is no face."""
-    n = len(chunk.indices)
-    null = ~chunk.success
+    """One row per face of each frame of a scored chunk, in frame then face order; a frame with no
+    face keeps one row (``success`` false, null face, box and AUs)."""
+    n, m = len(chunk.indices), len(chunk.rows)
+    empty = np.flatnonzero(~chunk.frames_with_face())
+    frame_row = np.concatenate([chunk.rows, empty])
+    face = np.concatenate([chunk.faces, np.zeros(len(empty), np.int64)])
+    order = np.lexsort((face, frame_row))
+    frame_row, face = frame_row[order], face[order]
+    success = (order < m)
+    entry = np.where(success, order, 0)
+    null = ~success
+    total = len(order)
     cols = [
-        pa.array([video] * n, pa.string()),
-        pa.array(chunk.indices.astype(np.int32)),
-        pa.array(chunk.timestamps.astype(np.float64)),
-        pa.array(np.zeros(n, np.int16)),
-        pa.array(chunk.success),
-        pa.array(chunk.confidence.astype(np.float32)),
+        pa.array([video] * total, pa.string()),
+        pa.array(chunk.indices[frame_row].astype(np.int32)),
+        pa.array(chunk.timestamps[frame_row].astype(np.float64)),
+        pa.array(face.astype(np.int16), mask=null),
+        pa.array(success),
+        pa.array(np.where(success, chunk.confidence[entry] if m else 0.0, 0.0).astype(np.float32)),
     ]
-    cols += [pa.array(chunk.boxes[:, j], pa.float32(), mask=null) for j in range(4)]
-    intens = chunk.intensities if chunk.intensities is not None else np.full((n, len(aus)), np.nan, np.float32)
-    cols += [pa.array(intens[:, j], pa.float32(), mask=null) for j in range(len(aus))]
+    boxes = chunk.boxes[entry] if m else np.full((total, 4), np.nan, np.float32)
+    cols += [pa.array(boxes[:, j], pa.float32(), mask=null) for j in range(4)]
+    intens = chunk.intensities[entry] if (m and chunk.intensities is not None) else np.full((total, len(aus)), np.nan, np.float32)
+    cols += [pa.array(intens[:, j].astype(np.float32), pa.float32(), mask=null) for j in range(len(aus))]
     return pa.RecordBatch.from_arrays(cols, schema=schema)
 
 
@@ -60,8 +70,9 @@ def output_names(videos: Sequence[str]) -> list[str]:
 
 
 # What makes two annotations of a video differ: their rows depend on nothing else that resume checks.
-RESUME_KEY = ("checkpoint", "landmark_backend", "landmark_model", "every")
-_SETTING = {"checkpoint": "checkpoint", "landmark_backend": "landmarks", "landmark_model": "landmark model", "every": "--every"}
+RESUME_KEY = ("checkpoint", "landmark_backend", "landmark_model", "every", "faces", "tracking")
+_SETTING = {"checkpoint": "checkpoint", "landmark_backend": "landmarks", "landmark_model": "landmark model", "every": "--every",
+            "faces": "--faces", "tracking": "tracking"}
 
 
 def landmarks_now(name: str | None) -> str | None:
@@ -76,7 +87,7 @@ def made_differently(have: dict, meta: dict) -> str | None:
     def show(v):
         return "none" if v is None else (v[:12] if isinstance(v, str) and len(v) == 64 else str(v))
 
-    have, meta = ({**m, "landmark_backend": landmarks_now(m.get("landmark_backend"))} for m in (have, meta))
+    have, meta = ({**m, "landmark_backend": landmarks_now(m.get("landmark_backend")), "faces": m.get("faces", "largest")} for m in (have, meta))
     diffs = [f"{_SETTING[k]} {show(have.get(k))} → {show(meta.get(k))}" for k in RESUME_KEY if have.get(k) != meta.get(k)]
     return ", ".join(diffs) or None
 
@@ -160,6 +171,8 @@ def plan_jobs(jobs: Sequence[VideoJob], meta: dict, out: Path, per_video: bool, 
         if differs:
             plan.redone.setdefault(differs, []).append(job.video)
         plan.todo.append(job)
+    if per_video and out.is_dir() and not overwrite:
+        _refuse_mixed_folder(out, {job.dest for job in jobs}, meta)
     if held is not None:
         redo = {job.video for job in plan.todo}
         plan.keep = [v for v in held.videos if v not in redo]
@@ -167,6 +180,21 @@ def plan_jobs(jobs: Sequence[VideoJob], meta: dict, out: Path, per_video: bool, 
             raise UsageError(f"--out {out} holds {len(plan.keep)} video(s) made with other settings ({held_differs}) "
                              "that this run does not redo: --overwrite replaces the file, or choose another --out")
     return plan
+
+
+def _refuse_mixed_folder(out: Path, dests: set[Path], meta: dict) -> None:
+    """A --per-video folder holds one way of annotating: a file there of a video this run does not
+    redo, made with other settings, is a UsageError (as for a single output file)."""
+    for path in sorted(out.glob("*.parquet")):
+        if path.name.startswith(".") or path in dests:
+            continue
+        try:
+            differs = made_differently(read_metadata(path), meta)
+        except Exception:
+            continue  # not an auhm table: not ours to judge
+        if differs:
+            raise UsageError(f"--out {out} holds {path.name}, made with other settings ({differs}), that this run does not redo: "
+                             "annotate it again with these settings too, --overwrite, or choose another folder")
 
 
 def merge_output(plan: Plan, jobs: Sequence[VideoJob], done: set[str], out: Path, aus: Sequence[int], meta: dict,

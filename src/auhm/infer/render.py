@@ -16,7 +16,8 @@ from auhm.console import progress
 from auhm.errors import UsageError
 from auhm.face.crop import invert_affine
 from auhm.infer.annotate import AnnotateConfig
-from auhm.infer.chunks import track_and_crop
+from auhm.face.crop import crop_face
+from auhm.infer.chunks import faces_of
 from auhm.infer.predictor import Predictor
 from auhm.infer.sources import face_source
 from auhm.io import check_writable
@@ -89,6 +90,13 @@ def draw_panel(height: int, aus, intensities: np.ndarray | None, colours: np.nda
     return panel
 
 
+def draw_face_id(canvas: np.ndarray, box: np.ndarray, face: int) -> None:
+    """The face's box and its track id, drawn in place."""
+    x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+    cv2.rectangle(canvas, (x0, y0), (x1, y1), (255, 255, 255), 1, cv2.LINE_AA)
+    cv2.putText(canvas, f"face {face}", (x0, max(12, y0 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+
+
 def render(video: str | Path, config: RenderConfig) -> RenderResult:
     """Write ``config.out``: each frame with its AU maps on the face and the intensity bars beside it."""
     if not Path(config.model).is_file():
@@ -116,19 +124,19 @@ def render(video: str | Path, config: RenderConfig) -> RenderResult:
         for batch in reader.batches(config.batch_size):
             if config.max_frames is not None and frames >= config.max_frames:
                 break
-            chunk = track_and_crop(batch, tracker, predictor.crop)
-            pred = predictor(chunk.crops, keep_heatmaps=True) if len(chunk.rows) else None
-            slot = {int(r): k for k, r in enumerate(chunk.rows)}
+            found = faces_of(tracker, batch)
+            cut = [crop_face(batch.frames[r], found.landmarks[k], predictor.crop) for k, r in enumerate(found.rows)]
+            pred = predictor(np.stack([c[0] for c in cut]), keep_heatmaps=True) if cut else None
             for r in range(len(batch)):
                 if config.max_frames is not None and frames >= config.max_frames:
                     break
                 canvas = np.zeros((height, width, 3), np.uint8)
                 canvas[: info.height, : info.width] = batch.frames[r]
                 values = None
-                if r in slot:
-                    k = slot[r]
-                    canvas = draw_heatmaps(canvas, pred.heatmaps[k], chunk.affines[k], predictor.crop.size, colours, config.opacity)
-                    values = pred.intensities[k]
+                for k in np.flatnonzero(found.rows == r):  # every face, with its id
+                    canvas = draw_heatmaps(canvas, pred.heatmaps[k], cut[k][1], predictor.crop.size, colours, config.opacity)
+                    draw_face_id(canvas, found.boxes[k], int(found.ids[k]))
+                    values = pred.intensities[k] if values is None else values  # the bars: the face of the lowest id
                     faces += 1
                 writer.write(np.concatenate([canvas, draw_panel(height, predictor.aus, values, colours)], axis=1))
                 frames += 1

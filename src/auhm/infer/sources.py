@@ -1,12 +1,14 @@
-"""Where annotation gets its faces: the ``--landmarks`` choice turned into factories for the workers.
+"""Where annotation gets its faces: the ``--landmarks`` and ``--faces`` choices turned into trackers.
 
-A tracker source (dlib, fan, network, truth) gives each worker a :class:`~auhm.face.Tracker`. The
-self-tracking source (``auto`` on a checkpoint whose backbone predicts landmarks) gives each
-worker a full-frame detector, and the landmark backend that a video falls back on when the
-model's own landmarks cannot be trusted there. The detector is the first one installed of dlib's
-HOG and OpenCV's Haar cascade (:mod:`auhm.face.detectors`); only when neither is, and
-``--landmark-model`` is given, the landmark network searches the frame itself, a sliding search
-that costs hundreds of forwards a frame: the last resort.
+Every source gives each worker a tracker over a landmark backend built on the run's device: the
+multi-face :class:`~auhm.face.multitrack.MultiTracker` (``--faces all``) or the single-face
+:class:`~auhm.face.tracking.Tracker` (``--faces largest``). ``auto`` on a checkpoint whose
+backbone predicts landmarks tracks with the AU model itself (:mod:`.backbone`): a full-frame
+detector finds the faces, the first one installed of dlib's HOG and OpenCV's Haar cascade
+(:mod:`auhm.face.detectors`), or, where neither is, the landmark network of ``--landmark-model``
+searching the frame itself (hundreds of forwards a frame: the last resort). A video whose
+faces the model's landmarks keep rejecting falls back on another tracker: the landmark network
+of ``--landmark-model`` when given, else dlib's.
 """
 
 from __future__ import annotations
@@ -17,28 +19,31 @@ from typing import TYPE_CHECKING, Callable
 
 from auhm.errors import UsageError
 from auhm.face.base import BackendUnavailable
+from auhm.face.multitrack import MultiTrackConfig
 
 if TYPE_CHECKING:
     from auhm.infer.annotate import AnnotateConfig
     from auhm.infer.predictor import Predictor
 
-DEFAULT_PRESENCE = 0.25  # landmark confidence of a face, when the checkpoint does not say
+FACES = ("all", "largest")
 
 
 @dataclass
 class FaceSource:
-    """How faces are found: a name for the metadata and factories of per-worker parts."""
+    """How faces are found: a name for the metadata and factories of per-worker trackers."""
 
     name: str
-    make_backend: Callable[[], object] | None  # -> LandmarkBackend; self-tracking: the one a video falls back on
-    self_tracking: bool = False  # crops follow the AU model's own backbone landmarks
-    make_detector: Callable[[], Callable] | None = None  # self-tracking: frame -> [(box, score)]
-    spare: object | None = None  # a backend already made (to check the options), handed out first
+    make_backend: Callable[[], object] | None  # -> LandmarkBackend
+    self_tracking: bool = False  # the AU model's own backbone landmarks follow the faces
+    make_fallback: Callable[[], object] | None = None  # self-tracking: the backend a distrusted video goes on with
     forkable: bool = False  # needs neither torch nor the model: tracking may run in forked processes
+    faces: str = "all"  # every face, or the largest one
+    tracking: MultiTrackConfig = field(default_factory=MultiTrackConfig)
+    spare: object | None = None  # a backend already made (to check the options), handed out first
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def backend(self):
-        """A backend of this thread's own (loading one can take a second: dlib's predictor)."""
+        """A backend of this worker's own (loading one can take a second: dlib's predictor)."""
         with self._lock:
             made, self.spare = self.spare, None
         if made is not None:
@@ -47,25 +52,31 @@ class FaceSource:
             raise UsageError(f"--landmarks {self.name}: no landmark backend to track with (install dlib, or give --landmark-model)")
         return self.make_backend()
 
-    def fallback(self):
-        """The backend a self-tracked video falls back on, or None when there is none (or it fails to load)."""
+    def _tracker(self, backend):
+        from auhm.face.multitrack import MultiTracker
+        from auhm.face.tracking import Tracker
+
+        return MultiTracker(backend, self.tracking) if self.faces == "all" else Tracker(backend)
+
+    def tracker(self):
+        return self._tracker(self.backend())
+
+    def fallback_tracker(self):
+        """The tracker a distrusted self-tracked video goes on with, or None when there is none (or it fails to load)."""
+        if self.make_fallback is None:
+            return None
         try:
-            return self.backend()
+            return self._tracker(self.make_fallback())
         except (UsageError, ValueError, RuntimeError):  # RuntimeError: BackendUnavailable
             return None
 
-    def tracker(self):
-        from auhm.face import Tracker
-
-        return Tracker(self.backend())
-
     def preload(self) -> "FaceSource":
-        """Make the first backend now, unless it follows the model: a bad option fails here with
-        the backend's own message, and forked tracking processes share it (dlib's predictor is
-        large: each process would otherwise hold its own copy)."""
-        if self.spare is None and not self.self_tracking:
+        """Make the first backend now: a bad option fails here with the backend's own message, and
+        forked tracking processes share it (dlib's predictor is large: each process would
+        otherwise hold its own copy)."""
+        if self.spare is None:
             try:
-                self.spare = self.make_backend()
+                self.spare = self.backend()
             except (ValueError, FileNotFoundError, BackendUnavailable) as e:  # a checkpoint of no use, a library or weights not installed
                 raise UsageError(f"--landmarks {self.name}: {e}") from None
         return self
@@ -82,45 +93,64 @@ def dlib_available() -> bool:
         return False
 
 
-def presence_threshold(config: "AnnotateConfig", predictor: "Predictor") -> float:
-    """Landmark confidence below which self-tracking calls a crop no face."""
+def backbone_presence(config: "AnnotateConfig", predictor: "Predictor") -> float:
+    """Landmark confidence below which self-tracking calls a crop no face: ``--min-landmark-confidence``,
+    else the checkpoint's calibrated threshold, else the landmark network's default."""
+    from auhm.landmarks.network import DEFAULT_PRESENCE
+
     if config.min_landmark_confidence is not None:
         return float(config.min_landmark_confidence)
     return float(predictor.info.get("backbone_presence_threshold", DEFAULT_PRESENCE))
 
 
+def tracking_config(config: "AnnotateConfig", fps: float = 30.0) -> MultiTrackConfig:
+    """The multi-face tracker's settings from the options (``--max-gap`` in seconds → frames)."""
+    gap = max(1, round(config.max_gap * fps / max(config.every, 1)))
+    return MultiTrackConfig(detect_every=config.detect_every, max_gap=gap)
+
+
 def face_source(config: "AnnotateConfig", predictor: "Predictor") -> FaceSource:
     """The faces the options ask for; ``auto`` prefers the model's own backbone landmarks.
     Nothing is loaded yet (dlib's predictor takes a while): :meth:`FaceSource.preload` does it when there is work."""
-    from auhm.face.detectors import find_detector, make_detector
+    from auhm.face.detectors import find_detector
     from auhm.landmarks import backend_name, backend_spec, make_backend
 
     name = backend_name(config.landmarks)
+    device = str(predictor.device)
+    common = {"faces": config.faces, "tracking": tracking_config(config)}
     if name == "auto":
         if predictor.has_landmarks:
-            return _self_tracking(config, make_backend, find_detector(), make_detector)
+            return _self_tracking(config, predictor, find_detector(), device, common)
         if not dlib_available():
             raise UsageError("--landmarks auto: this checkpoint has no landmark backbone and dlib is not installed")
         name = "dlib"
-    return FaceSource(name, lambda: make_backend(name, model=config.landmark_model), forkable=backend_spec(name).forkable)
+    options = {"min_face": config.min_face} if name == "dlib" else {}
+    return FaceSource(name, lambda: make_backend(name, model=config.landmark_model, device=device, **options),
+                      forkable=backend_spec(name).forkable, **common)
 
 
-def _self_tracking(config, make_backend, detector: str | None, make_detector) -> FaceSource:
+def _self_tracking(config: "AnnotateConfig", predictor: "Predictor", detector: str | None, device: str, common: dict) -> FaceSource:
+    from auhm.face.detectors import make_detector
+    from auhm.infer.backbone import BackboneBackend
+    from auhm.landmarks import make_backend
+
     landmark_model = config.landmark_model
-    fallback, forkable = None, True
-    if dlib_available():
-        fallback = lambda: make_backend("dlib")  # noqa: E731
-    elif landmark_model:
-        fallback, forkable = (lambda: make_backend("network", model=landmark_model)), False  # torch: not in a forked process
+    fallback = None
+    if landmark_model:
+        fallback = lambda: make_backend("network", model=landmark_model, device=device)  # noqa: E731
+    elif dlib_available():
+        fallback = lambda: make_backend("dlib", min_face=config.min_face)  # noqa: E731
+    threshold = backbone_presence(config, predictor)
     if detector is None:
         if not landmark_model:
             raise UsageError("--landmarks auto: the backbone tracks, but finding faces needs dlib (pip install 'auhm[dlib]'), "
                              "OpenCV's Haar cascades, or --landmark-model")
-        detector, forkable = "network", False
+        detector = "network"
 
-        def search():  # the landmark network's sliding search: the last resort
-            backend = make_backend("network", model=landmark_model)
-            return lambda frame: backend.detect(frame[None])[0]
-
-        return FaceSource(f"backbone+{detector}", fallback, True, search, forkable=forkable)
-    return FaceSource(f"backbone+{detector}", fallback, True, lambda: make_detector(detector), forkable=forkable)
+        def find():  # the landmark network's sliding search: the last resort
+            network = make_backend("network", model=landmark_model, device=device)
+            return lambda frame: network.detect(frame[None])[0]
+    else:
+        find = lambda: make_detector(detector, min_face=config.min_face)  # noqa: E731
+    make = lambda: BackboneBackend(predictor, find(), threshold, config.refine_drift)  # noqa: E731
+    return FaceSource(f"backbone+{detector}", make, True, fallback, forkable=False, **common)

@@ -11,14 +11,16 @@ import multiprocessing
 import os
 import queue
 import threading
+import time
+from pathlib import Path
 from typing import Iterator, Sequence
 
 import torch
 
 from auhm.errors import failure_reason
-from auhm.infer.chunks import Chunk, VideoEnd, WorkerDone, track_and_crop
-from auhm.infer.self_tracking import SelfTracker
+from auhm.infer.chunks import Note, VideoEnd, WorkerDone, track_and_crop
 from auhm.video import FrameBatch, VideoError, VideoReader
+from auhm.video.inputs import STILL_SUFFIXES
 
 
 def tracking_workers(workers: int | None, device: torch.device, processes: bool = True) -> int:
@@ -49,15 +51,16 @@ def return_freed_memory_to_the_os() -> bool:
     return bool(trim(0))
 
 
-def prefetched(batches: Iterator[FrameBatch], stop: threading.Event, depth: int = 2) -> Iterator[FrameBatch]:
-    """Decode in a thread of its own, ``depth`` batches ahead of the tracking that consumes them."""
+def prefetched(batches: Iterator[FrameBatch], stop, depth: int = 2) -> Iterator[FrameBatch]:
+    """Decode in a thread of its own, ``depth`` batches ahead of the tracking that consumes them.
+    Ends when the run stops (``stop``), when decoding ends, or when the decoder dies without a word."""
     q: queue.Queue = queue.Queue(maxsize=depth)
     end, gone = object(), threading.Event()  # gone: the consumer stopped early
 
     def hand_over(item) -> bool:
         while not (stop.is_set() or gone.is_set()):
             try:
-                q.put(item, timeout=0.2)
+                q.put(item, timeout=0.05)
                 return True
             except queue.Full:
                 continue
@@ -72,10 +75,16 @@ def prefetched(batches: Iterator[FrameBatch], stop: threading.Event, depth: int 
         except BaseException as e:  # handed to the consumer, which reports the video
             hand_over(e)
 
-    threading.Thread(target=decode, name="auhm-decode", daemon=True).start()
+    decoder = threading.Thread(target=decode, name="auhm-decode", daemon=True)
+    decoder.start()
     try:
         while not stop.is_set():
-            item = q.get()
+            try:
+                item = q.get(timeout=0.05)
+            except queue.Empty:
+                if not decoder.is_alive() and q.empty():
+                    raise RuntimeError("the decoding thread ended without finishing the video")
+                continue
             if item is end:
                 return
             if isinstance(item, BaseException):
@@ -83,18 +92,25 @@ def prefetched(batches: Iterator[FrameBatch], stop: threading.Event, depth: int 
             yield item
     finally:
         gone.set()
+        decoder.join(timeout=1.0)
+
+
+DISTRUST_AFTER = 3  # faces the detector found and the model's landmarks rejected, before a video falls back
+
+
+def distrusted(tracker) -> bool:
+    """The AU model's landmarks rejected most of the faces the detector found in this video."""
+    return tracker.rejected >= DISTRUST_AFTER and tracker.rejected * 2 > tracker.rejected + tracker.accepted
 
 
 class TrackingWorkers:
-    """``count`` workers taking videos in turn and putting their chunks and ends on ``items``.
+    """``count`` workers taking videos in turn and putting their chunks, notes and ends on ``items``.
 
-    Self-tracking workers also read what the model's thread sends back to each of them on
-    ``feedback[k]`` (:class:`~auhm.infer.self_tracking.Scored`), and keep at most ``ahead`` chunks
-    waiting for it: the lag between the landmarks a crop is cut from and its frame.
+    Each worker's state is its own (a local of its loop): a tracker that fails ends its own video
+    only. ``stop`` ends every worker within a fraction of a second.
     """
 
-    def __init__(self, jobs: Sequence, source, crop, chunk_frames: int, config, count: int, processes: bool,
-                 threshold: float = 0.0, ahead: int = 2):
+    def __init__(self, jobs: Sequence, source, crop, chunk_frames: int, config, count: int, processes: bool):
         self.jobs = jobs
         self.source = source
         self.crop = crop
@@ -102,18 +118,14 @@ class TrackingWorkers:
         self.config = config
         self.count = count
         self.processes = processes
-        self.threshold = threshold
-        self.ahead = ahead
         ctx = multiprocessing.get_context("fork") if processes else None
         depth = 4 * count + 4
         self.items = ctx.Queue(maxsize=depth) if processes else queue.Queue(maxsize=depth)
-        self.feedback = [(ctx.Queue() if processes else queue.Queue()) for _ in range(count)] if source.self_tracking else []
         self.stop = ctx.Event() if processes else threading.Event()
         self._claimed = (ctx or multiprocessing).Value("i", 0)  # videos handed out so far (shared memory: threads or processes)
         self._parent = os.getpid()
         spawn = ctx.Process if processes else threading.Thread
-        target = self._self_track if source.self_tracking else self._track
-        self.workers = [spawn(target=self._run, args=(target, k), name=f"auhm-track-{k}", daemon=True) for k in range(count)]
+        self.workers = [spawn(target=self._run, args=(k,), name=f"auhm-track-{k}", daemon=True) for k in range(count)]
 
     def start(self) -> None:
         for w in self.workers:
@@ -123,12 +135,17 @@ class TrackingWorkers:
         """Workers that are gone without saying so (a crash in native code)."""
         return [k for k, w in enumerate(self.workers) if not w.is_alive()] if self.processes else []
 
-    def close(self) -> None:
+    def close(self, timeout: float = 2.0) -> list[str]:
+        """Stop every worker (all at once, not one after another); the names of any still running."""
         self.stop.set()
+        deadline = time.monotonic() + timeout
         for w in self.workers:
-            w.join(timeout=5)
+            w.join(timeout=max(0.0, deadline - time.monotonic()))
+        for w in self.workers:
             if self.processes and w.is_alive():
                 w.terminate()
+                w.join(timeout=1.0)
+        return [w.name for w in self.workers if w.is_alive()]
 
     def _next_job(self) -> int | None:
         with self._claimed.get_lock():
@@ -148,118 +165,80 @@ class TrackingWorkers:
                 self._alive_parent()
 
     def _open(self, video: str) -> tuple[VideoReader, Iterator[FrameBatch]]:
-        # One decoding thread per video: the cores belong to the model lanes (decord's default
-        # starts several threads per video, whatever the cores).
+        # One decoding thread per video: the cores belong to the model (decord's default starts
+        # several threads per video, whatever the cores).
         reader = VideoReader(video, num_threads=1)
         return reader, prefetched(reader.batches(self.chunk_frames, self.config.every), self.stop)
 
-    def _broke_off(self, j: int, e: Exception, frames: int) -> None:
-        """A video that failed: decoding that broke off keeps the frames before it (noted as
-        incomplete); anything else drops the video."""
-        video = self.jobs[j].video
-        if isinstance(e, VideoError) and frames:
-            self._end(j, notes={"incomplete": failure_reason(e, video)})
-        else:
-            self._end(j, failure_reason(e, video))
+    def _end(self, j: int, error: str | None = None, notes: dict | None = None) -> None:
+        self._put(VideoEnd(j, error, notes))
+        if self.processes:
+            return_freed_memory_to_the_os()
 
-    def _run(self, target, k: int) -> None:
-        self._doing: set[int] = set()  # videos this worker has started and not ended
+    def _run(self, k: int) -> None:
         try:
-            target(k)
-        except Exception as e:  # the tracker itself failed: report every video left
-            for j in sorted(self._doing):
-                self._end(j, f"landmark backend failed: {failure_reason(e)}")
-            while (j := self._next_job()) is not None:
-                self._put(VideoEnd(j, f"landmark backend failed: {failure_reason(e)}"))
+            try:
+                tracker = self.source.tracker()
+            except Exception as e:  # no tracker at all: every video left fails, said once each
+                while (j := self._next_job()) is not None:
+                    self._put(VideoEnd(j, f"landmark backend failed: {failure_reason(e)}"))
+                return
+            while not self.stop.is_set() and (j := self._next_job()) is not None:
+                self._video(j, tracker)
         finally:
             self._put(WorkerDone(k))
             if self.processes:
                 self.items.close()
                 self.items.join_thread()  # everything put is handed over before the process ends
 
-    def _begin(self) -> int | None:
-        j = self._next_job()
-        if j is not None:
-            self._doing.add(j)
-        return j
+    def _video(self, j: int, tracker) -> None:
+        """Track one video and hand over its chunks; a failure ends this video only."""
+        video, frames, current, tried = self.jobs[j].video, 0, tracker, False
+        try:
+            reader, batches = self._open(video)
+            tracker.start(video, reader.info.frames_claimed or (1 if Path(video).suffix.lower() in STILL_SUFFIXES else None))
+            for batch in batches:
+                chunk = track_and_crop(batch, current, self.crop, j)
+                if not tried and self.source.self_tracking and distrusted(tracker):
+                    tried = True
+                    current = self._fall_back(j, video, tracker) or tracker
+                    if current is not tracker:
+                        chunk = track_and_crop(batch, current, self.crop, j)
+                self._put(chunk)
+                frames += len(batch)
+            if self.stop.is_set():
+                return  # stopped mid-video: not written, the re-run does it
+            self._end(j, notes=_with_shortfall(_tracking_notes(tracker, current), reader))
+        except Exception as e:  # one broken video must not stop the others
+            if isinstance(e, VideoError) and frames:  # decoding broke off: the frames before it are kept
+                self._end(j, notes={**_tracking_notes(tracker, current), "incomplete": failure_reason(e, video)})
+            else:
+                self._end(j, failure_reason(e, video))
 
-    def _end(self, j: int, error: str | None = None, notes: dict | None = None) -> None:
-        self._doing.discard(j)
-        self._put(VideoEnd(j, error, notes))
-        if self.processes:
-            return_freed_memory_to_the_os()
+    def _fall_back(self, j: int, video: str, tracker):
+        """The detector's own tracker for a video whose self-tracking the model's landmarks cannot be trusted on."""
+        what = f"the model's landmarks rejected {tracker.rejected} of {tracker.rejected + tracker.accepted} faces the detector found"
+        fallback = self.source.fallback_tracker()
+        if fallback is None:
+            self._put(Note(j, f"{what}; no landmark tracker to fall back on (install dlib's predictor, or give --landmark-model): "
+                              "frames where they are weak have no face"))
+            return None
+        self._put(Note(j, f"{what}; tracking this video with {fallback.backend.name} instead"))
+        fallback.start(video)  # its first frames are this chunk's: no short-video rule to apply
+        return fallback
 
-    def _track(self, k: int) -> None:
-        tracker = self.source.tracker()
-        while not self.stop.is_set() and (j := self._begin()) is not None:
-            video, frames = self.jobs[j].video, 0
-            try:
-                reader, batches = self._open(video)
-                tracker.start(video)
-                searches = tracker.detections
-                for batch in batches:
-                    self._put(track_and_crop(batch, tracker, self.crop, j))
-                    frames += len(batch)
-                notes = {"faces_seen": tracker.faces_seen} if tracker.detections > searches else {}
-                self._end(j, notes=_with_shortfall(notes, reader))
-            except Exception as e:  # one broken video must not stop the others
-                self._broke_off(j, e, frames)
 
-    def _self_track(self, k: int) -> None:
-        cfg, feedback = self.config, self.feedback[k]
-
-        def put(item) -> None:
-            if isinstance(item, Chunk):
-                item.worker = k
-            self._put(item)
-
-        tracker = SelfTracker(self.source.make_detector(), self.crop, self.threshold, put, cfg.refine_drift,
-                              cfg.redetect_every, cfg.every, self.source.fallback)
-        seq, job, reader, batches, frames = 0, None, None, None, 0
-
-        def answer(block: bool) -> None:
-            while True:
-                try:
-                    msg = feedback.get(timeout=0.2) if block else feedback.get_nowait()
-                except queue.Empty:
-                    self._alive_parent()
-                    return
-                tracker.scored(msg)
-                block = False
-
-        while not self.stop.is_set():
-            answer(block=False)
-            if job is None:
-                job = self._begin()
-                if job is None:
-                    if not tracker.open_chunks:
-                        return
-                    answer(block=True)
-                    continue
-                video, frames = self.jobs[job].video, 0
-                try:
-                    reader, batches = self._open(video)
-                    tracker.start(job, video)
-                except Exception as e:
-                    self._end(job, failure_reason(e, video))
-                    job = None
-                continue
-            if tracker.open_chunks >= self.ahead:
-                answer(block=True)
-                continue
-            try:
-                batch = next(batches, None)
-                if batch is not None:
-                    put(tracker.cut(job, seq, batch))
-                    seq += 1
-                    frames += len(batch)
-                    continue
-                self._end(job, notes=_with_shortfall(tracker.notes(job), reader))
-            except Exception as e:  # one broken video must not stop the others
-                if not (isinstance(e, VideoError) and frames):
-                    tracker.abandon(job)
-                self._broke_off(job, e, frames)
-            job = None
+def _tracking_notes(tracker, current) -> dict:
+    """What a video's notes say of its faces: the most one detection found, tracks made, faces rejected."""
+    notes: dict = {}
+    if tracker.detections or current.detections:
+        notes["faces_seen"] = int(max(tracker.faces_seen, current.faces_seen))
+    made = getattr(current, "tracks_made", None)
+    if made is not None:
+        notes["tracks"] = int(made)
+    if tracker.rejected:
+        notes["faces_rejected"] = int(tracker.rejected)
+    return notes
 
 
 def _with_shortfall(notes: dict, reader: VideoReader) -> dict:

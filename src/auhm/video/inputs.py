@@ -12,6 +12,7 @@ _GLOB_CHARS = set("*?[")
 
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
+STILL_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}  # a photo given by name: a video of one frame
 
 
 def expand_inputs(patterns: list[str], unmatched: list[InputFailure] | None = None) -> list[str]:

@@ -1,0 +1,388 @@
+"""Every face in the video, each with an id that holds: tracking by detection.
+
+A full-frame detection runs on a schedule (every ``detect_every`` frames, and at once when a
+followed face is lost). Between detections each face is followed from its own landmarks, as the
+single-face :class:`~auhm.face.tracking.Tracker` does (a batched fit where the backend allows).
+At a detection, faces are matched to tracks by box overlap after each track's motion is carried
+forward, with an optimal assignment (``scipy.optimize.linear_sum_assignment``): first the
+tracks followed up to this frame, then those missing for at most ``max_gap`` frames (an
+occlusion or a miss, bridged under the old id), and a detection left over starts a new track.
+A new track is confirmed only after ``min_hits`` frames with a face, so a one-frame false
+detection makes no track; ids are handed out in order of confirmation (0, 1, 2 …). When two
+tracks settle on the same face (one person crossing in front of another), the younger track
+loses it there and waits, missing, for its face to come back.
+
+Everything is a function of the frames alone, in frame order: the same video gives the same
+ids and rows whatever the timing of the threads around it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from auhm.face.base import LandmarkBackend, landmark_boxes
+from auhm.face.tracking import TrackerConfig, plausible
+from auhm.video import FrameBatch
+
+
+@dataclass(frozen=True)
+class MultiTrackConfig:
+    detect_every: int = 8  # decoded frames between full-frame detections (also right after a loss)
+    max_gap: int = 30  # frames a missing face keeps its id (≈ 1 s at 30 fps)
+    min_hits: int = 3  # frames with a face before a new track counts (and is written)
+    match_iou: float = 0.3  # least overlap of a detection with a track's predicted box
+    duplicate_iou: float = 0.5  # two tracks' boxes overlapping more than this hold one face
+    max_faces: int | None = None  # at most this many tracks at once (None: no limit)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)  # what a plausible fit is
+
+
+@dataclass
+class FaceEntries:
+    """The faces of a batch of frames: one entry per (frame, face), in frame then id order."""
+
+    indices: np.ndarray  # (n,) frame numbers of the batch
+    timestamps: np.ndarray  # (n,)
+    rows: np.ndarray  # (m,) row of the batch each entry belongs to
+    ids: np.ndarray  # (m,) track id within the video
+    confidence: np.ndarray  # (m,)
+    boxes: np.ndarray  # (m, 4)
+    landmarks: np.ndarray  # (m, 68, 2)
+    scores: np.ndarray | None = None  # (m, N) AU intensities, when the backend's fit yields them
+
+    @classmethod
+    def from_lists(cls, batch: FrameBatch, found: list[tuple[int, int, np.ndarray, float, np.ndarray | None]]) -> "FaceEntries":
+        found = sorted(found, key=lambda e: (e[0], e[1]))
+        m = len(found)
+        scores = None
+        if m and found[0][4] is not None:
+            scores = np.stack([e[4] for e in found]).astype(np.float32)
+        landmarks = np.stack([e[2] for e in found]).astype(np.float32) if m else np.zeros((0, 68, 2), np.float32)
+        return cls(np.asarray(batch.indices, np.int64), np.asarray(batch.timestamps, np.float64),
+                   np.array([e[0] for e in found], np.int64), np.array([e[1] for e in found], np.int64),
+                   np.array([e[3] for e in found], np.float32), landmark_boxes(landmarks) if m else np.zeros((0, 4), np.float32),
+                   landmarks, scores)
+
+    @classmethod
+    def from_track(cls, track, scores: np.ndarray | None = None) -> "FaceEntries":
+        """The one face of a single-face :class:`~auhm.face.base.FaceTrack` (id 0)."""
+        rows = np.flatnonzero(np.asarray(track.success, bool) & np.isfinite(np.asarray(track.landmarks)).all(axis=(1, 2)))
+        return cls(np.asarray(track.indices, np.int64), np.asarray(track.timestamps, np.float64), rows, np.zeros(len(rows), np.int64),
+                   np.asarray(track.confidence, np.float32)[rows], np.asarray(track.boxes, np.float32)[rows],
+                   np.asarray(track.landmarks, np.float32)[rows], None if scores is None else scores[rows])
+
+
+@dataclass
+class _Track:
+    key: int  # internal, in order of birth
+    landmarks: np.ndarray
+    confidence: float
+    frame: int  # last frame index with this face
+    hits: int = 1
+    id: int | None = None  # given at confirmation
+    live: bool = True  # seen on the last frame processed: followed, not searched for
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # box centre, px per frame
+
+    def box(self) -> np.ndarray:
+        return landmark_boxes(self.landmarks).astype(np.float64)
+
+    def predicted_box(self, frame: int) -> np.ndarray:
+        shift = self.velocity * min(max(frame - self.frame, 0), 30)
+        return self.box() + np.concatenate([shift, shift])
+
+    def predicted_points(self, frame: int) -> np.ndarray:
+        return self.landmarks + self.velocity * min(max(frame - self.frame, 0), 30)
+
+    def seen(self, frame: int, landmarks: np.ndarray, confidence: float) -> None:
+        if frame > self.frame:
+            step = (landmark_boxes(landmarks)[:2] + landmark_boxes(landmarks)[2:] - self.box()[:2] - self.box()[2:]) / 2 / (frame - self.frame)
+            self.velocity = 0.5 * self.velocity + 0.5 * step if self.live else step
+        self.landmarks, self.confidence, self.frame = landmarks, confidence, frame
+        self.hits += 1
+        self.live = True
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) intersection over union of x0, y0, x1, y1 boxes."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    lo = np.maximum(a[:, None, :2], b[None, :, :2])
+    hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=-1)
+    area = lambda x: np.prod(np.clip(x[:, 2:] - x[:, :2], 0, None), axis=-1)  # noqa: E731
+    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
+
+
+def match(cost_iou: np.ndarray, least: float) -> list[tuple[int, int]]:
+    """Pairs (row, column) of the assignment that maximises the summed overlap, each ≥ ``least``."""
+    if cost_iou.size == 0:
+        return []
+    rows, cols = linear_sum_assignment(-cost_iou)
+    return [(int(r), int(c)) for r, c in zip(rows, cols) if cost_iou[r, c] >= least]
+
+
+class MultiTracker:
+    """Follows every face of a video, batch by batch; ``update`` gives each batch's faces with their ids."""
+
+    def __init__(self, backend: LandmarkBackend, config: MultiTrackConfig = MultiTrackConfig(), detect=None):
+        self.backend = backend
+        self.config = config
+        self.detect = detect or (lambda frame: backend.detect(frame[None])[0])
+        self.detections = 0  # full-frame detections run (all videos)
+        self.faces_seen = 0  # most faces one detection found in this video
+        self.tracks_made = 0  # confirmed tracks in this video
+        self.rejected = 0  # faces the detector found whose fit was not a face (this video)
+        self.accepted = 0  # … and whose fit was
+        self._tracks: list[_Track] = []
+        self._births = 0
+        self._next_detect = 0
+        self._min_hits = config.min_hits
+
+    def start(self, video: str, frames: int | None = None) -> None:
+        """A new video; ``frames``, when known, lets a video shorter than ``min_hits`` (a photo) confirm its faces at once."""
+        self._min_hits = max(1, min(self.config.min_hits, frames)) if frames else self.config.min_hits
+        self._tracks, self._births, self._next_detect = [], 0, 0
+        self.faces_seen = self.tracks_made = self.rejected = self.accepted = 0
+        self.backend.start(video)
+
+    # ── the batch ─────────────────────────────────────────────────────────────────────────────
+    def update(self, batch: FrameBatch) -> FaceEntries:
+        known = getattr(self.backend, "read_faces", None)
+        if known is not None:  # faces known without looking (truth): every frame is a detection
+            return self._update_known(batch, known(batch.indices))
+        found: list = []  # (row, track key, landmarks, confidence, scores)
+        n, i = len(batch), 0
+        step = int(batch.indices[1] - batch.indices[0]) if n > 1 else 1
+        while i < n:
+            if batch.indices[i] >= self._next_detect:
+                found += self._detection_frame(batch, i)
+                self._next_detect = int(batch.indices[i]) + self.config.detect_every * max(step, 1)
+                i += 1
+                continue
+            j = next((r for r in range(i, n) if batch.indices[r] >= self._next_detect), n)
+            lost_at, kept = self._follow(batch, i, j)
+            found += kept
+            if lost_at < j:
+                self._next_detect = int(batch.indices[lost_at])  # search that frame at once
+            i = lost_at
+        self._expire(int(batch.indices[-1]) if n else 0)
+        return self._entries(batch, found)
+
+    def _entries(self, batch: FrameBatch, found: list) -> FaceEntries:
+        """Entries of confirmed tracks only (a track not confirmed by the batch's end is not written)."""
+        ids = {t.key: t.id for t in self._tracks if t.id is not None}
+        kept = [(r, ids[k], lm, c, s) for r, k, lm, c, s in found if k in ids]
+        return FaceEntries.from_lists(batch, kept)
+
+    def _confirm(self, track: _Track) -> None:
+        if track.id is None and track.hits >= self._min_hits:
+            track.id = self.tracks_made
+            self.tracks_made += 1
+
+    def _expire(self, frame: int) -> None:
+        """Forget tracks missing for longer than the gap a face may be bridged over (and unconfirmed ones that lost their face)."""
+        gap = self.config.max_gap
+        self._tracks = [t for t in self._tracks if t.live or (t.id is not None and frame - t.frame <= gap)]
+
+    # ── following, between detections ─────────────────────────────────────────────────────────
+    def _follow(self, batch: FrameBatch, i: int, j: int) -> tuple[int, list]:
+        """Fit every live track on frames [i, j) from its own landmarks; (the first frame where one
+        was lost, the entries up to there)."""
+        live = [t for t in self._tracks if t.live]
+        fits = {t.key: self._fit_track(batch, i, j, t) for t in live}
+        lost_at = min([i + len(f[0]) for f in fits.values()] + [j])
+        # two tracks on one face: the younger loses it from the first such frame
+        for r in range(i, lost_at):
+            boxes = [(t, landmark_boxes(fits[t.key][0][r - i])) for t in live]
+            for a in range(len(boxes)):
+                for b in range(a + 1, len(boxes)):
+                    if iou(boxes[a][1], boxes[b][1])[0, 0] > self.config.duplicate_iou:
+                        lost_at = r
+                        break
+                if lost_at == r:
+                    break
+            if lost_at == r:
+                break
+        if lost_at == i:  # a track is lost (or two merge) on the first frame: settle it with a detection there
+            return i, []
+        found = []
+        for t in live:
+            landmarks, confidence, scores = fits[t.key]
+            for r in range(i, lost_at):
+                t.seen(int(batch.indices[r]), landmarks[r - i], float(confidence[r - i]))
+                self._confirm(t)
+                found.append((r, t.key, landmarks[r - i], float(confidence[r - i]), None if scores is None else scores[r - i]))
+        return lost_at, found
+
+    def _fit_track(self, batch: FrameBatch, i: int, j: int, t: _Track) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Landmarks, confidence (and scores) of track ``t`` on frames i, i+1 … up to the first implausible one (excluded)."""
+        backend, frames = self.backend, batch.frames[i:j]
+        if backend.batched_fit and len(frames) > 1:
+            regions = np.stack([t.predicted_points(int(f)) for f in batch.indices[i:j]])
+            landmarks, confidence = backend.fit(frames, regions)
+            scores = getattr(backend, "last_scores", None)
+            previous, k = t.landmarks, 0
+            for k in range(len(frames)):
+                if not plausible(self.config.tracker, backend, landmarks[k], float(confidence[k]), frames.shape[1:], previous):
+                    break
+                previous = landmarks[k]
+            else:
+                k = len(frames)
+            return landmarks[:k], confidence[:k], None if scores is None else scores[:k]
+        return self._fit_sequential(frames, t)
+
+    def _fit_sequential(self, frames: np.ndarray, t: _Track):
+        """Frame by frame from the previous fit. A backend whose presence check is costly
+        (``verify_every`` = k) is checked on every k-th frame and the last; when a check fails, the
+        frames since the last one are fitted again, each checked, so a face is lost where it left."""
+        backend, cfg, shape = self.backend, self.config.tracker, frames.shape[1:]
+        every = max(1, int(cfg.verify_every or backend.verify_every))
+        out: list = []  # (landmarks, confidence, scores)
+        previous, confidence, unchecked, checking_from = t.landmarks, t.confidence, 0, len(frames)
+        k = 0
+        while k < len(frames):
+            if every > 1 and k < checking_from and unchecked + 1 < every and k < len(frames) - 1:
+                landmarks = backend.fit_unchecked(frames[k : k + 1], previous[None])[0]
+                if plausible(cfg, backend, landmarks, confidence, shape, previous):
+                    out.append((landmarks, confidence, None))
+                    previous, unchecked, k = landmarks, unchecked + 1, k + 1
+                    continue
+            landmarks, conf = backend.fit(frames[k : k + 1], previous[None])
+            scores = getattr(backend, "last_scores", None)
+            if plausible(cfg, backend, landmarks[0], float(conf[0]), shape, previous):
+                out.append((landmarks[0], float(conf[0]), None if scores is None else scores[0]))
+                previous, confidence, unchecked, k = landmarks[0], float(conf[0]), 0, k + 1
+                continue
+            if unchecked:  # lost since the last check: check those frames one by one
+                k -= unchecked
+                del out[k:]
+                previous = out[-1][0] if out else t.landmarks
+                checking_from, unchecked = -1, 0  # from here every frame is checked
+                continue
+            break
+        if not out:
+            return np.zeros((0, 68, 2), np.float32), np.zeros(0, np.float32), None
+        scores = None if out[0][2] is None else np.stack([o[2] for o in out])
+        return np.stack([o[0] for o in out]), np.asarray([o[1] for o in out], np.float32), scores
+
+    # ── detection frames ──────────────────────────────────────────────────────────────────────
+    def _detection_frame(self, batch: FrameBatch, r: int) -> list:
+        frame, index = batch.frames[r], int(batch.indices[r])
+        self.detections += 1
+        detections = [np.asarray(box, np.float64) for box, _ in self.detect(frame)]
+        self.faces_seen = max(self.faces_seen, len(detections))
+        boxes = np.array(detections).reshape(-1, 4)
+        taken: dict[int, int] = {}  # detection → track key
+        live = [t for t in self._tracks if t.live]
+        missing = sorted((t for t in self._tracks if not t.live), key=lambda t: -t.frame)
+        for group in (live, missing):
+            free = [d for d in range(len(boxes)) if d not in taken]
+            if not group or not free:
+                continue
+            overlap = iou(np.array([t.predicted_box(index) for t in group]), boxes[free])
+            for a, b in match(overlap, self.config.match_iou):
+                taken[free[b]] = group[a].key
+        by_key = {t.key: t for t in self._tracks}
+        box_of = {k: boxes[d] for d, k in taken.items()}
+        fitted = []  # (track, landmarks, confidence, scores)
+        for t in live:  # followed faces: from their own landmarks, else from their detection
+            fit = self._fit_one(frame, t.predicted_points(index), t.landmarks)
+            if fit is None and t.key in box_of:
+                fit = self._fit_one(frame, box_points(box_of[t.key]), None)
+            if fit is None:
+                t.live = False
+            else:
+                fitted.append((t, *fit))
+        for t in missing:  # faces found again after a gap
+            if t.key in box_of:
+                fit = self._fit_one(frame, box_points(box_of[t.key]), None)
+                self._judged(fit)
+                if fit is not None:
+                    fitted.append((t, *fit))
+        limit = self.config.max_faces
+        newcomers = sorted((d for d in range(len(boxes)) if d not in taken), key=lambda d: -_area(boxes[d]))
+        for d in newcomers:
+            if limit is not None and len(fitted) >= limit:
+                break
+            fit = self._fit_one(frame, box_points(boxes[d]), None)
+            self._judged(fit)
+            if fit is not None:
+                self._births += 1
+                t = _Track(self._births, fit[0], fit[1], index, hits=0, live=False)
+                self._tracks.append(t)
+                fitted.append((t, *fit))
+        fitted = self._without_duplicates(fitted)
+        kept = {t.key for t, *_ in fitted}
+        for t in self._tracks:
+            if t.key not in kept:
+                t.live = False
+        found = []
+        for t, landmarks, confidence, scores in fitted:
+            t.seen(index, landmarks, confidence)
+            self._confirm(t)
+            found.append((r, t.key, landmarks, confidence, scores))
+        return found
+
+    def _judged(self, fit) -> None:
+        if fit is None:
+            self.rejected += 1
+        else:
+            self.accepted += 1
+
+    def _without_duplicates(self, fitted: list) -> list:
+        """Of tracks whose fits hold one face, keep the oldest confirmed one."""
+        order = sorted(fitted, key=lambda f: (f[0].id is None, f[0].id if f[0].id is not None else 0, f[0].key))
+        kept: list = []
+        for f in order:
+            box = landmark_boxes(f[1])
+            if all(iou(box, landmark_boxes(g[1]))[0, 0] <= self.config.duplicate_iou for g in kept):
+                kept.append(f)
+        return kept
+
+    def _fit_one(self, frame: np.ndarray, region: np.ndarray, previous: np.ndarray | None):
+        landmarks, confidence = self.backend.fit(frame[None], np.asarray(region)[None])
+        scores = getattr(self.backend, "last_scores", None)
+        if not plausible(self.config.tracker, self.backend, landmarks[0], float(confidence[0]), frame.shape, previous):
+            return None
+        return landmarks[0], float(confidence[0]), None if scores is None else scores[0]
+
+    # ── faces known by frame number ───────────────────────────────────────────────────────────
+    def _update_known(self, batch: FrameBatch, faces: list[list[np.ndarray]]) -> FaceEntries:
+        found = []
+        for r, points in enumerate(faces):
+            index = int(batch.indices[r])
+            self.faces_seen = max(self.faces_seen, len(points))
+            boxes = np.array([landmark_boxes(p) for p in points]).reshape(-1, 4)
+            taken: dict[int, _Track] = {}
+            live = [t for t in self._tracks if t.live]
+            missing = sorted((t for t in self._tracks if not t.live), key=lambda t: -t.frame)
+            for group in (live, missing):
+                free = [d for d in range(len(boxes)) if d not in taken]
+                if group and free:
+                    for a, b in match(iou(np.array([t.predicted_box(index) for t in group]), boxes[free]), self.config.match_iou):
+                        taken[free[b]] = group[a]
+            for d in range(len(boxes)):
+                if d not in taken and (self.config.max_faces is None or len(taken) < self.config.max_faces):
+                    self._births += 1
+                    taken[d] = _Track(self._births, points[d], 1.0, index, hits=0, live=False)
+                    self._tracks.append(taken[d])
+            for t in self._tracks:
+                if t not in taken.values():
+                    t.live = False
+            for d, t in taken.items():  # known faces are no false detections: confirmed at once
+                t.seen(index, np.asarray(points[d], np.float32), 1.0)
+                t.hits = max(t.hits, self._min_hits)
+                self._confirm(t)
+                found.append((r, t.key, np.asarray(points[d], np.float32), 1.0, None))
+            self._expire(index)
+        return self._entries(batch, found)
+
+
+def box_points(box: np.ndarray) -> np.ndarray:
+    """A detector box as the two corners the crop convention squares (as it squares landmarks)."""
+    return np.asarray(box, np.float64).reshape(2, 2)
+
+
+def _area(box: np.ndarray) -> float:
+    return float(max(box[2] - box[0], 0) * max(box[3] - box[1], 0))
