@@ -284,7 +284,7 @@ def models(
 # ── prepare ─────────────────────────────────────────────────────────────────────────────────
 @command()
 def prepare(
-    kind: str = typer.Argument(..., help="disfa, bp4d, fera2017, synth, csv, or landmarks (a landmark corpus: give --format)."),
+    kind: str = typer.Argument(..., help="disfa, disfa-plus, bp4d, fera2017, unbc, aff-wild2, feafa-plus, synth, csv, or landmarks (a landmark corpus: give --format)."),
     root: Path = typer.Argument(..., help="Dataset root (or manifest CSV for kind csv)."),
     out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Output directory for shards and labels."),
     landmarks_backend: str = typer.Option("truth", "--landmarks", metavar="NAME", help="truth, network (also spelt auhm), dlib or fan."),
@@ -295,6 +295,7 @@ def prepare(
     landmark_format: Optional[str] = typer.Option(None, "--format", metavar="NAME", help="Kind landmarks: 300w (also iBUG, LFPW, HELEN, AFW and `auhm synth --layout landmarks`), 300w-lp, wflw or ls3d-w."),
     val_fraction: float = typer.Option(0.1, metavar="SHARE", help="Kind landmarks: share of photos (videos, identities) held out as the dev split."),
     seed: int = typer.Option(0, help="Kind landmarks: seed of the dev split."),
+    scale_to_5: bool = typer.Option(False, "--scale-to-5", help="Kind feafa-plus: scale its 0–1 AU values to 0–5."),
     quiet: bool = _quiet(),
 ) -> None:
     """Landmarks + face crops + labels → training shards, labels.parquet and manifest.json.
@@ -312,9 +313,12 @@ def prepare(
         return
     if landmark_format is not None:
         _usage(UsageError("--format is for kind landmarks (auhm prepare landmarks ROOT --format 300w …)"))
+    if scale_to_5 and kind.lower() != "feafa-plus":
+        _usage(UsageError("--scale-to-5 is for kind feafa-plus (its AU values run 0–1)"))
     from auhm.data import PrepareConfig, prepare_corpus
 
-    config = PrepareConfig(landmarks=landmarks_backend, landmark_model=landmark_model, crop=CropConfig(size=size), every=every, device=device)
+    config = PrepareConfig(landmarks=landmarks_backend, landmark_model=landmark_model, crop=CropConfig(size=size), every=every, device=device,
+                           scale_to_five=scale_to_5)
     try:
         report = prepare_corpus(kind, root, out, config, quiet=quiet)
     except UsageError as e:
