@@ -248,5 +248,5 @@ def test_a_corpus_registered_in_one_place_is_read_split_and_scored_by_subject(tm
     assert corpora.subject_of("Videos_LeftCamera/LeftVideoSN004_comp.avi") == "SN004"  # the others still
     table = load_labels("toy", tmp_path)
     assert len(table) == 8 and table["AU12"].isna().sum() == 4
-    with pytest.raises(UsageError, match=r"unknown corpus kind 'nope' \(known: bp4d, csv, disfa, fera2017, synth, toy\)"):
+    with pytest.raises(UsageError, match=r"unknown corpus kind 'nope' \(known: aff-wild2, bp4d, csv, disfa, disfa-plus, feafa-plus, fera2017, synth, toy, unbc\)"):
         load_sessions("nope", tmp_path)
