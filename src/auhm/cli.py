@@ -519,7 +519,7 @@ def score(
         report = score_predictions(config)
     except UsageError as e:
         _usage(e)
-    for line in report.join.summary():
+    for line in report.join.summary() + report.notes:
         _say(line)
     out = Console()
     for table in report_tables(report):
