@@ -74,3 +74,25 @@ def test_prepare_from_the_readme(tmp_path):
     assert ds.frame.tolist() == [1, 2, 3, 4] and ds.labels[0, 0] == 2  # AU04 of frame 1
     labels = pd.read_parquet(tmp_path / "work" / "labels.parquet")
     assert labels["PSPI"].tolist() == [4, 0, 0, 6]
+
+
+def test_score_reports_pspi_beside_the_aus_derived_from_predicted_aus(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from auhm.cli import app
+
+    unbc_tree(tmp_path / "UNBC")
+    # frame: AU04, AU06, AU07, AU09, AU10 → PSPI by hand 2 + 1 + 1 = 4, 1, 0, 3 + 2 + 1 = 6 (labels: 4, 0, 0, 6).
+    aus = {1: (2, 1, 0.5, 0, 1), 2: (1, 0, 0, 0, 0), 3: (0, 0, 0, 0, 0), 4: (3, 1, 2, 1, 0)}
+    pred = pd.DataFrame([{"video": f"{SEQ}", "frame": f, "success": True,
+                          **dict(zip(["AU04", "AU06", "AU07", "AU09", "AU10"], map(float, v)))} for f, v in aus.items()])
+    pred.to_parquet(tmp_path / "p.parquet")
+    result = CliRunner().invoke(app, ["score", str(tmp_path / "p.parquet"), "--labels", str(tmp_path / "UNBC"), "--kind", "unbc",
+                                      "--json", str(tmp_path / "s.json")])
+    assert result.exit_code == 0, result.output
+    scores = json.loads((tmp_path / "s.json").read_text())["scores"]
+    assert scores["MSE"]["PSPI"] == 0.25 and scores["MAE"]["PSPI"] == 0.25 and scores["n"]["PSPI"] == 4
+    assert "no AU43 predicted: counted 0" in result.stderr and "PSPI" in result.stdout
+    assert scores["MSE"]["Avg."] == np.mean([scores["MSE"][a] for a in ("AU04", "AU06", "AU07", "AU09", "AU10")])  # PSPI not in the average
