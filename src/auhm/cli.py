@@ -423,11 +423,14 @@ def evaluate(
     batch_size: int = typer.Option(64, metavar="N", help="Crops per forward pass."),
     device: str = _device(),
     precision: str = _precision(),
+    exclude_subjects: Optional[str] = typer.Option(None, metavar="IDS", help="Subjects to leave out, comma-separated (default on another corpus: the people both corpora hold)."),
     quiet: bool = _quiet(),
 ) -> None:
     """Run a checkpoint on a prepared split, write predictions and print the scores.
 
     Example: [bold]auhm evaluate runs/disfa/best.pt work/disfa --split part1[/bold]
+
+    On another corpus it scores the AUs both code: [bold]auhm evaluate runs/disfa/best.pt work/disfa-plus[/bold]
     """
     from auhm.train.config import EvaluateConfig
     from auhm.metrics.report import au_table
@@ -435,9 +438,12 @@ def evaluate(
 
     try:
         result = evaluate_checkpoint(EvaluateConfig(checkpoint=ckpt, data=data, split=split, out=out, batch_size=batch_size,
-                                                    device=device, precision=precision, quiet=quiet))
+                                                    device=device, precision=precision, quiet=quiet,
+                                                    exclude_subjects=tuple(s.strip() for s in (exclude_subjects or "").split(",") if s.strip())))
     except UsageError as e:
         _usage(e)
+    for line in result.cross.lines() if result.cross else []:
+        _say(line)
     if result.warning:
         _warn(f"{ckpt}: {result.warning}")
     if "ICC" in result.scores.index:
