@@ -501,7 +501,7 @@ def annotate(
 # ── score ───────────────────────────────────────────────────────────────────────────────────
 @command()
 def score(
-    pred: Path = typer.Argument(..., metavar="PREDICTIONS", help="Predictions: auhm Parquet, a directory of them, or an OpenFace CSV."),
+    pred: Path = typer.Argument(..., metavar="PREDICTIONS", help="Predictions: auhm Parquet, an OpenFace 2.2 or py-feat CSV, or a directory of them."),
     labels: Path = typer.Option(..., "--labels", "-l", help="Labels Parquet/CSV, or a dataset root with --kind."),
     kind: Optional[str] = typer.Option(None, metavar="NAME", help="disfa, bp4d or fera2017 when --labels is a dataset root."),
     by: Optional[str] = typer.Option(None, metavar="GROUP", help="Also score per video or per subject."),
@@ -538,6 +538,27 @@ def score(
         report.long_frame().to_csv(csv_out, index=False)
         _say(f"wrote {csv_out}")
     _finish(report.failures)
+
+
+# ── export ──────────────────────────────────────────────────────────────────────────────────
+@command()
+def export(
+    pred: Path = typer.Argument(..., metavar="PREDICTIONS", help="Predictions Parquet, or a directory of them."),
+    to: str = typer.Option(..., "--to", metavar="FORMAT", help="openface (OpenFace 2.2's CSV, one per video) or csv (one plain CSV)."),
+    out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Folder to write into (--to csv: also a .csv file)."),
+) -> None:
+    """Write predictions for other tools: OpenFace 2.2's CSVs (its scripts and notebooks read them unchanged) or a plain CSV.
+
+    Example: [bold]auhm export predictions.parquet --to openface --out openface_csv/[/bold], then [bold]auhm score openface_csv/ --labels labels.parquet[/bold]
+    """
+    from auhm.interop.export import export as run_export
+
+    try:
+        result = run_export(pred, to, out)
+    except UsageError as e:
+        _usage(e)
+    _say(f"export: {result.rows} rows of {result.videos} video(s) → {len(result.files)} {to} file(s) in {out}")
+    _finish(result.failures)
 
 
 # ── plot / render ───────────────────────────────────────────────────────────────────────────
