@@ -503,7 +503,7 @@ def annotate(
 def score(
     pred: Path = typer.Argument(..., metavar="PREDICTIONS", help="Predictions: auhm Parquet, an OpenFace 2.2 or py-feat CSV, or a directory of them."),
     labels: Path = typer.Option(..., "--labels", "-l", help="Labels Parquet/CSV, or a dataset root with --kind."),
-    kind: Optional[str] = typer.Option(None, metavar="NAME", help="disfa, bp4d or fera2017 when --labels is a dataset root."),
+    kind: Optional[str] = typer.Option(None, metavar="NAME", help="The corpus kind when --labels is a dataset root (disfa, disfa-plus, bp4d, fera2017, unbc, aff-wild2, feafa-plus, …)."),
     by: Optional[str] = typer.Option(None, metavar="GROUP", help="Also score per video or per subject."),
     threshold: float = typer.Option(1.0, help="Occurrence threshold for F1."),
     ci: Optional[float] = typer.Option(None, metavar="LEVEL", help="Bootstrap confidence level, e.g. 0.95 (resamples whole videos)."),

@@ -105,7 +105,7 @@ def load_label_table(path: Path, kind: str | None = None) -> pd.DataFrame:
         raise UsageError(f"{path}: no such file or directory")
     if path.is_dir():
         if not kind:
-            raise UsageError(f"{path}: is a directory; give --kind disfa|bp4d|fera2017 to read it as a dataset root")
+            raise UsageError(f"{path}: is a directory; give --kind (disfa, bp4d, unbc, aff-wild2 …) to read it as a dataset root")
         from auhm.data import load_labels  # lazy: the corpus readers are heavy
 
         return clean_labels(load_labels(kind, path))
