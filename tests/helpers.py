@@ -332,3 +332,38 @@ def write_dots_image(path: Path, *faces: np.ndarray, size: int = 96) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     assert cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 100] if path.suffix == ".jpg" else [])
     return path
+
+
+# ── image-sequence corpora ──────────────────────────────────────────────────────────────────
+def write_text(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def write_sequence(folder: Path, names: list[str], truth: Path | None = None, size: int = 96) -> list[Path]:
+    """Frames ``names`` (grey level = 20 + 20 × position) in ``folder``, and with ``truth`` the
+    true-landmark sidecar counting them from 0 (the same face in each)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, name in enumerate(names):
+        img = np.full((size, size, 3), 20 + 20 * k, np.uint8)
+        assert cv2.imwrite(str(folder / name), img)
+        paths.append(folder / name)
+    if truth is not None:
+        points = face_points()
+        rows = {"frame": np.arange(len(names))}
+        rows |= {f"x_{i}": np.full(len(names), points[i, 0]) for i in range(68)}
+        rows |= {f"y_{i}": np.full(len(names), points[i, 1]) for i in range(68)}
+        truth.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_parquet(truth)
+    return paths
+
+
+def prepare_cli(kind: str, root: Path, out: Path, *extra: str):
+    """``auhm prepare KIND ROOT --out OUT`` as the README gives it (truth landmarks, 64-px crops): the CLI result."""
+    from typer.testing import CliRunner
+
+    from auhm.cli import app
+
+    return CliRunner().invoke(app, ["prepare", kind, str(root), "--out", str(out), "--size", "64", "-q", *extra])

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from auhm.cli import app
 
-COMMANDS = ("synth", "landmarks", "heatmaps", "models", "prepare", "train", "evaluate", "annotate", "score", "plot", "render")
+COMMANDS = ("synth", "landmarks", "heatmaps", "models", "prepare", "train", "evaluate", "annotate", "score", "export", "plot", "render")
 
 
 def help_of(*args: str) -> str:

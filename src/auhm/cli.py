@@ -295,7 +295,7 @@ def models(
 # ── prepare ─────────────────────────────────────────────────────────────────────────────────
 @command()
 def prepare(
-    kind: str = typer.Argument(..., help="disfa, bp4d, fera2017, synth, csv, or landmarks (a landmark corpus: give --format)."),
+    kind: str = typer.Argument(..., help="disfa, disfa-plus, bp4d, fera2017, unbc, aff-wild2, feafa-plus, synth, csv, or landmarks (a landmark corpus: give --format)."),
     root: Path = typer.Argument(..., help="Dataset root (or manifest CSV for kind csv)."),
     out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Output directory for shards and labels."),
     landmarks_backend: str = typer.Option("truth", "--landmarks", metavar="NAME", help="truth, network (also spelt auhm), dlib or fan."),
@@ -306,6 +306,7 @@ def prepare(
     landmark_format: Optional[str] = typer.Option(None, "--format", metavar="NAME", help="Kind landmarks: 300w (also iBUG, LFPW, HELEN, AFW and `auhm synth --layout landmarks`), 300w-lp, wflw or ls3d-w."),
     val_fraction: float = typer.Option(0.1, metavar="SHARE", help="Kind landmarks: share of photos (videos, identities) held out as the dev split."),
     seed: int = typer.Option(0, help="Kind landmarks: seed of the dev split."),
+    scale_to_5: bool = typer.Option(False, "--scale-to-5", help="Kind feafa-plus: scale its 0–1 AU values to 0–5."),
     quiet: bool = _quiet(),
 ) -> None:
     """Landmarks + face crops + labels → training shards, labels.parquet and manifest.json.
@@ -323,9 +324,12 @@ def prepare(
         return
     if landmark_format is not None:
         _usage(UsageError("--format is for kind landmarks (auhm prepare landmarks ROOT --format 300w …)"))
+    if scale_to_5 and kind.lower() != "feafa-plus":
+        _usage(UsageError("--scale-to-5 is for kind feafa-plus (its AU values run 0–1)"))
     from auhm.data import PrepareConfig, prepare_corpus
 
-    config = PrepareConfig(landmarks=landmarks_backend, landmark_model=landmark_model, crop=CropConfig(size=size), every=every, device=device)
+    config = PrepareConfig(landmarks=landmarks_backend, landmark_model=landmark_model, crop=CropConfig(size=size), every=every, device=device,
+                           scale_to_five=scale_to_5)
     try:
         report = prepare_corpus(kind, root, out, config, quiet=quiet)
     except UsageError as e:
@@ -430,11 +434,14 @@ def evaluate(
     batch_size: int = typer.Option(64, metavar="N", help="Crops per forward pass."),
     device: str = _device(),
     precision: str = _precision(),
+    exclude_subjects: Optional[str] = typer.Option(None, metavar="IDS", help="Subjects to leave out, comma-separated (default on another corpus: the people both corpora hold)."),
     quiet: bool = _quiet(),
 ) -> None:
     """Run a checkpoint on a prepared split, write predictions and print the scores.
 
     Example: [bold]auhm evaluate runs/disfa/best.pt work/disfa --split part1[/bold]
+
+    On another corpus it scores the AUs both code: [bold]auhm evaluate runs/disfa/best.pt work/disfa-plus[/bold]
     """
     from auhm.train.config import EvaluateConfig
     from auhm.metrics.report import au_table
@@ -442,9 +449,12 @@ def evaluate(
 
     try:
         result = evaluate_checkpoint(EvaluateConfig(checkpoint=ckpt, data=data, split=split, out=out, batch_size=batch_size,
-                                                    device=device, precision=precision, quiet=quiet))
+                                                    device=device, precision=precision, quiet=quiet,
+                                                    exclude_subjects=tuple(s.strip() for s in (exclude_subjects or "").split(",") if s.strip())))
     except UsageError as e:
         _usage(e)
+    for line in result.cross.lines() if result.cross else []:
+        _say(line)
     if result.warning:
         _warn(f"{ckpt}: {result.warning}")
     if "ICC" in result.scores.index:
@@ -511,9 +521,9 @@ def annotate(
 # ── score ───────────────────────────────────────────────────────────────────────────────────
 @command()
 def score(
-    pred: Path = typer.Argument(..., metavar="PREDICTIONS", help="Predictions: auhm Parquet, a directory of them, or an OpenFace CSV."),
+    pred: Path = typer.Argument(..., metavar="PREDICTIONS", help="Predictions: auhm Parquet, an OpenFace 2.2 or py-feat CSV, or a directory of them."),
     labels: Path = typer.Option(..., "--labels", "-l", help="Labels Parquet/CSV, or a dataset root with --kind."),
-    kind: Optional[str] = typer.Option(None, metavar="NAME", help="disfa, bp4d or fera2017 when --labels is a dataset root."),
+    kind: Optional[str] = typer.Option(None, metavar="NAME", help="The corpus kind when --labels is a dataset root (disfa, disfa-plus, bp4d, fera2017, unbc, aff-wild2, feafa-plus, …)."),
     by: Optional[str] = typer.Option(None, metavar="GROUP", help="Also score per video or per subject."),
     threshold: float = typer.Option(1.0, help="Occurrence threshold for F1."),
     ci: Optional[float] = typer.Option(None, metavar="LEVEL", help="Bootstrap confidence level, e.g. 0.95 (resamples whole videos)."),
@@ -535,7 +545,7 @@ def score(
         report = score_predictions(config)
     except UsageError as e:
         _usage(e)
-    for line in report.join.summary():
+    for line in report.join.summary() + report.notes:
         _say(line)
     out = Console()
     for table in report_tables(report):
@@ -548,6 +558,27 @@ def score(
         report.long_frame().to_csv(csv_out, index=False)
         _say(f"wrote {csv_out}")
     _finish(report.failures)
+
+
+# ── export ──────────────────────────────────────────────────────────────────────────────────
+@command()
+def export(
+    pred: Path = typer.Argument(..., metavar="PREDICTIONS", help="Predictions Parquet, or a directory of them."),
+    to: str = typer.Option(..., "--to", metavar="FORMAT", help="openface (OpenFace 2.2's CSV, one per video) or csv (one plain CSV)."),
+    out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Folder to write into (--to csv: also a .csv file)."),
+) -> None:
+    """Write predictions for other tools: OpenFace 2.2's CSVs (its scripts and notebooks read them unchanged) or a plain CSV.
+
+    Example: [bold]auhm export predictions.parquet --to openface --out openface_csv/[/bold], then [bold]auhm score openface_csv/ --labels labels.parquet[/bold]
+    """
+    from auhm.interop.export import export as run_export
+
+    try:
+        result = run_export(pred, to, out)
+    except UsageError as e:
+        _usage(e)
+    _say(f"export: {result.rows} rows of {result.videos} video(s) → {len(result.files)} {to} file(s) in {out}")
+    _finish(result.failures)
 
 
 # ── plot / render ───────────────────────────────────────────────────────────────────────────

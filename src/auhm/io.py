@@ -227,7 +227,8 @@ def _openface_to_auhm(df: pd.DataFrame, source: str) -> pd.DataFrame:
 
 
 def read_predictions(path: str | os.PathLike, failures: list[InputFailure] | None = None) -> pd.DataFrame:
-    """Any prediction table: an auhm Parquet file, a directory of them, or an OpenFace 2.2 CSV.
+    """Any prediction table: an auhm Parquet file, an OpenFace 2.2 or py-feat CSV, or a directory of
+    Parquet files (or, where it holds none, of CSVs).
 
     With a ``failures`` list, an unreadable file in a directory is appended to it as an
     ``InputFailure`` and the others are still read; without one it raises.
@@ -237,8 +238,9 @@ def read_predictions(path: str | os.PathLike, failures: list[InputFailure] | Non
         raise FileNotFoundError(f"{path}: no such file or directory")
     if path.is_dir():
         files = sorted(p for p in path.glob("*.parquet") if not p.name.startswith("."))
+        files = files or sorted(p for p in path.glob("*.csv") if not p.name.startswith("."))  # e.g. OpenFace's, one per video
         if not files:
-            raise ValueError(f"{path}: directory holds no .parquet prediction files")
+            raise ValueError(f"{path}: directory holds no .parquet or .csv prediction files")
         tables = []
         for f in files:
             try:
@@ -255,6 +257,10 @@ def read_predictions(path: str | os.PathLike, failures: list[InputFailure] | Non
         df.columns = [str(c).strip() for c in df.columns]
         if any(re.match(r"^AU\d+_r$", c) for c in df.columns):
             return _openface_to_auhm(df, str(path))
+        from auhm.interop.pyfeat import is_pyfeat, pyfeat_to_auhm
+
+        if is_pyfeat(df.columns):
+            return pyfeat_to_auhm(df, str(path))
         return clean_labels(df)
     df = pd.read_parquet(path)
     if "success" in df:

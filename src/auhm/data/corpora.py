@@ -45,7 +45,7 @@ def register_corpus(spec: CorpusSpec) -> CorpusSpec:
 
 def _load_corpora() -> None:
     # Imported here, not at module top: the corpus modules import `register_corpus` from this module.
-    from auhm.data import bp4d, csv_manifest, disfa, fera2017, synth  # noqa: F401
+    from auhm.data import affwild2, bp4d, csv_manifest, disfa, disfa_plus, feafa_plus, fera2017, synth, unbc  # noqa: F401
 
 
 def corpus_kinds() -> list[str]:

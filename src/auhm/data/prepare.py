@@ -42,6 +42,7 @@ class PrepareConfig:
     batch_size: int = 32
     device: str = "auto"  # for the fan and network backends: auto, cpu, cuda
     right_camera: bool = False  # DISFA: also the right-camera videos
+    scale_to_five: bool = False  # FEAFA+: its 0–1 values scaled to auhm's 0–5
 
 
 @dataclass
@@ -74,7 +75,7 @@ def prepare_corpus(kind: str, root: str | os.PathLike, out: str | os.PathLike, c
         raise UsageError(f"--every must be ≥ 1 (got {config.every})")
     check_backend(config.landmarks, config.landmark_model)
     config = dataclasses.replace(config, landmarks=backend_name(config.landmarks))  # an alias is recorded by the name now
-    corpus = load_sessions(kind, root, right_camera=config.right_camera)
+    corpus = load_sessions(kind, root, right_camera=config.right_camera, scale_to_five=config.scale_to_five)
     out = Path(out)
     shard_dir = out / "shards"
     shard_dir.mkdir(parents=True, exist_ok=True)
@@ -112,6 +113,8 @@ def prepare_corpus(kind: str, root: str | os.PathLike, out: str | os.PathLike, c
                 bar.advance(task, n)
 
             try:
+                if s.unpreparable:
+                    raise ValueError(s.unpreparable)
                 tracker = Tracker(shared_backend if shared_backend is not None else _make_backend(config, s))
                 stats[s.key] = _prepare_session(s, corpus, tracker, config, shard_dir / shard_name(s.key), advance)
             except Exception as e:  # one broken session never stops the others

@@ -38,6 +38,7 @@ class Session:
     split: str = ""
     frame_files: list[tuple[int, Path]] | None = None  # image sequences: (frame index, file), ordered
     truth: Path | None = None  # true-landmark sidecar, when the corpus has one
+    unpreparable: str | None = None  # why ``auhm prepare`` cannot cut this session's crops (its labels still score)
 
     def label_array(self, aus: Sequence[int]) -> np.ndarray:
         """Dense (max frame + 1, len(aus)) float32 labels indexed by frame, NaN where absent."""
@@ -64,6 +65,7 @@ class Corpus:
     splits: dict[str, list[str]] = field(default_factory=dict)  # split -> subjects
     folds: list[str] | None = None  # split names in fold order (k-fold corpora), else None
     heldout: tuple[str, ...] = ()  # subjects the corpus itself reserves for testing (synth)
+    extra_columns: tuple[str, ...] = ()  # label columns beside the AUs that ``score`` reports too (UNBC's PSPI)
 
     def __iter__(self) -> Iterator[Session]:
         return iter(self.sessions)
@@ -154,6 +156,17 @@ def walk_files(root: Path, skip_dirs: Sequence[str] = (TRUTH_DIR,)) -> Iterator[
                 yield Path(dirpath) / name
 
 
+def numbered_images(folder: Path, offset: int = 0) -> list[tuple[int, Path]]:
+    """(number in the file name + ``offset``, image) of every image in ``folder``, sorted by number:
+    the frames of an image-sequence corpus, numbered as its label files number them."""
+    out = []
+    for p in walk_files(folder) if folder.is_dir() else ():
+        m = re.findall(r"(\d+)", p.stem)
+        if p.parent == folder and p.suffix.lower() in IMAGE_SUFFIXES and m:
+            out.append((int(m[-1]) + offset, p))
+    return sorted(out)
+
+
 def truth_sidecar(root: Path, stem: str) -> Path | None:
     """``ROOT/auhm_truth/<stem>.parquet`` when the corpus carries true landmarks."""
     p = root / TRUTH_DIR / f"{stem}.parquet"
@@ -165,11 +178,12 @@ def relative_key(root: Path, path: Path) -> str:
 
 
 # ── entry points ────────────────────────────────────────────────────────────────────────────
-def load_sessions(kind: str, root: str | os.PathLike, *, right_camera: bool = False) -> Corpus:
+def load_sessions(kind: str, root: str | os.PathLike, *, right_camera: bool = False, **options) -> Corpus:
     """All sessions of a corpus, each with its labels and split.
 
     ``root`` is the dataset folder (the manifest CSV for kind ``csv``); ``right_camera`` adds
-    DISFA's right-camera videos.
+    DISFA's right-camera videos; other ``options`` go to the readers that name them (FEAFA+'s
+    ``scale_to_five``).
     """
     from auhm.data.corpora import corpus_spec, read_options
     from auhm.data.splits import assign_splits
@@ -181,7 +195,7 @@ def load_sessions(kind: str, root: str | os.PathLike, *, right_camera: bool = Fa
         raise UsageError(f"{root}: no such {'file' if kind == 'csv' else 'directory'}")
     if kind != "csv" and not root.is_dir():
         raise UsageError(f"{root}: not a directory (a {kind} corpus root is a folder)")
-    corpus = spec.read(root, **read_options(spec, right_camera=right_camera))
+    corpus = spec.read(root, **read_options(spec, right_camera=right_camera, **options))
     if not corpus.sessions and not corpus.failures:
         raise UsageError(f"{root}: no {kind} sessions found (expected {spec.expected})")
     assign_splits(corpus)
@@ -207,7 +221,7 @@ def labels_table(corpus: Corpus) -> pd.DataFrame:
         df = s.labels.copy()
         df.insert(0, "video", s.key)
         parts.append(df)
-    cols = ["video", "frame"] + [au_name(a) for a in corpus.aus]
+    cols = ["video", "frame"] + [au_name(a) for a in corpus.aus] + list(corpus.extra_columns)
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype="float32") for c in cols}).astype({"video": str, "frame": "int32"})
     table = pd.concat(parts, ignore_index=True)[cols]

@@ -56,6 +56,8 @@ class ScoreReport:
     by: str | None = None
     groups: dict[str, pd.DataFrame] = field(default_factory=dict)
     failures: list[InputFailure] = field(default_factory=list)  # prediction files left out, unreadable
+    occurrence: pd.DataFrame | None = None  # 0/1 labels: F1, accuracy, AUC, base rate (``metrics.occurrence``)
+    notes: list[str] = field(default_factory=list)  # how side-annotated videos and extra columns were scored
 
     def long_frame(self) -> pd.DataFrame:
         """One tidy table for CSV: group, metric, stat (value / low / high), AU01 …, Avg."""
@@ -82,6 +84,10 @@ class ScoreReport:
         if self.by:
             out["by"] = self.by
             out["groups"] = {g: table(df) for g, df in self.groups.items()}
+        if self.occurrence is not None:
+            out["labels"] = "occurrence"
+            out["occurrence"] = table(self.occurrence)
+        out["notes"] = self.notes
         out["join"] = self.join.to_dict()
         out["failures"] = [str(f) for f in self.failures]
         return out
@@ -99,7 +105,7 @@ def load_label_table(path: Path, kind: str | None = None) -> pd.DataFrame:
         raise UsageError(f"{path}: no such file or directory")
     if path.is_dir():
         if not kind:
-            raise UsageError(f"{path}: is a directory; give --kind disfa|bp4d|fera2017 to read it as a dataset root")
+            raise UsageError(f"{path}: is a directory; give --kind (disfa, bp4d, unbc, aff-wild2 …) to read it as a dataset root")
         from auhm.data import load_labels  # lazy: the corpus readers are heavy
 
         return clean_labels(load_labels(kind, path))
@@ -132,10 +138,14 @@ def score(config: ScoreConfig) -> ScoreReport:
 
 def score_frames(predictions: pd.DataFrame, labels: pd.DataFrame, config: ScoreConfig) -> ScoreReport:
     """Join and score two tables already in memory (the part of ``score`` after reading)."""
+    from auhm.metrics.sides import apply_sides
+
+    predictions, sides_left_out = apply_sides(predictions, labels)
     joined = join_predictions(predictions, clean_labels(labels))
     aus = joined.report.aus
     report = ScoreReport(au_scores(joined.y_true, joined.y_pred, aus, config.threshold), joined.report,
                          config.threshold, by=config.by)
+    _score_beside(report, predictions, labels, joined, sides_left_out, config.threshold)
     videos, video_codes = np.unique(joined.video, return_inverse=True)
     if config.ci is not None:
         from auhm.metrics.bootstrap import bootstrap_scores
@@ -157,6 +167,25 @@ def score_frames(predictions: pd.DataFrame, labels: pd.DataFrame, config: ScoreC
         report.groups = {str(g): scores_frame({m: v[i] for m, v in metrics.items()}, aus)
                          for i, g in enumerate(group_names)}
     return report
+
+
+def _score_beside(report: ScoreReport, predictions, labels, joined, sides_left_out: dict[str, str], threshold: float) -> None:
+    """What ``score`` adds to the AU scores: occurrence scores on 0/1 labels, label columns other than
+    AUs (PSPI), and the side-annotated videos left out as ambiguous."""
+    from auhm.metrics.occurrence import is_occurrence, occurrence_scores
+    from auhm.metrics.pspi import PSPI, extra_scores
+
+    if is_occurrence(joined.y_true):
+        report.occurrence = occurrence_scores(joined.y_true, joined.y_pred, joined.report.aus, threshold)
+    if PSPI in labels and labels[PSPI].notna().any():
+        extra, notes = extra_scores(predictions, labels, joined.report.matched, [PSPI], threshold)
+        report.notes += notes
+        for column in extra:
+            report.scores[column] = extra[column]
+    for lv, why in sides_left_out.items():
+        report.join.ambiguous[lv] = [why]
+        if lv in report.join.unmatched_labels:
+            report.join.unmatched_labels.remove(lv)
 
 
 SHOWN = tuple(m for m in METRICS if m != "RMSE")  # RMSE is √MSE: in --json and --csv, not on screen
@@ -189,7 +218,7 @@ def au_table(scores: pd.DataFrame, frames: int, threshold: float = 1.0, title: s
     table.caption_justify = "left"
     for au, row in scores.T.iterrows():  # rows AU01 … Avg.
         table.add_row(str(au), *(_number(row[m], m, digits) for m in SHOWN), style="bold" if au == "Avg." else None)
-        if low is not None and high is not None:
+        if low is not None and high is not None and au in low:
             table.add_row(f"{ci:.0%} CI", *("" if m == "n" else f"{_number(low[au][m], m, digits)}–{_number(high[au][m], m, digits)}"
                                            for m in SHOWN), style="dim")
     return table
@@ -197,11 +226,31 @@ def au_table(scores: pd.DataFrame, frames: int, threshold: float = 1.0, title: s
 
 def report_tables(report: ScoreReport, digits: int = 2) -> list[Table]:
     """``auhm score``'s tables: the AU table, then one row per video or subject with ``--by``."""
-    tables = [au_table(report.scores, report.join.rows_matched, report.threshold, low=report.low, high=report.high,
-                       ci=report.ci, digits=digits)]
+    tables = []
+    if report.occurrence is not None:
+        tables.append(occurrence_table(report.occurrence, report.join.rows_matched, report.threshold, digits))
+    tables.append(au_table(report.scores, report.join.rows_matched, report.threshold, low=report.low, high=report.high,
+                           ci=report.ci, digits=digits,
+                           title="intensity metrics, of little meaning on 0/1 labels" if report.occurrence is not None else None))
     if report.groups:
         per = _metric_table(f"Per {report.by} (averages over AUs)", report.by or "")
         for group, df in report.groups.items():
             per.add_row(group, *(_number(df.loc[m, "Avg."] if m != "n" else df.loc[m].iloc[:-1].max(), m, digits) for m in SHOWN))
         tables.append(per)
     return tables
+
+
+def occurrence_table(scores: pd.DataFrame, frames: int, threshold: float, digits: int = 2) -> Table:
+    """Occurrence scores (rows ``OCCURRENCE_METRICS``, columns AUs and Avg.) one row per AU."""
+    from auhm.metrics.occurrence import OCCURRENCE_METRICS
+
+    t = Table(title=f"Occurrence (0/1 labels): AU scores on {frames:,} matched frames", title_justify="left",
+              box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    t.add_column("AU", overflow="fold")
+    for metric in OCCURRENCE_METRICS:
+        t.add_column(metric, justify="right", overflow="fold")
+    t.caption = f"present: label 1, prediction ≥ {threshold:g}; AUC needs no threshold; base rate: share of frames labelled 1"
+    t.caption_justify = "left"
+    for au, row in scores.T.iterrows():
+        t.add_row(str(au), *(_number(row[m], m, digits) for m in OCCURRENCE_METRICS), style="bold" if au == "Avg." else None)
+    return t

@@ -75,4 +75,5 @@ class EvaluateConfig:
     device: str = "auto"
     precision: str = "auto"
     workers: Optional[int] = None  # DataLoader processes; None: none on a CPU, most cores beside a GPU (train.batches)
+    exclude_subjects: tuple[str, ...] = ()  # left out of the scores (default on another corpus: the people both hold)
     quiet: bool = False

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,9 @@ from auhm.train.augment import ShardView, resize_affine
 from auhm.train.batches import batch_loader
 from auhm.train.config import EvaluateConfig
 from auhm.train.prepared import PreparedCorpus, load_prepared, split_corpus
+
+if TYPE_CHECKING:
+    from auhm.train.cross_corpus import CrossCorpus
 
 OUTER_EYE_CORNERS = (36, 45)
 
@@ -160,6 +164,7 @@ class EvaluateResult:
     split: str
     path: Path | None
     warning: str | None = None  # the checkpoint's own validation says it learned nothing
+    cross: "CrossCorpus | None" = None  # the AUs and subjects scored (``train.cross_corpus``)
 
 
 def evaluate(config: EvaluateConfig) -> EvaluateResult:
@@ -182,9 +187,19 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
         model.to(memory_format=torch.channels_last)
     aus = list(info["aus"])
     task = info.get("task", "au")
-    corpus = load_prepared(config.data, aus if task != "landmarks" else None)
+    cross = None
+    if task != "landmarks":
+        from auhm.train.cross_corpus import plan
+        from auhm.train.prepared import read_manifest
+
+        manifest = read_manifest(config.data)
+        cross = plan(info, manifest, {v.get("subject") for v in (manifest.get("videos") or {}).values()},
+                     tuple(config.exclude_subjects))
+    corpus = load_prepared(config.data, cross.aus if cross else None)
     manifest, shards = corpus.manifest, corpus.shards
-    if config.split == "all":  # every frame, e.g. a corpus of held-out subjects prepared on its own
+    if cross is not None and cross.other_corpus and config.split is None:
+        indices, split_name = np.arange(len(shards)), "all"  # another corpus: the checkpoint's held-out split is not in it
+    elif config.split == "all":  # every frame, e.g. a corpus of held-out subjects prepared on its own
         indices, split_name = np.arange(len(shards)), "all"
     elif config.split is not None:
         known = sorted(set(shards.split))
@@ -197,16 +212,21 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
         if info.get("val_subjects") and sorted(split.val_subjects) != sorted(info["val_subjects"]):
             raise UsageError(f"{config.data}: the checkpoint's held-out subjects {info['val_subjects']} are not this corpus's; pass --split")
         indices, split_name = split.val, split.name
+    if cross is not None and cross.excluded:
+        indices = indices[~np.isin(shards.subject[indices], cross.excluded)]
+        if not len(indices):
+            raise UsageError(f"{config.data}: no frames left once the subjects {', '.join(cross.excluded)} are left out")
     view = ShardView(shards, indices, model.input_size)
     preds = predict(model, view, config.batch_size, device, precision, config.workers, task, config.quiet)
     if task == "landmarks":
         truth = np.stack([view[i]["landmarks"] for i in range(len(view))])
         scores = pd.DataFrame({"Avg.": [landmark_nme(preds, truth), float(len(view))]}, index=["NME", "n"])
         return EvaluateResult(scores, pd.DataFrame(), split_name, None, warning)
+    preds, aus = preds[:, [aus.index(a) for a in cross.aus]], cross.aus  # the AUs both code
     table = prediction_frame(corpus, indices, preds, aus)
     scores = au_scores(shards.labels[indices], preds, aus)
     path = None
     if config.out is not None:
         meta = {"checkpoint": file_sha256(config.checkpoint), "checkpoint_path": str(config.checkpoint), "aus": aus, "split": split_name}
         path = write_parquet_atomic(table, config.out, schema=prediction_schema(aus, meta))
-    return EvaluateResult(scores, table, split_name, path, warning)
+    return EvaluateResult(scores, table, split_name, path, warning, cross)

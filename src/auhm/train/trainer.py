@@ -144,6 +144,8 @@ class Trainer:
             "val_split": self.split.name,
             "val_subjects": self.split.val_subjects,
             "fold": config.fold,
+            "corpus": corpus.manifest.get("kind"),  # for cross-corpus evaluation
+            "train_subjects": sorted(set(self.shards.subject[self.split.train])),
         }
         backbone = backbone_info(config.backbone)
         if "presence_threshold" in backbone:  # lets annotation tell a lost face from the backbone's maps
