@@ -501,6 +501,7 @@ def score(
     threshold: float = typer.Option(1.0, help="Occurrence threshold for F1."),
     ci: Optional[float] = typer.Option(None, metavar="LEVEL", help="Bootstrap confidence level, e.g. 0.95 (resamples whole videos)."),
     boot: int = typer.Option(1000, metavar="N", help="Bootstrap resamples."),
+    face: Optional[int] = typer.Option(None, metavar="ID", help="Videos with several faces a frame, labels without a face column: score this track (default: the one found on the most frames; the log says which)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write scores as JSON."),
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write scores as CSV."),
 ) -> None:
@@ -514,7 +515,7 @@ def score(
     from auhm.metrics.report import ScoreConfig, report_tables, score as score_predictions
 
     try:
-        config = ScoreConfig(pred, labels, kind=kind, by=by, threshold=threshold, ci=ci, boot=boot)
+        config = ScoreConfig(pred, labels, kind=kind, by=by, threshold=threshold, ci=ci, boot=boot, face=face)
         report = score_predictions(config)
     except UsageError as e:
         _usage(e)
@@ -540,6 +541,7 @@ def plot(
     video: Optional[str] = typer.Option(None, help="Video to plot: its path, path tail or stem (default: the first)."),
     labels: Optional[Path] = typer.Option(None, help="Labels to overlay: a labels Parquet/CSV, or a dataset root with --kind."),
     kind: Optional[str] = typer.Option(None, metavar="NAME", help="disfa, bp4d or fera2017 when --labels is a dataset root."),
+    face: Optional[int] = typer.Option(None, metavar="ID", help="The face (track id) to plot where a video has several (default: the one found on the most frames)."),
     out: Path = typer.Option(Path("timeline.png"), "--out", "-o", help="Image to write (PNG, or any format matplotlib writes)."),
 ) -> None:
     """AU intensity timelines, one row per AU, labels overlaid when given.
@@ -549,7 +551,7 @@ def plot(
     from auhm.viz.timeline import TimelineConfig, timeline
 
     try:
-        written = timeline(TimelineConfig(pred, out, video=video, labels=labels, kind=kind))
+        written = timeline(TimelineConfig(pred, out, video=video, labels=labels, kind=kind, face=face))
     except UsageError as e:
         _usage(e)
     _say(f"wrote {written}")
