@@ -4,7 +4,9 @@ it makes of the real clips.
 On the crowd videos (``auhm synth --layout crowd``; ``--make N`` writes N of them first) the
 output's ``face`` track ids and boxes are scored against the truth tracks by
 ``auhm.metrics.tracking.track_scores``: IDF1, MOTA and ID switches from py-motmetrics, HOTA from
-TrackEval; faces/s and frames/s are the run's wall clock. On the real clips of ../shared/media
+TrackEval; faces/s and frames/s are the run's wall clock. With a real model, AU accuracy too:
+each output row named after the true face it lies on (``truth_faces``), then ``auhm score``'s join
+on (video, frame, face) with the corpus's labels.parquet. On the real clips of ../shared/media
 (``--real``): frames, frames with a face, the most faces in a frame, and tracks made.
 
 Each ``--variant NAME:key=value,…`` is one annotate run (all in this process, one after the
@@ -30,7 +32,7 @@ import pandas as pd
 
 import auhm
 from auhm.face.truth_backend import TRUTH_DIR
-from auhm.metrics.tracking import face_rows, track_scores
+from auhm.metrics.tracking import face_rows, track_scores, truth_faces
 
 MEDIA = Path(os.environ.get("AUHM_MEDIA", Path(__file__).resolve().parents[2] / "shared" / "media"))
 CLIPS = ("single_face.mp4", "WolfgangLanger_Pexels.mp4", "face_noface.mov", "no_face.mp4")
@@ -80,6 +82,17 @@ def run(videos: list[str], out: Path, args, extra: dict, predictor) -> tuple[pd.
     t0 = time.perf_counter()
     auhm.annotate(videos, config, predictor=predictor)
     return auhm.read_predictions(out), time.perf_counter() - t0
+
+
+def au_on_true_faces(pred: pd.DataFrame, truth: pd.DataFrame, labels: pd.DataFrame, iou: float) -> dict:
+    """``auhm score``'s join on (video, frame, face), each row's face being the true face it lies on."""
+    from auhm.metrics.report import ScoreConfig, score_frames
+
+    on_truth = pred.assign(face=truth_faces(pred, truth, iou))
+    on_truth = on_truth[on_truth["face"].notna()]
+    report = score_frames(on_truth, labels, ScoreConfig(Path("predictions"), Path("labels")))
+    return {"icc": float(report.scores.loc["ICC", "Avg."]), "frames": int(report.join.rows_matched),
+            "scores": report.to_dict()["scores"]}
 
 
 def real_summary(pred: pd.DataFrame) -> dict[str, dict]:
@@ -132,6 +145,11 @@ def main() -> None:
         o = scores["overall"]
         run_report = {"fields": {**base, **extra}, "frames": frames, "face_rows": faces, "seconds": wall,
                       "frames_per_s": frames / wall, "faces_per_s": faces / wall, "crowd": scores}
+        labels = args.folder / "labels.parquet"
+        if labels.exists() and not args.model_stub:  # AU accuracy on the rows that lie on a true face
+            run_report["au"] = au_on_true_faces(pred, truth, pd.read_parquet(labels), args.iou)
+            print(f"{name}: AU scores on the tracker's rows matched to a true face: mean ICC {run_report['au']['icc']:.3f} "
+                  f"over {run_report['au']['frames']} face-frames")
         print(f"{name}: IDF1 {o['idf1']:.3f}, MOTA {o['mota']:.3f}, HOTA {o['hota']:.3f} (DetA {o['deta']:.3f}, AssA {o['assa']:.3f}), "
               f"{o['id_switches']} ID switches = {o['switches_per_1000']:.2f} per 1,000 face-frames ({o['face_frames']} face-frames "
               f"of {o['faces']} faces, {o['tracks']} tracks made); recall {o['recall']:.3f}, precision {o['precision']:.3f}; "

@@ -75,3 +75,14 @@ def test_box_iou_and_matching():
     b = np.array([[5, 0, 15, 10], [0, 0, 10, 10]])
     np.testing.assert_allclose(box_iou(a, b), [[50 / 150, 1.0], [0, 0]])
     assert match_boxes(a, b) == [(0, 1)] and match_boxes(a, b[:0]) == []
+
+
+def test_truth_faces_names_the_true_face_under_each_row_whatever_the_tracker_called_it():
+    from auhm.metrics.tracking import truth_faces
+
+    pred = _rows("videos/crowd000.mp4", {0: [7] * 5 + [8] * 5, 1: [8] * 5 + [7] * 5})  # ids swapped half-way
+    pred.loc[len(pred)] = {"video": "videos/crowd000.mp4", "frame": 2, "face": 9, "success": True, "x0": 400, "y0": 0,
+                           "x1": 450, "y1": 50, "visible": 1.0}  # on no true face
+    named = truth_faces(pred, TRUTH)
+    expected = [0] * 10 + [1] * 10 + [np.nan]
+    np.testing.assert_array_equal(named.to_numpy(), expected)

@@ -64,6 +64,24 @@ def _videos(predictions: pd.DataFrame, truth: pd.DataFrame) -> dict[str, str | N
     return {v: report.matched.get(v) for v in truth["video"].astype(str).unique()}
 
 
+def truth_faces(predictions: pd.DataFrame, truth: pd.DataFrame, iou: float = 0.5) -> pd.Series:
+    """The true face each prediction row lies on (frame by frame, one to one, IoU ≥ ``iou``; null
+    where none): with it, per-face labels join a tracker's rows whatever ids the tracker gave."""
+    out = pd.Series(np.nan, index=predictions.index)
+    pred = face_rows(predictions)
+    for video, pred_video in _videos(pred, truth).items():
+        if pred_video is None:
+            continue
+        gt_by = dict(tuple(truth[truth["video"].astype(str) == video].groupby("frame")))
+        for frame, p in pred[pred["video"].astype(str) == pred_video].groupby("frame"):
+            g = gt_by.get(frame)
+            if g is None:
+                continue
+            for r, c in match_boxes(g[BOX].to_numpy(np.float64), p[BOX].to_numpy(np.float64), iou):
+                out[p.index[c]] = g["face"].iloc[r]
+    return out
+
+
 def _frames(truth: pd.DataFrame, pred: pd.DataFrame, iou: float, min_visible: float):
     """Per frame: truth ids and boxes, prediction ids and boxes, after the ignore rule."""
     visible = truth["visible"].to_numpy(np.float64) if "visible" in truth else np.ones(len(truth))
