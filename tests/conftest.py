@@ -18,12 +18,12 @@ import torch  # noqa: E402 (after OMP_NUM_THREADS: torch reads it when its threa
 
 from helpers import write_test_video  # noqa: E402
 
-MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+MEDIA = Path(os.environ.get("AUHM_MEDIA") or Path(__file__).resolve().parents[1].parent / "shared" / "media")
 
 
 @pytest.fixture(scope="session")
 def media() -> Path:
-    """The real test videos of ../shared/media; tests using it skip when the folder is absent."""
+    """The real test videos of ../shared/media (or $AUHM_MEDIA); tests using it skip when the folder is absent."""
     if not (MEDIA / "single_face.mp4").exists():
         pytest.skip("../shared/media is absent")
     return MEDIA

@@ -40,6 +40,32 @@ def bar_frame(i: int, w: int = 96, h: int = 64) -> np.ndarray:
     return f
 
 
+def side_by_side_clip(left: Path, right: Path, out: Path, hide: tuple[int, int] | None = None, side: str = "right",
+                      frames: int | None = None, blank: int = 90) -> Path:
+    """Two real clips side by side in one video (the right one scaled to the left's height), as long
+    as the shorter (or ``frames``); frames ``hide[0] ≤ i < hide[1]`` of one ``side`` painted flat
+    grey: a face that leaves and comes back, to test that its id holds through the gap."""
+    from auhm.video import VideoReader
+
+    a, b = VideoReader(left).frames(), VideoReader(right).frames()
+    writer = None
+    for i, ((_, _, fa), (_, _, fb)) in enumerate(zip(a, b)):
+        if frames is not None and i >= frames:
+            break
+        h = fa.shape[0]
+        fb = cv2.resize(fb, (round(fb.shape[1] * h / fb.shape[0]) // 2 * 2, h), interpolation=cv2.INTER_AREA)
+        if hide is not None and hide[0] <= i < hide[1]:
+            (fa if side == "left" else fb)[:] = blank
+        frame = np.ascontiguousarray(np.concatenate([fa, fb], axis=1))
+        if writer is None:
+            writer = VideoWriter(out, 10.0, frame.shape[1] // 2 * 2, frame.shape[0] // 2 * 2)
+        writer.write(frame[: frame.shape[0] // 2 * 2, : frame.shape[1] // 2 * 2])
+    if writer is None:
+        raise ValueError(f"{left}, {right}: no frames to compose")
+    writer.close()
+    return out
+
+
 def write_truncated_video(path: Path, n: int = 60, keep: float = 0.8, frame=None) -> Path:
     """An MP4 of ``n`` 96×64 frames (index first, so it still opens) cut to its first ``keep`` of
     bytes: the container claims ``n`` frames, fewer decode. ``frame(i)`` draws frame i (default:

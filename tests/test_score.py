@@ -332,3 +332,72 @@ def test_evaluate_and_train_print_scores_in_the_score_table():
     rows = {line.split()[0]: line.split()[1:] for line in lines if line.split() and line.split()[0] in ("AU01", "AU12", "Avg.")}
     assert list(rows) == ["AU01", "AU12", "Avg."]
     assert rows["AU12"] == [f"{scores.loc[m, 'AU12']:.2f}" for m in ("ICC", "MSE", "MAE", "PCC", "F1")] + ["40"]
+
+
+# ── several faces a frame ───────────────────────────────────────────────────────────────────
+def two_tracks(frames=80, second=range(0, 40), seed=0):
+    """vid0's predictions as track 5 on every frame, plus track 2 (noise) on the frames ``second``."""
+    pred, labels = make_tables(n_videos=1, frames=frames, seed=seed)
+    pred["face"] = np.int16(5)
+    rng = np.random.default_rng(seed + 1)
+    other = pred[pred.frame.isin(second)].assign(face=np.int16(2))
+    other[list(AUS)] = rng.uniform(0, 5, (len(other), len(AUS))).astype(np.float32)
+    return pred, other, labels
+
+
+def test_several_faces_join_the_track_on_most_frames_or_the_one_asked_for():
+    pred, other, labels = two_tracks()
+    both = pd.concat([other, pred], ignore_index=True)
+    report = score_frames(both, labels, ScoreConfig(Path("p"), Path("l")))
+    assert report.join.faces == {"/data/clips/vid0.mp4": {"face": 5, "how": "most frames", "frames": 80, "tracks": 2}}
+    assert report.join.other_faces == 40 and report.join.rows_matched == 80
+    alone = score_frames(pred, labels, ScoreConfig(Path("p"), Path("l")))
+    pd.testing.assert_frame_equal(report.scores, alone.scores)
+    assert "vid0.mp4 face 5 (most frames, 80 frames, 2 tracks)" in "\n".join(report.join.summary())
+    # --face 2: that track where it is, no face (null) on the other 40 frames
+    asked = score_frames(both, labels, ScoreConfig(Path("p"), Path("l"), face=2))
+    assert asked.join.faces["/data/clips/vid0.mp4"] == {"face": 2, "how": "asked (--face)", "frames": 40, "tracks": 2}
+    assert asked.scores.loc["n", "AU01"] == 40 and asked.join.rows_matched == 80 and asked.join.other_faces == 80
+    direct = au_scores(labels[list(AUS)].to_numpy()[:40], other[list(AUS)].to_numpy(), (1, 2, 4))
+    np.testing.assert_allclose(asked.scores.loc["ICC"], direct.loc["ICC"], atol=1e-9)
+
+
+def test_one_face_a_frame_is_joined_whatever_its_ids():
+    pred, labels = make_tables(n_videos=1)
+    pred["face"] = np.where(pred.frame < 30, 0, 1).astype(np.int16)  # the tracker lost the face and found it again
+    report = score_frames(pred, labels, ScoreConfig(Path("p"), Path("l")))
+    assert report.join.faces == {} and report.join.other_faces == 0 and report.scores.loc["n", "AU01"] == 80
+
+
+def test_labels_with_a_face_column_join_on_it(tmp_path):
+    pred, other, labels = two_tracks()
+    truth_other = other[["video", "frame", *AUS]].assign(video="vid0", face=np.int16(2))
+    truth_other[list(AUS)] = np.clip(np.round(other[list(AUS)].to_numpy() + 0.3), 0, 5)
+    face_labels = pd.concat([labels.assign(face=np.int16(5)), truth_other], ignore_index=True)
+    both = pd.concat([other, pred], ignore_index=True)
+    report = score_frames(both, face_labels, ScoreConfig(Path("p"), Path("l")))
+    assert report.join.on_face and report.join.faces == {} and report.join.rows_matched == 120
+    by_face = pd.concat([pred, other]).merge(face_labels.assign(video="/data/clips/vid0.mp4"), on=["video", "frame", "face"],
+                                             suffixes=("_p", "_t"))
+    direct = au_scores(by_face[[f"{a}_t" for a in AUS]].to_numpy(), by_face[[f"{a}_p" for a in AUS]].to_numpy(), (1, 2, 4))
+    np.testing.assert_allclose(report.scores.loc["ICC"], direct.loc["ICC"], atol=1e-9)
+    # the CLI says which face it joined
+    both.to_parquet(tmp_path / "pred.parquet")
+    labels.to_parquet(tmp_path / "labels.parquet")
+    code, _, err = run("score", tmp_path / "pred.parquet", "--labels", tmp_path / "labels.parquet", "--face", "2")
+    assert code == 0 and "face 2 (asked (--face), 40 frames, 2 tracks)" in " ".join(err.split())
+
+
+def test_plot_draws_the_track_on_most_frames_or_the_one_asked_for(tmp_path):
+    import matplotlib.image
+
+    pred, other, _ = two_tracks(frames=60, second=range(20, 40))
+    pd.concat([pred, other], ignore_index=True).to_parquet(tmp_path / "pred.parquet")
+    grey = {}
+    for face in (None, 2, 5):
+        out = tmp_path / f"t{face}.png"
+        code, _, err = run("plot", tmp_path / "pred.parquet", "--out", out, *(["--face", face] if face is not None else []))
+        assert code == 0, err
+        rgb = matplotlib.image.imread(out)[..., :3]
+        grey[face] = np.mean(np.all(np.abs(rgb - 0.85) < 0.01, axis=-1))
+    assert grey[None] == grey[5] < 0.01 < grey[2]  # track 2 is absent on 40 of 60 frames: shaded there

@@ -250,3 +250,126 @@ def test_bad_options_are_usage_errors(tmp_path):
     assert runner.invoke(app, ["synth", str(tmp_path), "--layout", "ck+"]).exit_code == 2
     assert runner.invoke(app, ["synth", str(tmp_path), "--difficulty", "extreme"]).exit_code == 2
     assert runner.invoke(app, ["synth", str(tmp_path), "--size", "321x240"]).exit_code == 2
+
+
+# -- the crowd layout -----------------------------------------------------------------------
+CROWD = dict(layout="crowd", frames=40, width=320, height=180, fps=10.0, contact_sheet=False)
+
+
+def _crowd_truth(root: Path, index: int) -> pd.DataFrame:
+    return _truth(root, f"crowd{index:03d}")
+
+
+def test_crowd_layout_from_the_cli(tmp_path):
+    res = CliRunner().invoke(app, ["synth", str(tmp_path), "--layout", "crowd", "--subjects", "2", "--frames", "40",
+                                   "--size", "320x180", "--fps", "10", "--seed", "1", "--quiet"])
+    assert res.exit_code == 0, res.output
+    labels = pd.read_parquet(tmp_path / "labels.parquet")
+    assert sorted(labels["video"].unique()) == ["videos/crowd000.mp4", "videos/crowd001.mp4"]
+    for index in (0, 1):
+        video = tmp_path / "videos" / f"crowd{index:03d}.mp4"
+        reader = VideoReader(video)
+        assert (reader.info.width, reader.info.height) == (320, 180) and sum(1 for _ in reader.frames()) == 40
+        truth = _crowd_truth(tmp_path, index)
+        assert truth["frame"].dtype == np.int32 and truth["face"].dtype == np.int16
+        for c in ["x0", "y0", "x1", "y1", "visible", "x_0", "y_67", "AU12"]:
+            assert truth[c].dtype == np.float32, c
+        faces = sorted(truth["face"].unique())
+        assert faces == list(range(len(faces))) and 2 <= len(faces) <= 4
+        assert not truth.duplicated(["frame", "face"]).any()
+        assert ((truth["x0"] <= truth["x1"]) & (truth["y0"] <= truth["y1"])).all()
+        assert truth[["x0", "x1"]].to_numpy().min() >= 0 and truth[["x0", "x1"]].to_numpy().max() <= 320
+        assert ((truth["visible"] > 0) & (truth["visible"] <= 1)).all()
+        # the box bounds the landmarks inside the frame
+        xs = truth[[f"x_{k}" for k in range(68)]].to_numpy()
+        np.testing.assert_allclose(truth["x1"], np.clip(xs.max(1), 0, 320), atol=1e-3)
+        # labels: one row per truth row, each person's own intensities rounded half up
+        mine = labels[labels["video"] == f"videos/crowd{index:03d}.mp4"].sort_values(["frame", "face"], ignore_index=True)
+        truth = truth.sort_values(["frame", "face"], ignore_index=True)
+        np.testing.assert_array_equal(mine[["frame", "face"]].to_numpy(), truth[["frame", "face"]].to_numpy())
+        for au in RENDERED_AUS:
+            np.testing.assert_array_equal(mine[au_name(au)], _rounded(truth[au_name(au)]))
+        assert mine.groupby("face")["AU12"].apply(tuple).nunique() == len(faces)  # each person has AUs of their own
+
+
+def _centre_x(truth: pd.DataFrame) -> pd.DataFrame:
+    return truth.assign(cx=(truth["x0"] + truth["x1"]) / 2).pivot(index="frame", columns="face", values="cx")
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_crowd_people_cross_hide_each_other_enter_and_leave(tmp_path, seed):
+    config = SynthConfig(tmp_path, subjects=2, seed=seed, **CROWD)
+    make_corpus(config, quiet=True)
+    for index in range(2):
+        truth = _crowd_truth(tmp_path, index)
+        first, last = truth.groupby("face")["frame"].min(), truth.groupby("face")["frame"].max()
+        assert (first > 0).any() and (last < config.frames - 1).any()  # someone walks in, someone walks out
+        assert (first == 0).any()  # and someone is there from the start
+        # a crossing: two people's left-to-right order swaps
+        cx = _centre_x(truth)
+        crossed = [(a, b) for a in cx for b in cx if a < b and len(np.unique(np.sign((cx[a] - cx[b]).dropna()))) == 2]
+        assert crossed
+        # an occlusion: a face well inside the frame but mostly hidden, behind a larger face seen whole
+        inside = (truth["x0"] > 1) & (truth["x1"] < config.width - 1)
+        hidden = truth[inside & (truth["visible"] < 0.5)]
+        assert len(hidden)
+        frame = truth[truth["frame"] == hidden["frame"].iloc[0]]
+        assert ((frame["visible"] > 0.99) & ((frame["x1"] - frame["x0"]) > (hidden["x1"] - hidden["x0"]).iloc[0])).any()
+
+
+def test_crowd_same_seed_same_videos_other_seed_other(tmp_path):
+    runs = {}
+    for name, seed in (("a", 2), ("b", 2), ("c", 5)):
+        make_corpus(SynthConfig(tmp_path / name, subjects=1, seed=seed, **CROWD), quiet=True)
+        runs[name] = (pd.read_parquet(tmp_path / name / "labels.parquet"), _crowd_truth(tmp_path / name, 0))
+    pd.testing.assert_frame_equal(runs["a"][0], runs["b"][0])
+    pd.testing.assert_frame_equal(runs["a"][1], runs["b"][1])
+    assert not runs["a"][1].equals(runs["c"][1])
+
+
+def test_crowd_people_are_distinct_and_video_holds_the_rendered_frames(tmp_path):
+    from auhm.synth.crowd import render_crowd_frame, simulate_crowd
+
+    config = SynthConfig(tmp_path, subjects=1, seed=4, **CROWD)
+    make_corpus(config, quiet=True)
+    people = simulate_crowd(config, 0)
+    assert len({p.renderer.model.identity for p in people}) == len(people)
+    decoded = [f for _, _, f in VideoReader(tmp_path / "videos" / "crowd000.mp4").frames()]
+    for t in (0, 20, 39):
+        rendered = render_crowd_frame(people, t)[0].astype(np.float64)
+        mse = ((decoded[t].astype(np.float64) - rendered) ** 2).mean()
+        assert 10 * np.log10(255**2 / mse) > 24
+
+
+def test_truth_sidecar_reader_keeps_a_face_column(tmp_path):
+    from auhm.face.truth_backend import read_sidecar
+
+    make_corpus(SynthConfig(tmp_path, subjects=1, seed=0, **CROWD), quiet=True)
+    truth = _crowd_truth(tmp_path, 0)
+    read = read_sidecar(tmp_path / "auhm_truth" / "crowd000.parquet")
+    assert len(read) == len(truth) and read["success"].all()
+    pairs = sorted(zip(read.index, read["face"]))
+    assert pairs == sorted(zip(truth["frame"], truth["face"]))
+    one = read[(read.index == 5) & (read["face"] == 0)]
+    np.testing.assert_allclose(one["x_30"], truth[(truth["frame"] == 5) & (truth["face"] == 0)]["x_30"])
+
+
+def test_crowd_faces_are_found_by_the_default_detector(tmp_path):
+    from auhm.face.detectors import available, make_detector
+    from auhm.metrics.tracking import match_boxes
+    from auhm.synth.crowd import render_crowd_frame, simulate_crowd, truth_frame, truth_rows
+
+    if not available("dlib"):
+        pytest.skip("dlib not installed")
+    config = SynthConfig(tmp_path, layout="crowd", subjects=1, frames=40, width=640, height=360, seed=0, contact_sheet=False)
+    people = simulate_crowd(config, 0)
+    detect, wanted, found = make_detector("dlib"), 0, 0
+    for t in (0, 39):  # before the walker crosses and after
+        rgb, seen = render_crowd_frame(people, t)
+        truth = truth_frame(truth_rows(people, t, seen, config.width, config.height))
+        truth = truth[truth["visible"] > 0.99]
+        boxes = np.array([b for b, _ in detect(rgb)]).reshape(-1, 4)
+        wanted += len(truth)
+        found += len(match_boxes(truth[["x0", "y0", "x1", "y1"]].to_numpy(np.float64), boxes))
+        assert (truth["x1"] - truth["x0"]).min() >= 90
+    assert wanted >= 2 and found == wanted

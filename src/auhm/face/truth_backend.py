@@ -38,7 +38,8 @@ def find_sidecar(video: str | Path, truth: Path | None = None) -> Path:
 
 
 def read_sidecar(path: Path, video: str | Path | None = None) -> pd.DataFrame:
-    """Rows frame (0-based), success, confidence, x_0…x_67, y_0…y_67 of one video's sidecar."""
+    """Rows frame (0-based), success, confidence, x_0…x_67, y_0…y_67 of one video's sidecar, indexed
+    by frame; with a ``face`` column (the face's id, several rows a frame) kept as it is."""
     path = Path(path)
     if path.suffix.lower() == ".csv":
         df = pd.read_csv(path, skipinitialspace=True)
@@ -64,10 +65,12 @@ def read_sidecar(path: Path, video: str | Path | None = None) -> pd.DataFrame:
         "success": df["success"].to_numpy(bool) if "success" in df.columns else np.ones(n, bool),
         "confidence": df["confidence"].to_numpy(np.float32) if "confidence" in df.columns else np.ones(n, np.float32),
     }
+    if "face" in df.columns:  # several faces per frame (`auhm synth --layout crowd`): one row each
+        columns["face"] = df["face"].to_numpy(np.int64)
     columns |= {c: df[c].to_numpy(np.float32) for c in X_COLUMNS + Y_COLUMNS}
     out = pd.DataFrame(columns)
     out.loc[~out[X_COLUMNS + Y_COLUMNS].notna().all(axis=1), "success"] = False
-    return out.drop_duplicates("frame").set_index("frame")
+    return out.drop_duplicates(["frame", "face"] if "face" in out else "frame").set_index("frame")
 
 
 @register_backend("truth", forkable=True)

@@ -30,7 +30,9 @@ class JoinReport:
     label_rows_unmatched: int = 0
     prediction_rows_unmatched: int = 0
     duplicate_rows: int = 0
-    other_faces: int = 0  # prediction rows of faces other than face 0, left out
+    other_faces: int = 0  # prediction rows of faces other than the one joined, left out
+    faces: dict[str, dict] = field(default_factory=dict)  # prediction video -> the face joined ({face, how, frames, tracks})
+    on_face: bool = False  # the labels have a face column: joined on (video, frame, face)
     left_out: dict[str, int] = field(default_factory=dict)  # AU -> matched rows with a null side
     ignored_aus: dict[str, list[str]] = field(default_factory=dict)  # reason -> AUs not scored
 
@@ -64,8 +66,13 @@ class JoinReport:
             lines.append(f"frames left out with a null label or prediction: {some(f'{au} {n:,}' for au, n in dropped.items())}")
         for reason, aus in self.ignored_aus.items():
             lines.append(f"AUs ignored, {reason}: {', '.join(aus)}")
+        if self.on_face:
+            lines.append("labels have a face column: joined on (video, frame, face)")
+        if self.faces:
+            lines.append("one face per video joined (the labels have one face a frame): " + some(
+                f"{video} face {f['face']} ({f['how']}, {f['frames']:,} frames, {f['tracks']} tracks)" for video, f in self.faces.items()))
         if self.other_faces:
-            lines.append(f"{self.other_faces:,} prediction rows of faces other than face 0 left out")
+            lines.append(f"{self.other_faces:,} prediction rows of other faces left out")
         if self.duplicate_rows:
             lines.append(f"{self.duplicate_rows:,} duplicate (video, frame) rows left out")
         return lines
@@ -153,9 +160,11 @@ def match_videos(label_videos, prediction_videos) -> JoinReport:
     return report
 
 
-def join_predictions(predictions: pd.DataFrame, labels: pd.DataFrame) -> Joined:
+def join_predictions(predictions: pd.DataFrame, labels: pd.DataFrame, face: int | None = None) -> Joined:
     """Align predictions with labels on (video, frame) over the AUs both tables hold.
 
+    Labels with a ``face`` column join on (video, frame, face); otherwise a video with several
+    faces a frame joins one track, ``face`` or the one on the most frames (``metrics.faces``).
     Raises ``UsageError`` when no AU is shared or no frame matches.
     """
     for name, table in (("predictions", predictions), ("labels", labels)):
@@ -170,16 +179,19 @@ def join_predictions(predictions: pd.DataFrame, labels: pd.DataFrame) -> Joined:
         raise UsageError(f"predictions ({', '.join(pred_aus) or 'no AU columns'}) and labels "
                          f"({', '.join(label_aus) or 'no AU columns'}) share no AU")
 
-    if "face" in predictions and (predictions["face"] != 0).any():
-        other = predictions["face"] != 0
-        other_faces = int(other.sum())
-        predictions = predictions[~other]
-    else:
-        other_faces = 0
+    on_face = "face" in labels.columns
+    picked, other_faces = {}, 0
+    if not on_face:
+        from auhm.metrics.faces import pick_face
+
+        predictions, picked, other_faces = pick_face(predictions, face)
+    elif "face" not in predictions:
+        predictions = predictions.assign(face=0)
+    keys = ["video", "frame", "face"] if on_face else ["video", "frame"]
 
     report = match_videos(labels["video"].unique(), predictions["video"].unique())
     report.aus = tuple(parse_au(c) for c in shared)
-    report.other_faces = other_faces
+    report.other_faces, report.faces, report.on_face = other_faces, picked, on_face
     ignored = {"only in the labels": [c for c in label_aus if c not in pred_columns],
                "only in the predictions": [c for c in pred_aus if c not in label_columns],
                "no label values": [c for c in label_columns if c not in label_aus and c in pred_columns],
@@ -195,17 +207,20 @@ def join_predictions(predictions: pd.DataFrame, labels: pd.DataFrame) -> Joined:
     pred = pd.DataFrame({"video": predictions["video"].astype(str).map(key_of_pred),
                          "frame": predictions["frame"].astype(np.int64)})
     lab = pd.DataFrame({"video": labels["video"].astype(str), "frame": labels["frame"].astype(np.int64)})
+    if on_face:
+        pred["face"] = predictions["face"].to_numpy(np.float64)
+        lab["face"] = labels["face"].to_numpy(np.float64)
     for c in shared:
         pred[c] = predictions[c].to_numpy(np.float64)
         lab[c] = labels[c].to_numpy(np.float64)
     pred = pred[pred["video"].notna()]
     lab = lab[lab["video"].isin(report.matched.keys())]
     n_dup = len(pred) + len(lab)
-    pred = pred.drop_duplicates(["video", "frame"])
-    lab = lab.drop_duplicates(["video", "frame"])
+    pred = pred.drop_duplicates(keys)
+    lab = lab.drop_duplicates(keys)
     report.duplicate_rows = n_dup - len(pred) - len(lab)
 
-    merged = lab.merge(pred, on=["video", "frame"], how="inner", suffixes=("_true", "_pred"), sort=True)
+    merged = lab.merge(pred, on=keys, how="inner", suffixes=("_true", "_pred"), sort=True)
     report.rows_matched = len(merged)
     report.label_rows_unmatched = int(len(labels) - len(merged))
     report.prediction_rows_unmatched = int(len(predictions) - len(merged))

@@ -32,6 +32,7 @@ class ScoreConfig:
     ci: float | None = None  # bootstrap confidence level, resampling whole videos
     boot: int = 1000
     seed: int = 0
+    face: int | None = None  # videos with several faces a frame: this track (default: the one on the most frames)
 
     def __post_init__(self) -> None:
         if self.by not in (None, "video", "subject"):
@@ -141,7 +142,7 @@ def score_frames(predictions: pd.DataFrame, labels: pd.DataFrame, config: ScoreC
     from auhm.metrics.sides import apply_sides
 
     predictions, sides_left_out = apply_sides(predictions, labels)
-    joined = join_predictions(predictions, clean_labels(labels))
+    joined = join_predictions(predictions, clean_labels(labels), face=config.face)
     aus = joined.report.aus
     report = ScoreReport(au_scores(joined.y_true, joined.y_pred, aus, config.threshold), joined.report,
                          config.threshold, by=config.by)

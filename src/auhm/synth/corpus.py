@@ -36,6 +36,7 @@ from auhm.synth.face_model import RENDERED_AUS, FaceModel, Identity
 from auhm.targets import au_name
 
 LANDMARK_LAYOUT = "landmarks"  # still faces + iBUG .pts, no AU labels (synth/stills.py)
+CROWD_LAYOUT = "crowd"  # several people per video, truth tracks and per-person AU labels (synth/crowd.py)
 LAYOUTS: dict[str, type[Layout]] = synth_layouts()  # the AU corpora's layouts, each registered with its reader
 _SHEET_TILES = 16
 
@@ -66,8 +67,8 @@ class SynthConfig:
     images: int = 6000  # layout landmarks only
 
     def __post_init__(self) -> None:
-        if self.layout not in LAYOUTS and self.layout != LANDMARK_LAYOUT:
-            raise UsageError(f"layout {self.layout!r}: choose one of {', '.join([*LAYOUTS, LANDMARK_LAYOUT])}")
+        if self.layout not in LAYOUTS and self.layout not in (LANDMARK_LAYOUT, CROWD_LAYOUT):
+            raise UsageError(f"layout {self.layout!r}: choose one of {', '.join([*LAYOUTS, LANDMARK_LAYOUT, CROWD_LAYOUT])}")
         if self.identities < 1 or self.images < self.identities:
             raise UsageError(f"--identities must be ≥ 1 and --images ≥ --identities (got {self.identities} and {self.images})")
         if self.difficulty not in DIFFICULTIES:
@@ -156,6 +157,10 @@ def make_corpus(config: SynthConfig, quiet: bool = False) -> SynthResult:
         from auhm.synth.stills import make_still_corpus  # it builds on this module
 
         return make_still_corpus(config, quiet)
+    if config.layout == CROWD_LAYOUT:
+        from auhm.synth.crowd import make_crowd_corpus  # it builds on this module
+
+        return make_crowd_corpus(config, quiet)
     t0 = time.perf_counter()
     root = Path(config.out)
     layout = LAYOUTS[config.layout]()

@@ -16,6 +16,7 @@ from auhm.synth.episodes import smooth_signal
 from auhm.synth.face_model import RENDERED_AUS, FaceModel, project
 
 _SHIFT = 4  # sub-pixel bits for cv2 drawing
+SHIFT = _SHIFT
 _ONE = 1 << _SHIFT
 _AA = cv2.LINE_AA
 # An occluder hides the face in a frame when it covers at least this many of the 68 landmarks.
@@ -208,9 +209,26 @@ class Renderer:
 
     # -- one frame -------------------------------------------------------------------------
     def frame(self, t: int) -> tuple[np.ndarray, bool]:
-        m, p = self.motion, self._pts[t]
+        img = self.backdrop(t)
+        occluded = self.draw(img, t)
+        return self.camera(img, t), occluded
+
+    def backdrop(self, t: int) -> np.ndarray:
+        """The background of frame t (panned), a fresh array to draw people on."""
+        m = self.motion
         px, py = self._pad + int(round(m.pan_x[t])), self._pad + int(round(m.pan_y[t]))
-        img = self._bg[py:py + self.h, px:px + self.w].copy()
+        return self._bg[py:py + self.h, px:px + self.w].copy()
+
+    def silhouette(self, t: int) -> list[np.ndarray]:
+        """The polygons (fixed-point, ``SHIFT`` bits) of everything this person draws at frame t but
+        occluders: what hides a person behind it."""
+        F = lambda name: self._feat(t, name)  # noqa: E731
+        return [*F("shoulders"), *F("neck"), *F("hair"), np.concatenate([self._pts[t, :17], F("forehead")[0][::-1]])]
+
+    def draw(self, img: np.ndarray, t: int) -> bool:
+        """Draw this person (body, head, face, occluders) at frame t onto ``img``, before the camera;
+        whether an occluder hides the face."""
+        m, p = self.motion, self._pts[t]
         idn = self.model.identity
         scale = float(m.scale[t])
         F = lambda name: self._feat(t, name)  # noqa: E731
@@ -277,8 +295,7 @@ class Renderer:
             self._glasses(img, p, scale, idn.glasses)
 
         self._shade(img, t, p, face)
-        occluded = self._occlude(img, t, p, scale)
-        return self._camera(img, t), occluded
+        return self._occlude(img, t, p, scale)
 
     def _roi(self, points: np.ndarray) -> tuple[int, int, int, int] | None:
         """Pixel box (x0, y0, x1, y1) around fixed-point polygon points, inside the frame; None if tiny."""
@@ -406,7 +423,7 @@ class Renderer:
         covered = mask[lm[inside, 1], lm[inside, 0]] > 0
         return int(covered.sum()) >= OCCLUDED_MIN_LANDMARKS
 
-    def _camera(self, img, t: int) -> np.ndarray:
+    def camera(self, img, t: int) -> np.ndarray:
         """Light colour and gain (one lookup table), sensor noise, focus blur."""
         gain = self.motion.light_gain[t] * (1 + self._tint)
         lut = np.clip(np.arange(256, dtype=np.float32)[:, None] * gain[None, :], 0, 255).astype(np.uint8)

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from auhm.errors import UsageError
 from auhm.io import au_columns, check_writable, read_predictions
+from auhm.metrics.faces import pick_face
 from auhm.metrics.join import match_videos
 from auhm.metrics.report import load_label_table
 
@@ -30,6 +31,7 @@ class TimelineConfig:
     kind: str | None = None  # read ``labels`` as a dataset root of this kind (disfa, bp4d, fera2017)
     x: str = "auto"  # "time" (seconds), "frame", or "auto": time when every timestamp is known
     dpi: int = 110
+    face: int | None = None  # the track to plot where the video has several faces (default: on the most frames)
 
 
 def _pick(videos: list[str], wanted: str | None, what: str) -> str:
@@ -51,8 +53,9 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 
 
 def plot_timeline(predictions: pd.DataFrame, out: str | Path, video: str | None = None,
-                  labels: pd.DataFrame | None = None, x: str = "auto", dpi: int = 110) -> Path:
-    """Draw one video's AU timelines to ``out`` (PNG, or any format matplotlib writes)."""
+                  labels: pd.DataFrame | None = None, x: str = "auto", dpi: int = 110, face: int | None = None) -> Path:
+    """Draw one video's AU timelines to ``out`` (PNG, or any format matplotlib writes); of a video
+    with several faces a frame, one track's (``face``, default the one on the most frames)."""
     aus = au_columns(predictions.columns)
     if not aus:
         raise UsageError("the predictions table has no AU columns")
@@ -60,9 +63,7 @@ def plot_timeline(predictions: pd.DataFrame, out: str | Path, video: str | None 
     if not videos:
         raise UsageError("the predictions table is empty")
     chosen = _pick(videos, video, "predictions")
-    pred = predictions[predictions["video"].astype(str) == chosen]
-    if "face" in pred:
-        pred = pred[pred["face"] == 0]
+    pred, picked, _ = pick_face(predictions[predictions["video"].astype(str) == chosen], face)
     pred = pred.sort_values("frame")
     frames = pred["frame"].to_numpy(np.int64)
 
@@ -86,6 +87,8 @@ def plot_timeline(predictions: pd.DataFrame, out: str | Path, video: str | None 
         if not matched:
             raise UsageError(f"no label video matches {chosen}")
         label_rows = labels[labels["video"].astype(str) == next(iter(matched))].sort_values("frame")
+        if "face" in label_rows and chosen in picked:  # labels per face: the same face's
+            label_rows = label_rows[label_rows["face"] == picked[chosen]["face"]]
 
     fig = Figure(figsize=(11, 0.85 * len(aus) + 1.2), dpi=dpi, layout="constrained")
     axes = fig.subplots(len(aus), 1, sharex=True, squeeze=False)[:, 0]
@@ -111,7 +114,8 @@ def plot_timeline(predictions: pd.DataFrame, out: str | Path, video: str | None 
         handles.append(Patch(color="0.85", label="no face"))
         names.append(f"no face ({int(lost.sum())} frames)")
     fig.legend(handles, names, loc="outside upper right", ncols=len(handles), frameon=False)
-    fig.suptitle(chosen, x=0.01, ha="left", fontsize=10)
+    title = chosen + (f"  face {picked[chosen]['face']} (of {picked[chosen]['tracks']})" if chosen in picked else "")
+    fig.suptitle(title, x=0.01, ha="left", fontsize=10)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
@@ -128,4 +132,4 @@ def timeline(config: TimelineConfig) -> Path:
         raise UsageError(str(e)) from e
     if config.x not in ("auto", "time", "frame"):
         raise UsageError(f"x must be auto, time or frame, not {config.x!r}")
-    return plot_timeline(predictions, config.out, config.video, labels, config.x, config.dpi)
+    return plot_timeline(predictions, config.out, config.video, labels, config.x, config.dpi, config.face)
