@@ -115,10 +115,14 @@ class StandInAU(torch.nn.Module):
         return out
 
 
-def hold_until(gate: str | os.PathLike) -> None:
+def hold_until(gate: str | os.PathLike, deadline_s: float = 120.0) -> None:
     """Wait until the file ``gate`` exists: a run held at a known point for as long as a test needs
-    (the test writes the gate, or kills the run)."""
+    (the test writes the gate, or kills the run); a test that failed before opening it does not
+    leave the run waiting forever."""
+    end = time.monotonic() + deadline_s
     while not os.path.exists(gate):
+        if time.monotonic() > end:
+            raise TimeoutError(f"{gate} never opened")
         time.sleep(0.01)
 
 
@@ -213,7 +217,9 @@ def hold_after_first_video(gate: str | os.PathLike, reached: str | os.PathLike) 
 
     def commit_then_hold(self, metadata=None):
         commit(self, metadata)
-        Path(reached).write_text(str(self.path))
+        tmp = Path(f"{reached}.tmp")
+        tmp.write_text(str(self.path))
+        tmp.replace(reached)  # whole or absent: a test polling for it never reads it half written
         hold_until(gate)
 
     ParquetStream.commit = commit_then_hold

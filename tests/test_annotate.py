@@ -220,12 +220,14 @@ def test_kill_and_resume_gives_one_row_per_frame(tmp_path, checkpoint):
     standin_script(script, setup=f"h.hold_after_first_video({str(gate)!r}, {str(reached)!r})")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, str(script), *args], env=env, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while not reached.exists():
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode() if proc.poll() is not None else "not reached"
-        time.sleep(0.02)
-    proc.kill()
-    proc.wait()
+    try:
+        deadline = time.monotonic() + 60
+        while not reached.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode() if proc.poll() is not None else "not reached"
+            time.sleep(0.02)
+    finally:  # killed whatever happened: never an orphan left running
+        proc.kill()
+        proc.wait()
     parts = tmp_path / "all.parquet.parts"
     assert reached.read_text() == str(parts / "k0.parquet")
     assert sorted(p.name for p in parts.iterdir() if not p.name.startswith(".")) == ["k0.parquet"] and not out.exists()
@@ -285,17 +287,24 @@ def test_a_second_run_on_the_same_output_waits_for_the_first_and_nothing_is_lost
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     logs = [open(tmp_path / f"log{k}", "w+") for k in range(2)]
     runs = [subprocess.Popen([sys.executable, str(first), "annotate", *clips[:2], *args], env=env, stderr=logs[0])]
-    deadline = time.time() + 60
-    while "annotate: 2 video(s)" not in (tmp_path / "log0").read_text():  # said once it holds the lock; then it sits at its first batch
-        assert runs[0].poll() is None and time.time() < deadline, (tmp_path / "log0").read_text()
-        time.sleep(0.02)
-    runs.append(subprocess.Popen([sys.executable, str(second), "annotate", clips[2], *args], env=env, stderr=logs[1]))
-    while "another run is writing" not in (tmp_path / "log1").read_text():
-        assert runs[1].poll() is None and time.time() < deadline, (tmp_path / "log1").read_text()
-        time.sleep(0.02)
-    assert not out.exists() and runs[0].poll() is None
-    gate.write_text("go")
-    assert [r.wait(timeout=60) for r in runs] == [0, 0], [(tmp_path / f"log{k}").read_text()[-2000:] for k in range(2)]
+    try:
+        deadline = time.time() + 60
+        while "annotate: 2 video(s)" not in (tmp_path / "log0").read_text():  # said once it holds the lock; then it sits at its first batch
+            assert runs[0].poll() is None and time.time() < deadline, (tmp_path / "log0").read_text()
+            time.sleep(0.02)
+        runs.append(subprocess.Popen([sys.executable, str(second), "annotate", clips[2], *args], env=env, stderr=logs[1]))
+        while "another run is writing" not in (tmp_path / "log1").read_text():
+            assert runs[1].poll() is None and time.time() < deadline, (tmp_path / "log1").read_text()
+            time.sleep(0.02)
+        assert not out.exists() and runs[0].poll() is None
+        gate.write_text("go")
+        assert [r.wait(timeout=60) for r in runs] == [0, 0], [(tmp_path / f"log{k}").read_text()[-2000:] for k in range(2)]
+    finally:  # an assertion before the gate opened: open it, and end the runs
+        gate.write_text("go")
+        for r in runs:
+            if r.poll() is None:
+                r.kill()
+                r.wait()
     df = pd.read_parquet(out)
     assert df.groupby("video", sort=False).size().to_dict() == {clips[0]: 10, clips[1]: 11, clips[2]: 12}
     assert not df.duplicated(["video", "frame"]).any()
@@ -318,8 +327,16 @@ def test_resume_keys_on_every_setting_that_changes_the_rows_and_says_which_diffe
 
     run("--landmarks", "truth")
     assert "2 already done" in run("--landmarks", "truth")
+    assert "redoing 2 video(s) made with other settings (--faces all → largest)" in run("--landmarks", "truth", "--faces", "largest")
+    assert "redoing 2 video(s) made with other settings (tracking" in run("--landmarks", "truth", "--faces", "largest", "--max-gap", "2")
+    older = {"checkpoint": "a" * 64, "landmark_backend": "truth", "landmark_model": None, "every": 1}  # before --faces: the largest face
+    assert made_differently(older, {**older, "faces": "all"}) == "--faces largest → all"
+    from auhm.infer.sources import dlib_available
+
+    if not dlib_available():
+        return  # the rest needs dlib's predictor
     log = run("--landmarks", "dlib")
-    assert "redoing 2 video(s) made with other settings (landmarks truth → dlib)" in log and "0 already done" in log
+    assert "redoing 2 video(s) made with other settings (landmarks truth → dlib" in log and "0 already done" in log
     assert read_metadata(out / "p.parquet")["landmark_backend"] == "dlib"
     log = run("--landmarks", "dlib", "--every", "2")
     assert "redoing 2 video(s) made with other settings (--every 1 → 2)" in log

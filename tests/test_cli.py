@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import typer
 from typer.testing import CliRunner
@@ -43,7 +44,9 @@ def test_help_shows_plain_metavars_and_no_python_types():
     assert "--no-overwrite" not in annotate
     for name in ("annotate", "render"):  # --landmark-model serves auto too
         params = {p.name: p for p in typer.main.get_command(app).commands[name].params}
-        assert "for --landmarks network, and for auto" in params["landmark_model"].help
+        assert "for --landmarks network; with auto, the tracker a video falls back on" in params["landmark_model"].help
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "with `auto`, the tracker a video falls back on" in readme  # README and --help say the same
 
 
 def test_a_long_output_path_is_printed_whole_on_one_line(tmp_path):

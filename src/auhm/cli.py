@@ -20,7 +20,7 @@ from rich.markup import escape
 from auhm import __version__
 from auhm.cli_help import HelpCommand, HelpGroup
 from auhm.console import console
-from auhm.errors import InputFailure, UsageError
+from auhm.errors import InputFailure, Interrupted, UsageError
 
 
 class AuhmGroup(HelpGroup):
@@ -134,6 +134,18 @@ def _finish(failures: list[InputFailure]) -> None:
 def _usage(e: Exception) -> None:
     console.print(f"[red]usage error[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM stops a run as Ctrl-C does (the workers stopped, what is finished kept and said)."""
+    import signal
+    import threading
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
 
 
 def _quiet(what: str = "No progress bar."):
@@ -498,6 +510,8 @@ def annotate(
     """
     from auhm.infer.annotate import AnnotateConfig, annotate as run_annotate
 
+    _stop_on_sigterm()
+
     config = AnnotateConfig(
         model=model, out=out, landmarks=landmarks_backend, landmark_model=landmark_model, per_video=per_video,
         batch_size=batch_size, device=device, precision=precision, workers=workers, every=every,
@@ -507,6 +521,9 @@ def annotate(
         result = run_annotate(videos, config)
     except UsageError as e:
         _usage(e)
+    except Interrupted as e:
+        _say(str(e))
+        raise typer.Exit(130) from None
     if not quiet:
         incomplete = f", {len(result.incomplete)} incomplete" if result.incomplete else ""
         where = f"{result.out} ({result.videos_held} video(s) in it)" if result.out.exists() else f"nothing written to {result.out}"

@@ -12,6 +12,10 @@ class UsageError(Exception):
     """Bad arguments or configuration: the CLI exits with code 2 and this message."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C or SIGTERM; the message says what was kept and how to go on."""
+
+
 class InputError(RuntimeError):
     """One input that cannot be read as it should (a video that does not decode): that input fails, the others go on."""
 

@@ -1,7 +1,7 @@
 """Every face in the video, each with an id that holds: tracking by detection.
 
 A full-frame detection runs on a schedule (every ``detect_every`` frames, and at once when a
-followed face is lost). Between detections each face is followed from its own landmarks, as the
+followed face is lost; with no face in view, after 1, 2, 4 … frames). Between detections each face is followed from its own landmarks, as the
 single-face :class:`~auhm.face.tracking.Tracker` does (a batched fit where the backend allows).
 At a detection, faces are matched to tracks by box overlap after each track's motion is carried
 forward, with an optimal assignment (``scipy.optimize.linear_sum_assignment``): first the
@@ -10,7 +10,9 @@ occlusion or a miss, bridged under the old id), and a detection left over starts
 A new track is confirmed only after ``min_hits`` frames with a face, so a one-frame false
 detection makes no track; ids are handed out in order of confirmation (0, 1, 2 …). When two
 tracks settle on the same face (one person crossing in front of another), the younger track
-loses it there and waits, missing, for its face to come back.
+loses it there and waits, missing, for its face to come back. A face back after a longer gap (or
+far from where it was lost) is re-identified by appearance: a new track whose colour histogram
+matches one of a face gone from view, clearly better than any other, takes that face's id.
 
 Everything is a function of the frames alone, in frame order: the same video gives the same
 ids and rows whatever the timing of the threads around it.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
@@ -36,6 +39,8 @@ class MultiTrackConfig:
     match_iou: float = 0.3  # least overlap of a detection with a track's predicted box
     duplicate_iou: float = 0.5  # two tracks' boxes overlapping more than this hold one face
     max_faces: int | None = None  # at most this many tracks at once (None: no limit)
+    reid_distance: float | None = 0.3  # Bhattacharyya distance of colour histograms below which a face is the same (None: no re-identification)
+    reid_margin: float = 0.1  # … and the next nearest face at least this much further
     tracker: TrackerConfig = field(default_factory=TrackerConfig)  # what a plausible fit is
 
 
@@ -84,6 +89,8 @@ class _Track:
     id: int | None = None  # given at confirmation
     live: bool = True  # seen on the last frame processed: followed, not searched for
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # box centre, px per frame
+    look: np.ndarray | None = None  # appearance: the mean colour histogram of its face at detections
+    looks: int = 0
 
     def box(self) -> np.ndarray:
         return landmark_boxes(self.landmarks).astype(np.float64)
@@ -114,6 +121,22 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
 
 
+def appearance(frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None:
+    """A face's colour histogram (hue × saturation, normalised), from its landmark box; None when the box is off the frame."""
+    h, w = frame.shape[:2]
+    x0, y0, x1, y1 = (int(round(float(v))) for v in landmark_boxes(landmarks))
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return None
+    hsv = cv2.cvtColor(np.ascontiguousarray(frame[y0:y1, x0:x1]), cv2.COLOR_RGB2HSV)
+    hist = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256]).ravel()
+    return (hist / max(float(hist.sum()), 1.0)).astype(np.float32)
+
+
+def look_distance(a: np.ndarray, b: np.ndarray) -> float:
+    return float(cv2.compareHist(a, b, cv2.HISTCMP_BHATTACHARYYA))
+
+
 def match(cost_iou: np.ndarray, least: float) -> list[tuple[int, int]]:
     """Pairs (row, column) of the assignment that maximises the summed overlap, each ≥ ``least``."""
     if cost_iou.size == 0:
@@ -135,14 +158,19 @@ class MultiTracker:
         self.rejected = 0  # faces the detector found whose fit was not a face (this video)
         self.accepted = 0  # … and whose fit was
         self._tracks: list[_Track] = []
+        self._gone: list[_Track] = []  # confirmed faces no longer tracked: candidates for re-identification
         self._births = 0
         self._next_detect = 0
+        self._empty = 0  # detections in a row that found no face
+        self._last_detection = -1  # frame of the last detection
+        self._recent: list = []  # entries of the batch being tracked, so far
         self._min_hits = config.min_hits
 
     def start(self, video: str, frames: int | None = None) -> None:
         """A new video; ``frames``, when known, lets a video shorter than ``min_hits`` (a photo) confirm its faces at once."""
         self._min_hits = max(1, min(self.config.min_hits, frames)) if frames else self.config.min_hits
-        self._tracks, self._births, self._next_detect = [], 0, 0
+        self._tracks, self._gone, self._births, self._next_detect, self._empty = [], [], 0, 0, 0
+        self._last_detection, self._recent = -1, []
         self.faces_seen = self.tracks_made = self.rejected = self.accepted = 0
         self.backend.start(video)
 
@@ -156,8 +184,10 @@ class MultiTracker:
         step = int(batch.indices[1] - batch.indices[0]) if n > 1 else 1
         while i < n:
             if batch.indices[i] >= self._next_detect:
+                self._recent = found  # what this batch holds so far: a face followed back stops at another
                 found += self._detection_frame(batch, i)
-                self._next_detect = int(batch.indices[i]) + self.config.detect_every * max(step, 1)
+                self._last_detection = int(batch.indices[i])
+                self._next_detect = int(batch.indices[i]) + self._detection_wait() * max(step, 1)
                 i += 1
                 continue
             j = next((r for r in range(i, n) if batch.indices[r] >= self._next_detect), n)
@@ -166,8 +196,17 @@ class MultiTracker:
             if lost_at < j:
                 self._next_detect = int(batch.indices[lost_at])  # search that frame at once
             i = lost_at
-        self._expire(int(batch.indices[-1]) if n else 0)
         return self._entries(batch, found)
+
+    def _detection_wait(self) -> int:
+        """Frames to the next detection: ``detect_every`` while faces are followed; with none, 1, 2,
+        4 … after searches in a row that found nothing (up to ``detect_every``), so that a face that
+        appears is found within a frame or two, and a video without faces costs few searches."""
+        if any(t.live for t in self._tracks):
+            self._empty = 0
+            return self.config.detect_every
+        self._empty += 1
+        return min(2 ** (self._empty - 1), self.config.detect_every)
 
     def _entries(self, batch: FrameBatch, found: list) -> FaceEntries:
         """Entries of confirmed tracks only (a track not confirmed by the batch's end is not written)."""
@@ -177,13 +216,56 @@ class MultiTracker:
 
     def _confirm(self, track: _Track) -> None:
         if track.id is None and track.hits >= self._min_hits:
+            old = self._same_look(track)
+            if old is not None:  # a face seen before, back after a long gap or far from where it was lost
+                track.id = old.id
+                self._gone = [t for t in self._gone if t is not old]
+                self._tracks = [t for t in self._tracks if t is not old]
+                return
             track.id = self.tracks_made
             self.tracks_made += 1
 
+    def _same_look(self, track: _Track) -> _Track | None:
+        """The face gone from view (or missing) that ``track`` looks like, clearly more than any other."""
+        if self.config.reid_distance is None or track.look is None:
+            return None
+        live = {t.id for t in self._tracks if t.live and t.id is not None}
+        candidates = [t for t in self._gone + [t for t in self._tracks if not t.live and t.id is not None]
+                      if t.look is not None and t.id not in live]
+        if not candidates:
+            return None
+        distances = sorted((look_distance(track.look, t.look), t.key, t) for t in candidates)
+        best, nearest = distances[0][0], distances[0][2]
+        second = distances[1][0] if len(distances) > 1 else np.inf
+        return nearest if best < self.config.reid_distance and second - best >= self.config.reid_margin else None
+
+    def _looks_alike(self, frame: np.ndarray, tracks: list[_Track], boxes: np.ndarray) -> np.ndarray:
+        """(tracks, boxes) 1 where the face in a box may be the track's by its colours (or either has none), else 0."""
+        alike = np.ones((len(tracks), len(boxes)))
+        if self.config.reid_distance is None:
+            return alike
+        veto = self.config.reid_distance + 1.5 * self.config.reid_margin
+        looks = [appearance(frame, box_points(box)) for box in boxes]
+        for a, t in enumerate(tracks):
+            for b, look in enumerate(looks):
+                if t.look is not None and look is not None and look_distance(t.look, look) > veto:
+                    alike[a, b] = 0.0
+        return alike
+
+    def _remember_look(self, track: _Track, frame: np.ndarray, landmarks: np.ndarray) -> None:
+        look = appearance(frame, landmarks) if self.config.reid_distance is not None else None
+        if look is not None:
+            track.looks += 1
+            track.look = look if track.look is None else track.look + (look - track.look) / track.looks
+
     def _expire(self, frame: int) -> None:
-        """Forget tracks missing for longer than the gap a face may be bridged over (and unconfirmed ones that lost their face)."""
+        """Forget tracks missing for longer than the gap a face may be bridged over (and unconfirmed
+        ones that lost their face); at each detection, so that it never depends on where batches end."""
         gap = self.config.max_gap
-        self._tracks = [t for t in self._tracks if t.live or (t.id is not None and frame - t.frame <= gap)]
+        keep = [t for t in self._tracks if t.live or (t.id is not None and frame - t.frame <= gap)]
+        self._gone += [t for t in self._tracks if t not in keep and t.id is not None and t.look is not None]
+        self._gone = self._gone[-64:]
+        self._tracks = keep
 
     # ── following, between detections ─────────────────────────────────────────────────────────
     def _follow(self, batch: FrameBatch, i: int, j: int) -> tuple[int, list]:
@@ -269,6 +351,7 @@ class MultiTracker:
     # ── detection frames ──────────────────────────────────────────────────────────────────────
     def _detection_frame(self, batch: FrameBatch, r: int) -> list:
         frame, index = batch.frames[r], int(batch.indices[r])
+        self._expire(index)
         self.detections += 1
         detections = [np.asarray(box, np.float64) for box, _ in self.detect(frame)]
         self.faces_seen = max(self.faces_seen, len(detections))
@@ -281,6 +364,8 @@ class MultiTracker:
             if not group or not free:
                 continue
             overlap = iou(np.array([t.predicted_box(index) for t in group]), boxes[free])
+            if group is missing:  # after a gap, where a face went is a guess: a face that looks otherwise is not it
+                overlap *= self._looks_alike(frame, group, boxes[free])
             for a, b in match(overlap, self.config.match_iou):
                 taken[free[b]] = group[a].key
         by_key = {t.key: t for t in self._tracks}
@@ -318,11 +403,38 @@ class MultiTracker:
             if t.key not in kept:
                 t.live = False
         found = []
+        born = {t.key for t in self._tracks if t.hits == 0}
         for t, landmarks, confidence, scores in fitted:
+            if t.key in born:  # a face found now may have been there since the last detection: follow it back
+                found += self._follow_back(batch, r, t, landmarks, confidence)
             t.seen(index, landmarks, confidence)
+            if not any(g[0] is not t and iou(landmark_boxes(landmarks), landmark_boxes(g[1]))[0, 0] > 0 for g in fitted):
+                self._remember_look(t, frame, landmarks)  # only a face that no other overlaps
             self._confirm(t)
             found.append((r, t.key, landmarks, confidence, scores))
         return found
+
+    def _follow_back(self, batch: FrameBatch, r: int, t: _Track, landmarks: np.ndarray, confidence: float) -> list:
+        """Entries of a new face on the frames of this batch since the last detection, fitted backwards
+        from where it was found, up to the first frame where it is not (or another face is)."""
+        start = r
+        while start > 0 and batch.indices[start - 1] > self._last_detection:
+            start -= 1
+        if start == r:
+            return []
+        rows = np.arange(r - 1, start - 1, -1)
+        back = FrameBatch(batch.indices[rows], batch.timestamps[rows], batch.frames[rows])
+        probe = _Track(t.key, landmarks, confidence, int(batch.indices[r]))
+        fitted, conf, scores = self._fit_track(back, 0, len(rows), probe)
+        out = []
+        for k in range(len(fitted)):
+            row = int(rows[k])
+            box = landmark_boxes(fitted[k])
+            if any(row == f[0] and iou(box, landmark_boxes(f[2]))[0, 0] > self.config.duplicate_iou for f in self._recent):
+                break
+            t.hits += 1
+            out.append((row, t.key, fitted[k], float(conf[k]), None if scores is None else scores[k]))
+        return out
 
     def _judged(self, fit) -> None:
         if fit is None:

@@ -92,7 +92,12 @@ class TruthBackend(LandmarkBackend):
         if self._table is None:
             raise RuntimeError("truth backend: start(video) must be called before reading frames")
         track = FaceTrack.empty(indices, timestamps)
-        rows = self._table.reindex(np.asarray(indices, np.int64))
+        table = self._table
+        if table.index.has_duplicates:  # several faces a frame, one followed: the largest (as a detector's choice)
+            width = table[X_COLUMNS].max(axis=1) - table[X_COLUMNS].min(axis=1)
+            table = table.assign(_w=width.fillna(-1)).sort_values("_w", ascending=False, kind="stable")
+            table = table[~table.index.duplicated()]
+        rows = table.reindex(np.asarray(indices, np.int64))
         ok = rows["success"].fillna(False).to_numpy(bool)
         xy = np.stack([rows[X_COLUMNS].to_numpy(np.float32), rows[Y_COLUMNS].to_numpy(np.float32)], axis=-1)
         track.success[:] = ok

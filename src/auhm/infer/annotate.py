@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from auhm.console import console, progress
-from auhm.errors import InputFailure, UsageError
+from auhm.errors import InputFailure, Interrupted, UsageError
 from auhm.face.tracking import FACE_FOLLOWED
 from auhm.infer.engine import Engine
 from auhm.infer.output import Plan, VideoJob, done_part, merge_output, output_lock, output_names, plan_jobs
@@ -171,7 +171,13 @@ def annotate(videos: Sequence[str], config: AnnotateConfig, predictor: Predictor
             for differs, redone in plan.redone.items():
                 say(f"annotate: redoing {len(redone)} video(s) made with other settings ({differs})")
         existed = out.exists()
-        written, failures, rows, extra = _run(plan.todo, predictor, source, meta, config) if plan.todo else ([], [], 0, {})
+        try:
+            written, failures, rows, extra = _run(plan.todo, predictor, source, meta, config) if plan.todo else ([], [], 0, {})
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the workers are stopped; say what is kept
+            done = [job.video for job in plan.todo if done_part(job.dest, job.video, meta)[0] is not None]
+            where = str(out) if config.per_video else f"{folder} (merged into {out} by the next run)"
+            raise Interrupted(f"annotate: interrupted; {len(done)} of {len(plan.todo)} video(s) finished and kept in {where}; "
+                              "run the same command again to resume (finished videos are skipped)") from None
         result = AnnotateResult(out, source.name, written, plan.skipped, unmatched + failures, frames=rows, **extra)
         notes = _notes(plan, written, meta)
         _report_notes(result, notes)

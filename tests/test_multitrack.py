@@ -1,0 +1,147 @@
+"""The multi-face tracker: ids that hold through crossings and gaps, no track from a one-frame
+detection, re-identification after a long gap, and the same ids whatever the batching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from auhm.face.base import LandmarkBackend
+from auhm.face.multitrack import MultiTrackConfig, MultiTracker, iou
+from auhm.video import FrameBatch
+
+from helpers import inscribed_ring
+
+W, H, SIDE = 320, 120, 40
+COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 70, 230)}
+
+
+def colour_boxes(frame: np.ndarray) -> list[np.ndarray]:
+    """The visible part of each coloured square, one box per colour present."""
+    boxes = []
+    for rgb in COLOURS.values():
+        ys, xs = np.nonzero((np.abs(frame.astype(int) - rgb).sum(-1) < 30))
+        if len(xs) >= 30:
+            boxes.append(np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float64))
+    return boxes
+
+
+class BlobBackend(LandmarkBackend):
+    """Detects coloured squares; ``fit`` finds the square overlapping the region most (any colour:
+    a track whose square is hidden lands on the one in front, as a real fit would)."""
+
+    name = "blob"
+    min_confidence = 0.5
+
+    def __init__(self):
+        self.detected = 0
+
+    def detect(self, frames):
+        self.detected += len(frames)
+        return [[(b, 1.0) for b in colour_boxes(f)] for f in frames]
+
+    def fit(self, frames, regions):
+        regions = np.asarray(regions, np.float64)
+        out = np.full((len(frames), 68, 2), np.nan, np.float32)
+        conf = np.zeros(len(frames), np.float32)
+        for k, (frame, region) in enumerate(zip(frames, regions)):
+            box = np.concatenate([region.min(0), region.max(0)])
+            found = colour_boxes(frame)
+            if found:
+                overlap = iou(box, np.array(found))[0]
+                best = int(np.argmax(overlap))
+                if overlap[best] > 0.1:
+                    out[k], conf[k] = inscribed_ring(found[best]), 1.0
+        return out, conf
+
+
+def scene(n: int, people: dict) -> tuple[np.ndarray, dict]:
+    """Frames with squares drawn in the given order (later ones in front); people: colour →
+    (x of frame i, frames present). Also each square's visible truth box per frame."""
+    frames = np.full((n, H, W, 3), 128, np.uint8)
+    truth: dict = {c: {} for c in people}
+    for i in range(n):
+        for colour, (x_of, present) in people.items():
+            if present(i):
+                x = int(x_of(i))
+                frames[i, 40 : 40 + SIDE, x : x + SIDE] = COLOURS[colour]
+        for colour in people:
+            for b in colour_boxes(frames[i]):
+                if (frames[i, int(b[1]), int(b[0]) : int(b[2])] == COLOURS[colour]).all(-1).any():
+                    truth[colour][i] = b
+    return frames, truth
+
+
+def run(frames: np.ndarray, batch: int = 16, **config) -> dict[int, dict[int, np.ndarray]]:
+    """{frame: {id: box}} from the tracker, fed ``batch`` frames at a time."""
+    tracker = MultiTracker(BlobBackend(), MultiTrackConfig(**config))
+    tracker.start("scene", len(frames))
+    out: dict = {}
+    for s in range(0, len(frames), batch):
+        idx = np.arange(s, min(s + batch, len(frames)))
+        found = tracker.update(FrameBatch(idx, idx / 10.0, frames[idx]))
+        for r, face, box in zip(found.rows, found.ids, found.boxes):
+            out.setdefault(int(idx[r]), {})[int(face)] = box
+    return out
+
+
+def ids_of(out: dict, truth: dict) -> dict[str, set]:
+    """Which ids each true square got (by overlap), over the frames it is visible."""
+    got = {c: set() for c in truth}
+    for colour, frames in truth.items():
+        for i, box in frames.items():
+            for face, b in out.get(i, {}).items():
+                if iou(box, b)[0, 0] > 0.5:
+                    got[colour].add(face)
+    return got
+
+
+def test_two_faces_that_cross_keep_their_ids():
+    """Red walks right, green left, green passes in front of red and hides it for a few frames."""
+    n = 80
+    frames, truth = scene(n, {"red": (lambda i: 20 + 3 * i, lambda i: True), "green": (lambda i: 260 - 3 * i, lambda i: True)})
+    hidden = [i for i in range(n) if i not in truth["red"]]
+    assert hidden, "the scene must hide red behind green for a while"
+    out = run(frames)
+    got = ids_of(out, truth)
+    assert got["red"] == {0} and got["green"] == {1}
+    assert {f for faces in out.values() for f in faces} == {0, 1}  # no third track
+    found = sum(1 for c in truth for i, b in truth[c].items() if any(iou(b, x)[0, 0] > 0.5 for x in out.get(i, {}).values()))
+    assert found >= 0.9 * sum(len(t) for t in truth.values())
+
+
+def test_a_one_frame_detection_makes_no_track():
+    frames, _ = scene(30, {"red": (lambda i: 30, lambda i: True), "blue": (lambda i: 200, lambda i: i == 8)})
+    out = run(frames, detect_every=1)
+    assert {f for faces in out.values() for f in faces} == {0}
+    assert sorted(out) == list(range(30))
+
+
+def test_a_face_back_after_a_long_gap_keeps_its_id_by_appearance():
+    """Green leaves for 40 frames (past --max-gap) and comes back elsewhere; red stays. Without
+    re-identification green would be a new id."""
+    far = lambda i: 40 if i < 20 else 250  # noqa: E731
+    frames, truth = scene(90, {"red": (lambda i: 150, lambda i: True), "green": (far, lambda i: i < 20 or i >= 60)})
+    out = run(frames, max_gap=10)
+    assert ids_of(out, truth) == {"red": {1}, "green": {0}} or ids_of(out, truth) == {"red": {0}, "green": {1}}
+    plain = run(frames, max_gap=10, reid_distance=None)
+    assert len({f for faces in plain.values() for f in faces}) == 3  # the same scene without it: a third id
+
+
+def test_the_same_frames_give_the_same_ids_and_boxes():
+    frames, _ = scene(60, {"red": (lambda i: 20 + 3 * i, lambda i: True), "green": (lambda i: 260 - 3 * i, lambda i: i > 5)})
+    a, b = run(frames, batch=7), run(frames, batch=7)
+    assert sorted(a) == sorted(b)
+    for i in a:
+        assert sorted(a[i]) == sorted(b[i])
+        for face in a[i]:
+            np.testing.assert_array_equal(a[i][face], b[i][face])
+
+
+@pytest.mark.parametrize("every", [1, 8])
+def test_a_face_that_enters_is_found_within_the_detection_schedule(every):
+    frames, truth = scene(40, {"red": (lambda i: 30, lambda i: i >= 13)})
+    out = run(frames, detect_every=every)
+    first = min(out)
+    assert 13 <= first <= 13 + every - 1 + 2  # its first frame, found at the next detection (confirmed from there)
+    assert all(0 in out[i] for i in range(first, 40))
