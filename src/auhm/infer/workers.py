@@ -189,7 +189,10 @@ class TrackingWorkers:
             self._put(WorkerDone(k))
             if self.processes:
                 self.items.close()
-                self.items.join_thread()  # everything put is handed over before the process ends
+                if self.stop.is_set():  # stopped: what is unsent is not wanted, and the reader may be gone
+                    self.items.cancel_join_thread()
+                else:
+                    self.items.join_thread()  # everything put is handed over before the process ends
 
     def _video(self, j: int, tracker) -> None:
         """Track one video and hand over its chunks; a failure ends this video only."""
