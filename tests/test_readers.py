@@ -225,7 +225,7 @@ def test_usage_errors(tmp_path):
 
 
 
-def test_a_corpus_registered_in_one_place_is_read_split_and_scored_by_subject(tmp_path, monkeypatch):
+def test_a_corpus_registered_in_one_place_is_read_split_and_scored_by_subject(tmp_path, request):
     """One spec is all a new corpus needs: its reader, split rule, AUs and subject ids are found through it."""
     from auhm.data import corpora
     from auhm.data.readers import Corpus, Session
@@ -238,8 +238,9 @@ def test_a_corpus_registered_in_one_place_is_read_split_and_scored_by_subject(tm
         return Corpus("toy", root, (12,), sessions)
 
     corpora.corpus_kinds()  # the built-in corpora first
-    monkeypatch.setitem(corpora._CORPORA, "toy", corpora.CorpusSpec(
+    corpora.register_corpus(corpora.CorpusSpec(
         "toy", (12,), read, lambda subjects, corpus: round_robin(subjects, ("a", "b")), expected="P01/clip.mp4", subject=r"(P\d\d)"))
+    request.addfinalizer(lambda: corpora.CORPORA.unregister("toy"))
     assert corpora.corpus_kinds()[-1] == "toy"
     corpus = load_sessions("TOY", tmp_path)
     assert {s.subject: s.split for s in corpus} == {"P00": "a", "P01": "b", "P02": "a", "P03": "b"}
@@ -248,5 +249,5 @@ def test_a_corpus_registered_in_one_place_is_read_split_and_scored_by_subject(tm
     assert corpora.subject_of("Videos_LeftCamera/LeftVideoSN004_comp.avi") == "SN004"  # the others still
     table = load_labels("toy", tmp_path)
     assert len(table) == 8 and table["AU12"].isna().sum() == 4
-    with pytest.raises(UsageError, match=r"unknown corpus kind 'nope' \(known: bp4d, csv, disfa, fera2017, synth, toy\)"):
+    with pytest.raises(UsageError, match=r"unknown corpus kind 'nope'; choose one of bp4d, csv, disfa, fera2017, synth, toy$"):
         load_sessions("nope", tmp_path)

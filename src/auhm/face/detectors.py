@@ -4,8 +4,8 @@
 downscaled to ``detect_side`` pixels. ``opencv``: OpenCV's Haar cascade for frontal faces, the file
 shipped inside the opencv-python wheel (``cv2.data``; OpenCV 5 no longer ships it). Both need
 neither torch nor a GPU, so they run in the forked tracking processes. Each registers with
-:func:`register_detector` (like the models' ``register``), in order of preference;
-:func:`find_detector` takes the first one installed.
+:func:`register_detector` (in the generic :class:`auhm.registry.Registry`) with its rank in the
+order of preference; :func:`find_detector` takes the first one installed.
 """
 
 from __future__ import annotations
@@ -17,20 +17,19 @@ import cv2
 import numpy as np
 
 from auhm.face.base import Detection
+from auhm.registry import Registry
 
-_DETECTORS: dict[str, type] = {}
+REGISTRY: Registry[type] = Registry("face detector", order="preference")  # the detectors are defined here
 
 
-def register_detector(name: str):
+def register_detector(name: str, preference: int):
     """Class decorator: a detector ``cls()`` (a callable frame → [(box, score)]) whose
-    ``cls.available()`` says, cheaply, whether it can be made here."""
+    ``cls.available()`` says, cheaply, whether it can be made here; the lowest ``preference`` is
+    tried first."""
 
     def deco(cls):
-        if name in _DETECTORS:
-            raise ValueError(f"face detector {name!r} registered twice")
         cls.name = name
-        _DETECTORS[name] = cls
-        return cls
+        return REGISTRY.register(name, cls, preference=preference)
 
     return deco
 
@@ -48,7 +47,7 @@ def _downscaled(frame: np.ndarray, side: int) -> tuple[np.ndarray, float]:
     return np.ascontiguousarray(frame), scale
 
 
-@register_detector("dlib")
+@register_detector("dlib", preference=0)
 class HogDetector:
     """dlib's HOG frontal-face detector; finds faces of ≥ 80 px at the downscaled size."""
 
@@ -77,7 +76,7 @@ class HogDetector:
         return self.run(small, scale)
 
 
-@register_detector("opencv")
+@register_detector("opencv", preference=1)
 class HaarDetector:
     """OpenCV's frontal-face Haar cascade (grey frame downscaled to ``detect_side``)."""
 
@@ -114,11 +113,11 @@ def cascade_path() -> Path | None:
     return path if path.is_file() else None
 
 
-DETECTORS = tuple(_DETECTORS)  # in order of preference
+DETECTORS = tuple(REGISTRY.names())  # in order of preference
 
 
 def available(name: str) -> bool:
-    return name in _DETECTORS and _DETECTORS[name].available()
+    return name in REGISTRY and REGISTRY.get(name).available()
 
 
 def find_detector() -> str | None:
@@ -128,6 +127,4 @@ def find_detector() -> str | None:
 
 def make_detector(name: str):
     """A callable frame → list of (box, score) detections."""
-    if name not in _DETECTORS:
-        raise ValueError(f"unknown face detector {name!r}; choose one of {', '.join(_DETECTORS)}")
-    return _DETECTORS[name]()
+    return REGISTRY.get(name, ValueError)()

@@ -20,6 +20,9 @@ from auhm.metrics.sums import METRICS, au_scores, pair_sums, scores_frame, score
 from auhm.targets import au_name
 
 
+MAX_BOOT = 1_000_000  # bootstrap resamples: far more than any level needs
+
+
 @dataclass
 class ScoreConfig:
     """What ``auhm score`` scores and how."""
@@ -34,12 +37,23 @@ class ScoreConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Everything that can be checked before any work, as a UsageError naming the option."""
+        from auhm import checks
+        from auhm.targets import MAX_INTENSITY
+
         if self.by not in (None, "video", "subject"):
             raise UsageError(f"--by must be video or subject, not {self.by!r}")
         if self.ci is not None and not 0 < self.ci < 1:
             raise UsageError(f"--ci must be a level between 0 and 1 (e.g. 0.95), not {self.ci}")
         if self.boot < 1:
             raise UsageError(f"--boot must be at least 1, not {self.boot}")
+        checks.between(self.boot, 1, MAX_BOOT, "--boot")
+        checks.finite(self.threshold, "--threshold", above=0)  # an intensity: F1 counts a frame as an occurrence at or above it
+        checks.between(self.threshold, 0, MAX_INTENSITY, "--threshold", "intensities run from 0 to 5")
+        checks.seed(self.seed)
 
 
 @dataclass

@@ -167,6 +167,7 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
     from auhm.models import load_checkpoint
     from auhm.models.checkpoint import learning_warning
 
+    config.check()
     if not Path(config.checkpoint).exists():
         raise UsageError(f"{config.checkpoint}: no such checkpoint")
     try:

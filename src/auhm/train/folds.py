@@ -10,10 +10,8 @@ import numpy as np
 import pandas as pd
 
 from auhm.device import resolve_device, resolve_precision
-from auhm.errors import UsageError
 from auhm.io import prediction_schema, write_json_atomic, write_parquet_atomic
 from auhm.metrics import au_scores
-from auhm.models.checkpoint import TASKS
 from auhm.train.augment import ShardView
 from auhm.train.config import TrainConfig
 from auhm.train.distributed import init_distributed, shutdown
@@ -39,6 +37,7 @@ def train_folds(config: TrainConfig) -> FoldsResult:
     """
     if config.resume is not None:
         config = load_run_config(config)
+    config.check()
     k = config.folds
     ddp = init_distributed(config.device)
     if ddp.main:
@@ -74,8 +73,7 @@ def train_folds(config: TrainConfig) -> FoldsResult:
 
 def run_training(config: TrainConfig) -> TrainResult | FoldsResult:
     """The entry point of ``auhm train``: k-fold when --folds is given (or the resumed run was k-fold), else one model."""
-    if config.task not in TASKS:
-        raise UsageError(f"--task {config.task}: choose {' or '.join(TASKS)}")
+    config.check()
     k_fold = bool(config.folds)
     if config.resume is not None:
         saved = saved_config(config.resume)

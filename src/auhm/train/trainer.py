@@ -20,12 +20,12 @@ import torch
 
 from auhm.console import console, progress
 from auhm.device import grad_scaler, resolve_device, resolve_precision, use_channels_last
-from auhm.errors import UsageError
+from auhm.errors import RunFailed, UsageError
 from auhm.io import atomic_path, write_json_atomic
 from auhm.models.checkpoint import metrics_warning
 from auhm.train.augment import ShardView
 from auhm.train.batches import batch_loader
-from auhm.train.config import METHODS, TRANSFER_METHODS, TrainConfig
+from auhm.train.config import TRANSFER_METHODS, TrainConfig
 from auhm.train.distributed import all_reduce_mean, barrier, init_distributed
 from auhm.train.evaluate import validation_metrics
 from auhm.train.prepared import load_prepared, split_corpus
@@ -57,8 +57,6 @@ def build_run_model(config: TrainConfig, aus):
         if not Path(config.backbone).exists():
             raise UsageError(f"--backbone {config.backbone}: no such file")
         options["backbone"] = str(config.backbone)
-    elif config.method not in METHODS + ("landmarks",):
-        raise UsageError(f"--method {config.method}: choose one of {', '.join(METHODS)}")
     try:
         return build_model(config.method, aus, config.preset, **options)
     except (ValueError, FileNotFoundError) as e:  # the preset, the corpus's AUs or the backbone do not fit the method
@@ -206,7 +204,7 @@ class Trainer:
         self.scheduler.step()
         value = float(loss.detach())
         if not math.isfinite(value):
-            raise UsageError(f"training diverged at step {self.progress.step} (loss {value}); lower --lr or use --precision fp32")
+            raise RunFailed(f"training diverged at step {self.progress.step + 1} (loss {value}); lower --lr or use --precision fp32")
         return value
 
     def _end_of_epoch(self, epoch_value: float) -> None:
@@ -249,6 +247,7 @@ def train(config: TrainConfig) -> TrainResult:
     """Train one model (one fold); returns the best epoch and the history. Rank 0 writes the run."""
     if config.resume is not None:
         config = load_run_config(config)
+    config.check()
     return Trainer(config).fit()
 
 
