@@ -13,16 +13,21 @@ from auhm.errors import UsageError
 MAX_SEED = 2**32 - 1  # NumPy's global generator takes no more
 
 
+def _n(value: float) -> str:
+    """A number as a person writes it: integers whole, other numbers short."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 def at_least(value: float | None, minimum: float, option: str) -> None:
     """``value`` ≥ ``minimum`` (None: not given, nothing to check)."""
     if value is not None and not minimum <= value:
-        raise UsageError(f"{option} must be at least {minimum:g}, not {value:g}")
+        raise UsageError(f"{option} must be at least {_n(minimum)}, not {_n(value)}")
 
 
 def between(value: float | None, low: float, high: float, option: str, why: str = "") -> None:
     """``low`` ≤ ``value`` ≤ ``high`` (None: not given); ``why`` says where a bound comes from."""
     if value is not None and not low <= value <= high:
-        raise UsageError(f"{option} must be between {low:g} and {high:g}{f' ({why})' if why else ''}, not {value:g}")
+        raise UsageError(f"{option} must be between {_n(low)} and {_n(high)}{f' ({why})' if why else ''}, not {_n(value)}")
 
 
 def finite(value: float | None, option: str, minimum: float | None = None, above: float | None = None) -> None:
@@ -30,11 +35,11 @@ def finite(value: float | None, option: str, minimum: float | None = None, above
     if value is None:
         return
     if not math.isfinite(value):
-        raise UsageError(f"{option} must be a finite number, not {value:g}")
+        raise UsageError(f"{option} must be a finite number, not {value}")
     if minimum is not None:
         at_least(value, minimum, option)
     if above is not None and not value > above:
-        raise UsageError(f"{option} must be greater than {above:g}, not {value:g}")
+        raise UsageError(f"{option} must be greater than {_n(above)}, not {_n(value)}")
 
 
 def seed(value: int | None, option: str = "--seed") -> None:
