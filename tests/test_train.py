@@ -218,6 +218,17 @@ def test_transfer_method_without_backbone_is_a_usage_error(corpus, tmp_path):
         train(small(corpus, tmp_path / "x", method="adaptation"))
 
 
+def test_a_diverged_run_is_a_run_that_failed_not_a_usage_error(tmp_path, monkeypatch):
+    from auhm.errors import RunFailed, UsageError
+    from auhm.train import trainer
+
+    monkeypatch.setattr(trainer, "train_step", lambda *args, **kwargs: torch.tensor(float("nan")))
+    corpus = make_corpus(tmp_path / "c", frames=6)
+    with pytest.raises(RunFailed, match=r"^training diverged at step 1 \(loss nan\); lower --lr") as e:
+        train(small(corpus, tmp_path / "run", method="scratch", batch_size=4, fold=1))
+    assert not isinstance(e.value, UsageError)
+
+
 def test_resume_continues_exactly(tmp_path):
     corpus = make_corpus(tmp_path / "c", frames=12)
     cfg = dict(method="scratch", epochs=2, batch_size=4, fold=1)
