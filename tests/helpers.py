@@ -332,3 +332,41 @@ def write_dots_image(path: Path, *faces: np.ndarray, size: int = 96) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     assert cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 100] if path.suffix == ".jpg" else [])
     return path
+
+
+# ── DDP on the CPU ──────────────────────────────────────────────────────────────────────────
+def spawn_ranks(world: int, fn, *args) -> None:
+    """``fn(*args)`` in ``world`` processes forming one gloo process group on the CPU, as torchrun
+    would start them (torch.multiprocessing spawn; a rank that fails fails the call)."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:  # a free port
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(_rank, args=(world, port, fn, args), nprocs=world, join=True)
+
+
+def _rank(rank: int, world: int, port: int, fn, args) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                      OMP_NUM_THREADS="1")
+    torch.set_num_threads(1)
+    fn(*args)
+
+
+def logged_training(config, log_dir) -> None:
+    """``run_training(config)``, each rank writing how many crops every prediction pass of it ran
+    (``log_dir/rank<R>.log``, one number a line)."""
+    import auhm.train.evaluate as evaluate
+    from auhm.train.folds import run_training
+
+    predict, log = evaluate.predict, Path(log_dir) / f"rank{os.environ.get('RANK', '0')}.log"
+
+    def logged(model, view, *args, **kwargs):
+        with open(log, "a") as f:
+            f.write(f"{len(view)}\n")
+        return predict(model, view, *args, **kwargs)
+
+    evaluate.predict = logged
+    run_training(config)

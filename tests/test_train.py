@@ -371,6 +371,44 @@ def test_ddp_two_processes_gloo(corpus, tmp_path):
     assert stderr.count("best epoch") == 1  # only rank 0 reports and writes
 
 
+def test_ddp_ranks_share_validation_read_out_and_out_of_fold_prediction_and_score_as_one_process(tmp_path):
+    """Two gloo ranks: each predicts half of the read-out, validation and out-of-fold crops (none
+    waits through the other's work, none repeats it), and the scores are those one process
+    computes from the checkpoints they wrote."""
+    from helpers import logged_training, spawn_ranks
+
+    from auhm.models import load_checkpoint
+    from auhm.train.augment import ShardView
+    from auhm.train.evaluate import predict, validation_metrics
+    from auhm.train.prepared import load_prepared, split_corpus
+    from auhm.train.readout import fit_readout, training_sample
+
+    corpus = make_corpus(tmp_path / "c", frames=8)  # per fold: 16 training crops (the read-out's), 8 held out
+    out = tmp_path / "ddp"
+    spawn_ranks(2, logged_training, small(corpus, out, method="scratch", folds=3, max_steps=2, batch_size=4), tmp_path)
+    counts = [[int(n) for n in (tmp_path / f"rank{r}.log").read_text().split()] for r in (0, 1)]
+    assert counts[0] == counts[1] == [8, 4] * 3 + [4] * 3  # per fold: read-out, validation; then the out-of-fold pass
+
+    c = load_prepared(corpus)
+    oof = pd.read_parquet(out / "oof_predictions.parquet").set_index(["video", "frame"])
+    cpu = torch.device("cpu")
+    for k in (1, 2, 3):
+        model, info = load_checkpoint(out / f"fold{k}" / "last.pt")
+        split = split_corpus(c.manifest, c.shards, k, 3)
+        saved_scale = model.intensity_scale.clone()
+        fit_readout(model, ShardView(c.shards, training_sample(split.train), model.input_size), c.shards.labels[training_sample(split.train)],
+                    4, cpu, "fp32", workers=0)
+        torch.testing.assert_close(model.intensity_scale, saved_scale, rtol=1e-5, atol=1e-6)
+        view = ShardView(c.shards, split.val, model.input_size)
+        alone = validation_metrics(model, view, c.shards.labels[split.val], list(AUS), "au", 4, cpu, "fp32", workers=0)
+        row = pd.read_csv(out / f"fold{k}" / "history.csv").iloc[-1]
+        for key in ("val_icc", "val_mse", "val_spread"):
+            assert row[key] == pytest.approx(alone[key], rel=1e-5, abs=1e-7, nan_ok=True), (k, key)
+        expected = predict(model, view, 4, cpu, "fp32", workers=0)
+        keys = list(zip(c.shards.video[split.val].astype(str), c.shards.frame[split.val].astype(int)))
+        np.testing.assert_allclose(oof.loc[keys, [au_name(a) for a in AUS]].to_numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
 # ── CLI ─────────────────────────────────────────────────────────────────────────────────────
 def test_cli_train_and_evaluate(corpus, tmp_path):
     from typer.testing import CliRunner

@@ -147,6 +147,13 @@ class ShardView:
     def __len__(self) -> int:
         return len(self.indices)
 
+    def subset(self, positions) -> "ShardView":
+        """The same view of the items at ``positions`` only (a rank's share)."""
+        view = ShardView(self.shards, self.indices[np.asarray(positions, np.int64)], self.input_size, self.augment, self.seed,
+                         self.negative_fraction)
+        view._reduce = self._reduce
+        return view
+
     def __getitem__(self, key) -> dict:
         """The item, decoded at the smallest JPEG scale still ≥ the model's input size, then warped
         to it (training: with flip, rotation, scale, colour, occlusion and no-face negatives)."""
