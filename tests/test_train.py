@@ -488,6 +488,44 @@ def test_the_no_learning_rules_on_recorded_metrics():
     assert learning_warning({"task": "au", "learning_warning": None, "metrics": {"val_icc": 0.0}}) is None
 
 
+def test_landmark_validation_and_evaluate_decode_each_held_out_crop_once(corpus, tmp_path, monkeypatch):
+    """The truth comes from the shards' table (no decode): each held-out crop is decoded once, for
+    the network (the presence threshold's own crops left out)."""
+    from auhm.data.shards import ShardDataset
+    from auhm.face.crop import CropConfig
+    from auhm.models import build_model, save_checkpoint
+    from auhm.train import evaluate
+    from auhm.train.augment import ShardView
+    from auhm.train.config import EvaluateConfig
+    from auhm.train.prepared import load_prepared, split_corpus
+
+    decoded = []
+    image = ShardDataset.image
+    monkeypatch.setattr(ShardDataset, "image", lambda self, i, reduce=1: decoded.append(i) or image(self, i, reduce))
+    monkeypatch.setattr(evaluate, "presence_threshold", lambda *args, **kwargs: 0.5)
+    c = load_prepared(corpus)
+    held = split_corpus(c.manifest, c.shards, seed=0).val
+    model = build_model("landmarks", preset="small")
+    metrics = evaluate.validation_metrics(model, ShardView(c.shards, held, model.input_size), c.shards.labels[held], [], "landmarks", 8,
+                                          torch_cpu(), "fp32", c.shards.landmarks[held].mean(axis=0), workers=0)
+    assert np.isfinite(metrics["val_nme"]) and sorted(decoded) == sorted(held)
+    decoded.clear()
+    save_checkpoint(tmp_path / "lm.pt", model, {"task": "landmarks", "crop": CropConfig(SIZE).to_dict()})
+    evaluate.evaluate(EvaluateConfig(tmp_path / "lm.pt", corpus, split="part1", device="cpu", precision="fp32", workers=0, quiet=True))
+    assert sorted(decoded) == sorted(np.flatnonzero(c.shards.split == "part1"))
+
+
+def test_validation_and_the_read_out_use_the_runs_workers_setting(corpus, tmp_path, monkeypatch):
+    """Not a hard-coded 0: beside a GPU the default (None) gives the prediction passes worker processes too."""
+    from auhm.train import evaluate
+
+    asked = []
+    loader = evaluate.batch_loader
+    monkeypatch.setattr(evaluate, "batch_loader", lambda dataset, device, workers, **kw: asked.append(workers) or loader(dataset, device, workers, **kw))
+    train(small(corpus, tmp_path / "run", method="scratch", max_steps=1, workers=None))
+    assert asked == [None, None]  # the read-out's pass and validation's
+
+
 def test_val_every_validates_inside_the_epoch(corpus, tmp_path):
     out = tmp_path / "val_every"
     result = train(small(corpus, out, method="scratch", epochs=1, val_every=3))  # 80 training frames / 8: 10 steps

@@ -130,8 +130,7 @@ def validation_metrics(model, view: ShardView, labels: np.ndarray, aus, task: st
 
 def view_landmarks(landmarks: np.ndarray, view: ShardView) -> np.ndarray:
     """Stored-crop landmarks in the coordinates of the crops ``view`` serves (resized to its input size)."""
-    stored = view.shards.image(int(view.indices[0])).shape[0]
-    return warp_points(np.asarray(landmarks, np.float64), resize_affine(stored, view.input_size))
+    return warp_points(np.asarray(landmarks, np.float64), resize_affine(view.stored_size, view.input_size))
 
 
 def view_truth(view: ShardView) -> np.ndarray:
