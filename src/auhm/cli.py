@@ -241,10 +241,6 @@ def heatmaps(
     """
     from auhm.viz.heatmap_grid import HeatmapGridConfig, render_heatmap_grid
 
-    if mode not in ("paper", "bmvc"):
-        raise UsageError(f"--mode must be paper or bmvc, not {mode!r}")
-    if n < 1:
-        raise UsageError("--n must be at least 1")
     path = render_heatmap_grid(data, out, HeatmapGridConfig(n=n, mode=mode, seed=seed))
     _say(f"wrote {path}")
 

@@ -190,7 +190,7 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
     from auhm.models.checkpoint import learning_warning
 
     config.check()
-    if not Path(config.checkpoint).exists():
+    if not Path(config.checkpoint).is_file():
         raise UsageError(f"{config.checkpoint}: no such checkpoint")
     try:
         model, info = load_checkpoint(config.checkpoint)
