@@ -251,3 +251,25 @@ def test_a_corpus_registered_in_one_place_is_read_split_and_scored_by_subject(tm
     assert len(table) == 8 and table["AU12"].isna().sum() == 4
     with pytest.raises(UsageError, match=r"unknown corpus kind 'nope'; choose one of bp4d, csv, disfa, fera2017, synth, toy$"):
         load_sessions("nope", tmp_path)
+
+
+def test_every_reader_ends_in_add_session(tmp_path):
+    """The tail all readers share: labels → a session (labels copied, key relative to the root,
+    sidecar found), or no labels → the failure named for the path."""
+    import inspect
+
+    from auhm.data import bp4d, csv_manifest, disfa, fera2017
+    from auhm.data.readers import Corpus, add_session
+
+    for module in (bp4d, csv_manifest, disfa, fera2017):
+        source = inspect.getsource(module.read)
+        assert "add_session(" in source and "Session(" not in source.replace("add_session(", ""), module.__name__
+    (tmp_path / "auhm_truth").mkdir()
+    (tmp_path / "auhm_truth" / "clip.parquet").write_bytes(b"")
+    corpus = Corpus("toy", tmp_path, (12,), [])
+    labels = pd.DataFrame({"frame": [0], "AU12": np.float32([1])})
+    session = add_session(corpus, tmp_path / "a" / "clip.mp4", labels, "unused", subject="P01")
+    assert corpus.sessions == [session] and session.key == "a/clip.mp4" and session.kind == "toy"
+    assert session.truth == tmp_path / "auhm_truth" / "clip.parquet" and session.labels is not labels
+    assert add_session(corpus, tmp_path / "b.mp4", None, "no labels for P02", subject="P02") is None
+    assert [str(f) for f in corpus.failures] == [f"{tmp_path / 'b.mp4'}: no labels for P02"] and len(corpus.sessions) == 1

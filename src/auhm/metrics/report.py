@@ -197,9 +197,13 @@ def au_table(scores: pd.DataFrame, frames: int, threshold: float = 1.0, title: s
     table over ``frames`` frames: one row per AU, one column per metric, so that even a table
     with confidence intervals (``low`` / ``high`` at level ``ci``) fits 80 columns; a number is
     never cut (a cell too narrow folds). ``auhm score``, ``evaluate`` and ``train`` all show this."""
-    heading = f"AU scores on {frames:,} matched frames"
+    scored = int(np.nanmax(scores.loc["n"].to_numpy(np.float64), initial=0)) if "n" in scores.index else frames
+    if scored == frames:
+        heading = f"AU scores on {frames:,} frames, each with a prediction and a label"
+    else:  # frames matched by video and index, some without a prediction (no face) or without labels
+        heading = f"AU scores on {scored:,} of {frames:,} matched frames: those with a prediction and a label"
     table = _metric_table(f"{title}: {heading}" if title else heading, "AU")
-    table.caption = f"n: those scored (label and prediction both known); F1 at intensity ≥ {threshold:g}"
+    table.caption = f"n: frames with a prediction and this AU's label; F1 at intensity ≥ {threshold:g}"
     table.caption_justify = "left"
     for au, row in scores.T.iterrows():  # rows AU01 … Avg.
         table.add_row(str(au), *(_number(row[m], m, digits) for m in SHOWN), style="bold" if au == "Avg." else None)
