@@ -42,16 +42,20 @@ def said(text: str) -> str:
 HUGE_INT, HUGE_FLOAT = "1000000000000", "1e12"
 
 
-def fuzz_values(kind: str, w: Path, given: str | None) -> list[tuple[str, str]]:
+def fuzz_values(kind: str, w: Path, given: str | None, case: str) -> list[tuple[str, str]]:
     """(label, value) pairs for one parameter whose Python type is named ``kind`` ("int", "Path" …);
-    ``given`` is its value in the valid invocation (its file suffix is kept for the paths)."""
+    ``given`` is its value in the valid invocation (its file suffix is kept for the paths). The
+    missing paths and empty folders are the parameter's own (``case``), so that no case reads what
+    another wrote."""
     if kind in ("int", "float"):
         return [("0", "0"), ("-1", "-1"), ("nan", "nan"), ("huge", HUGE_INT if kind == "int" else HUGE_FLOAT), ("word", "word")]
     if kind in ("Path", "list[str]"):  # list[str]: the videos, globs and @lists of annotate and landmarks
         suffix = Path(given).suffix if given else ""
-        cases = [("missing", str(w / "missing" / f"x{suffix}")), ("folder", str(w / "emptydir")),
+        empty = w / "empty" / case
+        empty.mkdir(parents=True, exist_ok=True)
+        cases = [("missing", str(w / "missing" / case / f"x{suffix}")), ("folder", str(empty)),
                  ("under a file", str(w / "file" / f"x{suffix}")), ("under /proc", f"/proc/auhm-fuzz/x{suffix}")]
-        return cases + ([("no suffix", str(w / "fuzz-out" / "nosuffix"))] if suffix else [])
+        return cases + ([("no suffix", str(w / "fuzz-out" / case / "nosuffix"))] if suffix else [])
     if kind == "str":
         return [("word", "word")]
     return []
@@ -82,7 +86,7 @@ def fuzz_cases(w: Path, valid: dict[str, list[list[str]]]) -> list[tuple[str, st
                     break
             else:
                 argv = valid[name][0]
-            for what, value in fuzz_values(kind, w, _given(command, param, argv)):
+            for what, value in fuzz_values(kind, w, _given(command, param, argv), f"{name}-{param.name}"):
                 cases.append((name, label, what, _with(command, param, argv, value)))
     return cases
 

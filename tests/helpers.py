@@ -21,6 +21,13 @@ from auhm.video import VideoWriter
 TESTS = Path(__file__).resolve().parent
 
 
+def media_dir(environ=os.environ) -> Path:
+    """Where the project's real test clips are: $AUHM_MEDIA (a clone anywhere), else the
+    ``shared/media`` folder beside the repository."""
+    given = environ.get("AUHM_MEDIA")
+    return Path(given).expanduser() if given else TESTS.parent.parent / "shared" / "media"
+
+
 # ── videos ──────────────────────────────────────────────────────────────────────────────────
 def write_test_video(path: Path, n: int = 24, size: tuple[int, int] = (96, 64), fps: float = 10.0) -> Path:
     """A short real compressed video whose every frame differs (a moving bar)."""

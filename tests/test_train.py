@@ -199,10 +199,32 @@ def test_landmark_network_reports_nme_and_serves_as_backbone(landmark_run, corpu
 
     best = evaluate(EvaluateConfig(landmark_run / "best.pt", corpus, device="cpu", precision="fp32", workers=0, quiet=True))
     assert best.scores.loc["NME", "Avg."] == pytest.approx(hist["val_nme"].min(), rel=1e-5)
+    from auhm.models import build_model, load_checkpoint
+    from auhm.models.transfer import landmark_state_dict
+
+    landmark_net, _ = load_checkpoint(landmark_run / "best.pt", task="landmarks")
+    learned = landmark_state_dict(landmark_run / "best.pt")
     for method in ("finetune", "adaptation", "attention", "reparam"):
         result = train(small(corpus, tmp_path / method, method=method, backbone=landmark_run / "best.pt", max_steps=4))
         assert len(result.step_losses) == 4 and np.isfinite(result.step_losses).all()
         assert np.isfinite(result.best["val_mse"])
+    # The backbone is the landmark network trained above: its weights (frozen under adaptation and
+    # attention, the start of fine-tuning), and its maps are the landmark network's own.
+    x = torch.rand(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+    for method in ("adaptation", "attention"):
+        model, _ = load_checkpoint(tmp_path / method / "last.pt")
+        for name, value in model.backbone.state_dict().items():
+            torch.testing.assert_close(value, learned[name], msg=f"{method}: backbone {name}")
+        with torch.no_grad():
+            torch.testing.assert_close(model(x)["landmark_heatmaps"], landmark_net(x)["heatmaps"])
+    start = build_model("finetune", AUS, "small", backbone=str(landmark_run / "best.pt")).net.state_dict()
+    assert all(torch.equal(start[k], v) for k, v in learned.items() if not k.startswith("head."))
+    # ... and the AU maps depend on it: another backbone under the same adaptation layers answers otherwise.
+    model, _ = load_checkpoint(tmp_path / "adaptation" / "last.pt")
+    with torch.no_grad():
+        before = model(x)["heatmaps"]
+        model.backbone.load_state_dict({k: v * 0.5 if v.is_floating_point() else v for k, v in learned.items()})
+        assert (model(x)["heatmaps"] - before).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize("method", ["random-backbone", "resnet18"])
