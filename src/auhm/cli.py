@@ -1,6 +1,6 @@
 """The ``auhm`` command line: thin Typer commands over the package's modules.
 
-Exit codes: 0 success, 1 some inputs failed (the rest processed and written), 2 usage error,
+Exit codes: 0 success, 1 some inputs failed (the rest processed and written) or a run failed (training diverged), 2 usage error,
 3 internal error (a bug: one line naming a log file with the traceback; ``auhm --debug`` prints it).
 """
 
@@ -82,7 +82,7 @@ app = typer.Typer(
     Train a model (here on a synthetic corpus): [bold]auhm synth data[/bold], [bold]auhm prepare synth data --out work[/bold],
     [bold]auhm train work --out runs/a[/bold].
 
-    Exit codes: 0 done, 1 some inputs failed (the others are written), 2 usage error, 3 internal error (a bug:
+    Exit codes: 0 done, 1 some inputs failed (the others are written) or a training run diverged, 2 usage error, 3 internal error (a bug:
     the message names a log file with the traceback; [bold]auhm --debug COMMAND …[/bold] prints it instead).
     """,
     no_args_is_help=True,
