@@ -82,8 +82,9 @@ app = typer.Typer(
     Train a model (here on a synthetic corpus): [bold]auhm synth data[/bold], [bold]auhm prepare synth data --out work[/bold],
     [bold]auhm train work --out runs/a[/bold].
 
-    Exit codes: 0 done, 1 some inputs failed (the others are written) or a training run diverged, 2 usage error, 3 internal error (a bug:
-    the message names a log file with the traceback; [bold]auhm --debug COMMAND …[/bold] prints it instead).
+    Exit codes: 0 done, 1 some inputs failed (the others are written)
+    or training diverged, 2 usage error, 3 internal error (a bug: the message
+    names a log file with the traceback; [bold]auhm --debug COMMAND …[/bold] prints it instead).
     """,
     no_args_is_help=True,
     rich_markup_mode="rich",
