@@ -240,6 +240,7 @@ def test_transfer_method_without_backbone_is_a_usage_error(corpus, tmp_path):
         train(small(corpus, tmp_path / "x", method="adaptation"))
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")  # the stand-in step takes no optimiser step
 def test_a_diverged_run_is_a_run_that_failed_not_a_usage_error(tmp_path, monkeypatch):
     from auhm.errors import RunFailed, UsageError
     from auhm.train import trainer
