@@ -1,10 +1,17 @@
-"""What the command line says to bad input: each case run as a process of its own, its exit code
-and its stderr (progress bars left out), as a Markdown table for bench/RESULTS.md.
+"""What the command line says to bad input, as Markdown tables for bench/RESULTS.md.
+
+Two parts. The named cases (broken videos, checkpoints, re-runs, kills) run each as a process of
+its own: exit code and stderr (progress bars left out). The fuzz (``fuzz_cases``) is generated
+from the commands' Click parameters, so that no command or option is forgotten: each numeric
+option at 0, -1, nan, a huge value and a word, each path missing, a folder, under a regular file
+and under /proc, each name option a word, one at a time over a valid invocation of its command.
+The fuzz runs in this process (a process per case would spend most of its time importing torch);
+a bug is exit code 3, or an exception that escaped the command.
 
 Generated inputs only (a small synthetic corpus, untrained small checkpoints); with ``--media DIR``
 (the project's real test clips) also a truncated real MP4 and a photo with several faces.
 
-    python bench/bad_inputs.py [--media DIR] [--work /tmp/auhm-bad-inputs]
+    python bench/bad_inputs.py [--media DIR] [--work /tmp/auhm-bad-inputs] [--fuzz-only]
 """
 
 from __future__ import annotations
@@ -31,14 +38,204 @@ def said(text: str) -> str:
     return " / ".join(lines).replace("|", "\\|")
 
 
+# ── the fuzz: generated from the commands' parameters ─────────────────────────────────────────
+HUGE_INT, HUGE_FLOAT = "1000000000000", "1e12"
+
+
+def fuzz_values(kind: str, w: Path, given: str | None, case: str) -> list[tuple[str, str]]:
+    """(label, value) pairs for one parameter whose Python type is named ``kind`` ("int", "Path" …);
+    ``given`` is its value in the valid invocation (its file suffix is kept for the paths). The
+    missing paths and empty folders are the parameter's own (``case``), so that no case reads what
+    another wrote."""
+    if kind in ("int", "float"):
+        return [("0", "0"), ("-1", "-1"), ("nan", "nan"), ("huge", HUGE_INT if kind == "int" else HUGE_FLOAT), ("word", "word")]
+    if kind in ("Path", "list[str]"):  # list[str]: the videos, globs and @lists of annotate and landmarks
+        suffix = Path(given).suffix if given else ""
+        empty = w / "empty" / case
+        empty.mkdir(parents=True, exist_ok=True)
+        cases = [("missing", str(w / "missing" / case / f"x{suffix}")), ("folder", str(empty)),
+                 ("under a file", str(w / "file" / f"x{suffix}")), ("under /proc", f"/proc/auhm-fuzz/x{suffix}")]
+        return cases + ([("no suffix", str(w / "fuzz-out" / case / "nosuffix"))] if suffix else [])
+    if kind == "str":
+        return [("word", "word")]
+    return []
+
+
+def fuzz_cases(w: Path, valid: dict[str, list[list[str]]]) -> list[tuple[str, str, str, list[str]]]:
+    """(command, option, label, argv) for every parameter of every command: the parameter set to
+    each of :func:`fuzz_values` in the first valid invocation of ``valid[command]`` that gives it
+    (else the first one). A command with no valid invocation is an error: none is forgotten."""
+    import typer
+
+    from auhm.cli import app
+
+    group = typer.main.get_command(app)
+    missing = sorted(set(group.commands) - set(valid))
+    if missing:
+        raise SystemExit(f"bench/bad_inputs.py: no valid invocation of {', '.join(missing)}")
+    cases = []
+    for name, command in sorted(group.commands.items()):
+        for param in command.params:
+            kind = str(param.bare_type())  # the Python type's name: "int", "Path" …
+            if getattr(param, "is_flag", False):
+                continue
+            option = param.opts[0] if param.opts and param.opts[0].startswith("-") else None
+            label = option or param.name.upper()
+            for argv in valid[name]:
+                if option is None or option in argv:
+                    break
+            else:
+                argv = valid[name][0]
+            for what, value in fuzz_values(kind, w, _given(command, param, argv), f"{name}-{param.name}"):
+                cases.append((name, label, what, _with(command, param, argv, value)))
+    return cases
+
+
+def _given(command, param, argv: list[str]) -> str | None:
+    if param.opts and param.opts[0].startswith("-"):
+        return next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a in param.opts), None)
+    positions = [p for p in command.params if not (p.opts and p.opts[0].startswith("-"))]
+    k = positions.index(param)
+    return argv[1 + k] if 1 + k < len(argv) else None
+
+
+def _with(command, param, argv: list[str], value: str) -> list[str]:
+    """``argv`` with ``param`` set to ``value`` (an option replaced or added; an argument replaced)."""
+    argv = list(argv)
+    if param.opts and param.opts[0].startswith("-"):
+        for i, a in enumerate(argv[:-1]):
+            if a in param.opts:
+                argv[i + 1] = value
+                return argv
+        return argv + [param.opts[0], value]
+    positions = [p for p in command.params if not (p.opts and p.opts[0].startswith("-"))]
+    argv[1 + positions.index(param)] = value  # argv[0] is the command; arguments come first
+    return argv
+
+
+class CaseTimeout(BaseException):
+    """A fuzz case that ran past its time (a BaseException: no ``except Exception`` swallows it)."""
+
+
+def run_in_process(argv: list[str], timeout: int = 180) -> tuple[int | str, str, bool]:
+    """The CLI on ``argv`` in this process: (exit code, what it said, whether an exception escaped)."""
+    import signal as sig
+
+    from typer.testing import CliRunner
+
+    from auhm.cli import app
+
+    def expire(*_):
+        raise CaseTimeout
+
+    old = sig.signal(sig.SIGALRM, expire)
+    sig.alarm(timeout)
+    try:
+        result = CliRunner().invoke(app, [str(a) for a in argv], env={"COLUMNS": "200"})
+    except CaseTimeout:
+        return "timeout", "", False
+    finally:
+        sig.alarm(0)
+        sig.signal(sig.SIGALRM, old)
+    escaped = result.exception is not None and not isinstance(result.exception, SystemExit)
+    text = result.output + ("".join(__import__("traceback").format_exception(result.exception)) if escaped else "")
+    return result.exit_code, text, escaped
+
+
+def fuzz_fixtures(w: Path) -> dict[str, list[list[str]]]:
+    """The small inputs the fuzz needs and, per command, the valid invocations it varies."""
+    from auhm.face.crop import CropConfig
+    from auhm.models import build_model, save_checkpoint
+
+    f = w / "fuzz"
+    f.mkdir(parents=True, exist_ok=True)
+    au = save_checkpoint(f / "au.pt", build_model("scratch", (1, 2, 12), preset="small"), {"crop": CropConfig(128).to_dict()})
+    save_checkpoint(f / "lm.pt", build_model("landmarks", preset="small"), {"task": "landmarks", "crop": CropConfig(128).to_dict()})
+    for argv in (["synth", f / "corpus", "--subjects", "3", "--frames", "8", "--size", "96x96", "--quiet"],
+                 ["synth", f / "stills", "--layout", "landmarks", "--identities", "4", "--images", "8", "--size", "96x96", "--quiet"],
+                 ["prepare", "synth", f / "corpus", "--out", f / "prep", "--size", "128", "--quiet"],
+                 ["prepare", "landmarks", f / "stills", "--format", "300w", "--out", f / "lmprep", "--size", "128", "--quiet"]):
+        code, text, _ = run_in_process(argv)
+        assert code == 0, (argv, text)
+    video = str(sorted((f / "corpus").rglob("*.avi"))[0])
+    annotate = ["annotate", video, "--model", au, "--landmarks", "truth", "--device", "cpu", "--quiet"]
+    code, text, _ = run_in_process([*annotate, "--out", f / "pred.parquet"])
+    assert code == 0, text
+    o = lambda name: str(w / "fuzz-out" / name)  # noqa: E731 - each command writes its own outputs
+    small_train = ["--method", "scratch", "--preset", "small", "--batch-size", "4", "--epochs", "1", "--max-steps", "1",
+                   "--workers", "0", "--threads", "1", "--device", "cpu", "--precision", "fp32", "--quiet"]
+    return {
+        "synth": [["synth", o("synth"), "--subjects", "1", "--frames", "2", "--size", "64x64", "--quiet"],
+                  ["synth", o("stills"), "--layout", "landmarks", "--identities", "1", "--images", "2", "--size", "64x64", "--quiet"]],
+        "landmarks": [["landmarks", video, "--backend", "truth", "--out", o("l.parquet"), "--quiet"],
+                      ["landmarks", video, "--backend", "network", "--model", f / "lm.pt", "--device", "cpu", "--out", o("l.parquet"), "--quiet"]],
+        "heatmaps": [["heatmaps", f / "prep", "--out", o("h.png"), "--n", "2"]],
+        "models": [["models", "--preset", "small", "--n-aus", "2"]],
+        "prepare": [["prepare", "synth", f / "corpus", "--out", o("prep"), "--size", "64", "--quiet"],
+                    ["prepare", "landmarks", f / "stills", "--format", "300w", "--out", o("lmprep"), "--size", "64", "--val-fraction", "0.3",
+                     "--seed", "0", "--quiet"]],
+        "train": [["train", f / "prep", "--out", o("run"), *small_train],
+                  ["train", f / "prep", "--out", o("run"), *small_train, "--val-every", "1", "--seed", "0", "--lr", "0.001"]],
+        "evaluate": [["evaluate", au, f / "prep", "--split", "all", "--out", o("e.parquet"), "--batch-size", "8", "--device", "cpu",
+                      "--precision", "fp32", "--quiet"]],
+        "annotate": [[*annotate, "--out", o("a.parquet"), "--batch-size", "8", "--workers", "1", "--every", "1", "--engine", "local",
+                      "--precision", "fp32"],
+                     [*annotate[:4], "--landmarks", "network", "--landmark-model", f / "lm.pt", "--device", "cpu", "--out", o("a2.parquet"), "--quiet"]],
+        "score": [["score", f / "pred.parquet", "--labels", f / "corpus", "--kind", "disfa", "--by", "video", "--threshold", "1",
+                   "--ci", "0.9", "--boot", "20", "--json", o("s.json"), "--csv", o("s.csv")]],
+        "plot": [["plot", f / "pred.parquet", "--labels", f / "corpus", "--kind", "disfa", "--video", video, "--out", o("t.png")]],
+        "render": [["render", video, "--model", au, "--landmarks", "truth", "--device", "cpu", "--max-frames", "2", "--out", o("r.mp4")],
+                   ["render", video, "--model", au, "--landmarks", "network", "--landmark-model", f / "lm.pt", "--device", "cpu",
+                    "--max-frames", "2", "--out", o("r2.mp4")]],
+    }
+
+
+def fuzz(w: Path) -> list[tuple]:
+    """Every fuzz case's (command, option, label, exit code, what it said, whether a traceback showed)."""
+    valid = {k: [[str(a) for a in argv] for argv in v] for k, v in fuzz_fixtures(w).items()}
+    rows = []
+    for name, argvs in valid.items():  # the valid invocations themselves, first
+        for argv in argvs:
+            code, text, escaped = run_in_process(argv)
+            rows.append((name, "(valid)", " ".join(argv[1:])[:60], code, said(text), escaped or "Traceback" in text))
+    for name, option, what, argv in fuzz_cases(w, valid):
+        code, text, escaped = run_in_process(argv)
+        rows.append((name, option, what, code, said(text), escaped or "Traceback" in text))
+    return rows
+
+
+def fuzz_table(rows: list[tuple], w: Path) -> str:
+    """One line per option (its exit code for each value), then every case that hit a bug, in full."""
+    bugs = [r for r in rows if r[3] in (3, "timeout") or r[5]]
+    by_option: dict[tuple[str, str], list[str]] = {}
+    for name, option, what, code, _, traceback in rows:
+        if option != "(valid)":
+            by_option.setdefault((name, option), []).append(f"{what} {code}{'!' if traceback else ''}")
+    lines = [f"{len(rows)} cases: {sum(r[3] == 3 for r in rows)} exit 3, {sum(bool(r[5]) for r in rows)} tracebacks, "
+             f"{sum(r[3] == 'timeout' for r in rows)} timeouts; exit codes "
+             + ", ".join(f"{c}: {sum(r[3] == c for r in rows)}" for c in sorted({r[3] for r in rows}, key=str)), "",
+             "| command | option | exit code per value |", "|---|---|---|"]
+    lines += [f"| {name} | {option} | {', '.join(codes)} |" for (name, option), codes in by_option.items()]
+    lines += ["", "| command | option | value | exit | what it says |", "|---|---|---|---|---|"]
+    shown = bugs + [r for r in rows if r[1] == "(valid)"]
+    lines += [f"| {n} | {o} | {v} | {c}{' (traceback!)' if t else ''} | {x.replace(str(w) + '/', '')[:300]} |" for n, o, v, c, x, t in shown]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--media", type=Path, default=None)
     parser.add_argument("--work", type=Path, default=Path("/tmp/auhm-bad-inputs"))
+    parser.add_argument("--fuzz-only", action="store_true", help="only the fuzz generated from the commands' parameters")
     args = parser.parse_args()
     w = args.work
     shutil.rmtree(w, ignore_errors=True)
     w.mkdir(parents=True)
+    (w / "emptydir").mkdir()
+    (w / "file").write_text("a file where a folder should be")
+    if args.fuzz_only:
+        print(fuzz_table(fuzz(w), w))
+        return
 
     from auhm.face.crop import CropConfig
     from auhm.models import build_model, save_checkpoint
@@ -52,8 +249,6 @@ def main() -> None:
     (w / "empty.mp4").write_bytes(b"")
     (w / "random.mp4").write_bytes(os.urandom(5000))
     (w / "garbage.pt").write_bytes(os.urandom(3000))
-    (w / "emptydir").mkdir()
-    (w / "file").write_text("a file where a folder should be")
     (w / "empty.txt").write_text("# no videos\n")
     run = ["--model", au, "--landmarks", "truth", "--device", "cpu"]
     cases = [
@@ -146,6 +341,8 @@ def main() -> None:
     print("|---|---|---|")
     for name, code, text, traceback in rows:
         print(f"| {name} | {code}{' (traceback!)' if traceback else ''} | {text.replace(str(w) + '/', '')} |")
+    print()
+    print(fuzz_table(fuzz(w), w))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Shared fixtures: real media from ../shared/media (skipped when absent), a small generated video,
+"""Shared fixtures: real media from $AUHM_MEDIA or ../shared/media (skipped when absent), a small generated video,
 a stand-in checkpoint file, torch's thread count set for a test or a module, and per test the global
 generators seeded and the thread count checked. Helpers are in ``helpers.py``."""
 
@@ -16,17 +16,17 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 import torch  # noqa: E402 (after OMP_NUM_THREADS: torch reads it when its thread pool starts)
 
-from helpers import write_test_video  # noqa: E402
-
-MEDIA = Path(os.environ.get("AUHM_MEDIA") or Path(__file__).resolve().parents[1].parent / "shared" / "media")
+from helpers import media_dir, write_test_video  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def media() -> Path:
-    """The real test videos of ../shared/media (or $AUHM_MEDIA); tests using it skip when the folder is absent."""
-    if not (MEDIA / "single_face.mp4").exists():
-        pytest.skip("../shared/media is absent")
-    return MEDIA
+    """The real test videos ($AUHM_MEDIA, else ../shared/media beside the repository); tests using
+    it skip when the folder is absent."""
+    folder = media_dir()
+    if not (folder / "single_face.mp4").exists():
+        pytest.skip(f"no real test media in {folder} (set AUHM_MEDIA to their folder)")
+    return folder
 
 
 @pytest.fixture

@@ -21,6 +21,13 @@ from auhm.video import VideoWriter
 TESTS = Path(__file__).resolve().parent
 
 
+def media_dir(environ=os.environ) -> Path:
+    """Where the project's real test clips are: $AUHM_MEDIA (a clone anywhere), else the
+    ``shared/media`` folder beside the repository."""
+    given = environ.get("AUHM_MEDIA")
+    return Path(given).expanduser() if given else TESTS.parent.parent / "shared" / "media"
+
+
 # ── videos ──────────────────────────────────────────────────────────────────────────────────
 def write_test_video(path: Path, n: int = 24, size: tuple[int, int] = (96, 64), fps: float = 10.0) -> Path:
     """A short real compressed video whose every frame differs (a moving bar)."""
@@ -399,3 +406,41 @@ def prepare_cli(kind: str, root: Path, out: Path, *extra: str):
     from auhm.cli import app
 
     return CliRunner().invoke(app, ["prepare", kind, str(root), "--out", str(out), "--size", "64", "-q", *extra])
+
+
+# ── DDP on the CPU ──────────────────────────────────────────────────────────────────────────
+def spawn_ranks(world: int, fn, *args) -> None:
+    """``fn(*args)`` in ``world`` processes forming one gloo process group on the CPU, as torchrun
+    would start them (torch.multiprocessing spawn; a rank that fails fails the call)."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:  # a free port
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(_rank, args=(world, port, fn, args), nprocs=world, join=True)
+
+
+def _rank(rank: int, world: int, port: int, fn, args) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                      OMP_NUM_THREADS="1")
+    torch.set_num_threads(1)
+    fn(*args)
+
+
+def logged_training(config, log_dir) -> None:
+    """``run_training(config)``, each rank writing how many crops every prediction pass of it ran
+    (``log_dir/rank<R>.log``, one number a line)."""
+    import auhm.train.evaluate as evaluate
+    from auhm.train.folds import run_training
+
+    predict, log = evaluate.predict, Path(log_dir) / f"rank{os.environ.get('RANK', '0')}.log"
+
+    def logged(model, view, *args, **kwargs):
+        with open(log, "a") as f:
+            f.write(f"{len(view)}\n")
+        return predict(model, view, *args, **kwargs)
+
+    evaluate.predict = logged
+    run_training(config)

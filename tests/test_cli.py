@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 import typer
 from typer.testing import CliRunner
 
@@ -94,3 +96,86 @@ def test_usage_errors_stay_exit_code_2():
     assert result.exit_code == 2 and result.output.strip() == "usage error --preset huge: choose one of paper, small"
     result = CliRunner().invoke(app, ["models", "--n-aus", "0"])
     assert result.exit_code == 2 and result.output.strip().startswith("usage error --n-aus must be between 1 and")
+
+
+# ── the exit-code contract: no bad argument or path reaches exit 3 ──────────────────────────
+UNDER_A_FILE = "{tmp}/file/x"  # a folder that cannot be made: a regular file stands in its place
+
+BAD = [
+    (["train", "{tmp}/data", "--out", "{tmp}/run", "--batch-size", "0"], "--batch-size must be at least 1, not 0"),
+    (["train", "{tmp}/data", "--out", "{tmp}/run", "--batch-size", "-1"], "--batch-size must be at least 1, not -1"),
+    (["train", "{tmp}/data", "--out", "{tmp}/run", "--lr", "-1"], "--lr must be at least 0, not -1"),
+    (["train", "{tmp}/data", "--out", "{tmp}/run", "--lr", "nan"], "--lr must be a finite number, not nan"),
+    (["train", "{tmp}/data", "--out", "{tmp}/run", "--threads", "-1"], "--threads must be between 1 and"),
+    (["train", "{tmp}/data", "--out", "{tmp}/run", "--threads", "0"], "--threads must be between 1 and"),
+    (["train", "{tmp}/data", "--out", "{tmp}/run", "--workers", "-1"], "--workers must be between 0 and"),
+    (["train", "{tmp}/data", "--out", "{tmp}/run", "--folds", "-1"], "--folds must be at least 2, not -1"),
+    (["train", "{tmp}/data", "--out", "{tmp}/run", "--folds", "0"], "--folds must be at least 2, not 0"),
+    (["train", "{tmp}/data", "--out", "{tmp}/run", "--epochs", "0"], "--epochs must be at least 1, not 0"),
+    (["train", "{tmp}/data", "--out", "{tmp}/run", "--epochs", "-1"], "--epochs must be at least 1, not -1"),
+    (["train", "{tmp}/data", "--out", "{tmp}/run", "--max-steps", "0"], "--max-steps must be at least 1, not 0"),
+    (["train", "{tmp}/data", "--out", "{tmp}/run", "--val-every", "0"], "--val-every must be at least 1, not 0"),
+    (["train", "{tmp}/data", "--out", "{tmp}/run", "--seed", "-1"], "--seed must be between 0 and 4294967295, not -1"),
+    (["train", "{tmp}/data", "--out", "{tmp}/run", "--method", "nope"], "--method nope: choose one of adaptation, attention"),
+    (["train", "{tmp}/data", "--out", UNDER_A_FILE], "--out {tmp}/file/x: {tmp}/file is a file, not a folder"),
+    (["train", "{tmp}/data", "--out", "/proc/auhm/run"], "--out /proc/auhm/run: cannot write in /proc"),
+    (["synth", "{tmp}/s", "--fps", "nan"], "--fps must be a finite number, not nan"),
+    (["synth", "{tmp}/s", "--fps", "1e9"], "--fps must be between 0 and 1000, not 1000000000"),
+    (["synth", "{tmp}/s", "--seed", "-1"], "--seed must be between 0 and 4294967295, not -1"),
+    (["synth", "{tmp}/s", "--first-subject", "998", "--subjects", "3"], "--first-subject + --subjects must be between 1 and 999"),
+    (["synth", UNDER_A_FILE], "--out {tmp}/file/x: {tmp}/file is a file, not a folder"),
+    (["score", "{tmp}/p.parquet", "--labels", "{tmp}/l.parquet", "--threshold", "nan"], "--threshold must be a finite number, not nan"),
+    (["score", "{tmp}/p.parquet", "--labels", "{tmp}/l.parquet", "--threshold", "-1"], "--threshold must be greater than 0, not -1"),
+    (["score", "{tmp}/p.parquet", "--labels", "{tmp}/l.parquet", "--threshold", "1e12"], "--threshold must be between 0 and 5"),
+    (["score", "{tmp}/p.parquet", "--labels", "{tmp}/l.parquet", "--json", UNDER_A_FILE], "--json {tmp}/file/x: {tmp}/file is a file"),
+    (["score", "{tmp}/p.parquet", "--labels", "{tmp}/l.parquet", "--csv", "/proc/auhm/s.csv"], "--csv /proc/auhm/s.csv: cannot write in /proc"),
+    (["evaluate", "{tmp}/c.pt", "{tmp}/data", "--batch-size", "0"], "--batch-size must be at least 1, not 0"),
+]
+
+
+@pytest.mark.parametrize("argv, said", BAD, ids=[" ".join(a).replace("{tmp}/", "") for a, _ in BAD])
+def test_a_bad_argument_or_path_is_a_usage_error_before_any_work(tmp_path, argv, said):
+    """Exit 2 and one line that names the option and the value, before anything is read or written
+    (the data and checkpoints named here do not even exist)."""
+    (tmp_path / "file").write_text("a file where a folder should be")
+    result = CliRunner().invoke(app, [a.format(tmp=tmp_path) for a in argv], env={"COLUMNS": "300"})
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"usage error {said.format(tmp=tmp_path)}"), result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # nothing written: no config.json, no corpus
+
+
+def test_messages_print_what_the_user_typed_as_typed(monkeypatch):
+    """No rich markup and no emoji codes in user text: `cuda:-1:` is not a thumbs-down."""
+    import auhm.models.complexity as complexity
+    from auhm.errors import UsageError
+
+    def refuse(*args, **kwargs):
+        raise UsageError("--device cuda:-1: [bold]no such device[/bold] :smile:")
+
+    monkeypatch.setattr(complexity, "complexity_table", refuse)
+    result = CliRunner().invoke(app, ["models"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert result.output.strip() == "usage error --device cuda:-1: [bold]no such device[/bold] :smile:"
+
+
+def test_a_run_that_diverged_fails_with_exit_code_1_not_as_a_usage_error(monkeypatch, tmp_path):
+    import auhm.train.folds as folds
+    from auhm.errors import RunFailed
+
+    def diverge(config):
+        raise RunFailed("training diverged at step 3 (loss nan); lower --lr or use --precision fp32")
+
+    monkeypatch.setattr(folds, "run_training", diverge)
+    result = CliRunner().invoke(app, ["train", str(tmp_path), "--out", str(tmp_path / "run")], env={"COLUMNS": "200"})
+    assert result.exit_code == 1
+    assert result.output.strip() == "error training diverged at step 3 (loss nan); lower --lr or use --precision fp32"
+
+
+def test_usage_errors_are_mapped_once_in_the_command_group():
+    """No command catches UsageError itself: AuhmGroup maps it, for every command alike."""
+    import inspect
+
+    import auhm.cli as cli
+
+    assert "except UsageError" not in inspect.getsource(cli).replace(inspect.getsource(cli.AuhmGroup), "")

@@ -225,7 +225,7 @@ def test_usage_errors(tmp_path):
 
 
 
-def test_a_corpus_registered_in_one_place_is_read_split_and_scored_by_subject(tmp_path, monkeypatch):
+def test_a_corpus_registered_in_one_place_is_read_split_and_scored_by_subject(tmp_path, request):
     """One spec is all a new corpus needs: its reader, split rule, AUs and subject ids are found through it."""
     from auhm.data import corpora
     from auhm.data.readers import Corpus, Session
@@ -238,8 +238,9 @@ def test_a_corpus_registered_in_one_place_is_read_split_and_scored_by_subject(tm
         return Corpus("toy", root, (12,), sessions)
 
     corpora.corpus_kinds()  # the built-in corpora first
-    monkeypatch.setitem(corpora._CORPORA, "toy", corpora.CorpusSpec(
+    corpora.register_corpus(corpora.CorpusSpec(
         "toy", (12,), read, lambda subjects, corpus: round_robin(subjects, ("a", "b")), expected="P01/clip.mp4", subject=r"(P\d\d)"))
+    request.addfinalizer(lambda: corpora.CORPORA.unregister("toy"))
     assert "toy" in corpora.corpus_kinds()
     corpus = load_sessions("TOY", tmp_path)
     assert {s.subject: s.split for s in corpus} == {"P00": "a", "P01": "b", "P02": "a", "P03": "b"}
@@ -248,5 +249,27 @@ def test_a_corpus_registered_in_one_place_is_read_split_and_scored_by_subject(tm
     assert corpora.subject_of("Videos_LeftCamera/LeftVideoSN004_comp.avi") == "SN004"  # the others still
     table = load_labels("toy", tmp_path)
     assert len(table) == 8 and table["AU12"].isna().sum() == 4
-    with pytest.raises(UsageError, match=r"unknown corpus kind 'nope' \(known: aff-wild2, bp4d, csv, disfa, disfa-plus, feafa-plus, fera2017, synth, toy, unbc\)"):
+    with pytest.raises(UsageError, match=r"unknown corpus kind 'nope'; choose one of aff-wild2, bp4d, csv, disfa, disfa-plus, feafa-plus, fera2017, synth, toy, unbc$"):
         load_sessions("nope", tmp_path)
+
+
+def test_every_reader_ends_in_add_session(tmp_path):
+    """The tail all readers share: labels → a session (labels copied, key relative to the root,
+    sidecar found), or no labels → the failure named for the path."""
+    import inspect
+
+    from auhm.data import bp4d, csv_manifest, disfa, fera2017
+    from auhm.data.readers import Corpus, add_session
+
+    for module in (bp4d, csv_manifest, disfa, fera2017):
+        source = inspect.getsource(module.read)
+        assert "add_session(" in source and "Session(" not in source.replace("add_session(", ""), module.__name__
+    (tmp_path / "auhm_truth").mkdir()
+    (tmp_path / "auhm_truth" / "clip.parquet").write_bytes(b"")
+    corpus = Corpus("toy", tmp_path, (12,), [])
+    labels = pd.DataFrame({"frame": [0], "AU12": np.float32([1])})
+    session = add_session(corpus, tmp_path / "a" / "clip.mp4", labels, "unused", subject="P01")
+    assert corpus.sessions == [session] and session.key == "a/clip.mp4" and session.kind == "toy"
+    assert session.truth == tmp_path / "auhm_truth" / "clip.parquet" and session.labels is not labels
+    assert add_session(corpus, tmp_path / "b.mp4", None, "no labels for P02", subject="P02") is None
+    assert [str(f) for f in corpus.failures] == [f"{tmp_path / 'b.mp4'}: no labels for P02"] and len(corpus.sessions) == 1

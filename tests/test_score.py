@@ -77,7 +77,8 @@ def test_the_printed_table_has_aus_as_rows_fits_80_columns_and_cuts_no_number(tm
     assert code == 0, err
     lines = out.splitlines()
     assert max(map(len, lines)) <= 80 and "…" not in out
-    assert "200 matched frames" in out and "n: those scored" in out
+    assert "AU scores on 180 of 200 matched frames: those with a prediction and a label" in " ".join(out.split())
+    assert "n: frames with a prediction and this AU's label" in out
     report = json.loads((tmp_path / "s.json").read_text())
     rows = {line.split()[0]: line.split()[1:] for line in lines if line.split() and line.split()[0] in aus + ["Avg."]}
     assert list(rows) == aus + ["Avg."]
@@ -328,7 +329,7 @@ def test_evaluate_and_train_print_scores_in_the_score_table():
     console = Console(record=True, width=80)
     console.print(au_table(scores, 40, title="best.pt on part1"))
     lines = console.export_text().splitlines()
-    assert " ".join(line.strip() for line in lines).startswith("best.pt on part1: AU scores on 40 matched frames")
+    assert " ".join(line.strip() for line in lines).startswith("best.pt on part1: AU scores on 40 frames, each with a prediction and a label")
     rows = {line.split()[0]: line.split()[1:] for line in lines if line.split() and line.split()[0] in ("AU01", "AU12", "Avg.")}
     assert list(rows) == ["AU01", "AU12", "Avg."]
     assert rows["AU12"] == [f"{scores.loc[m, 'AU12']:.2f}" for m in ("ICC", "MSE", "MAE", "PCC", "F1")] + ["40"]

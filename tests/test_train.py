@@ -199,10 +199,32 @@ def test_landmark_network_reports_nme_and_serves_as_backbone(landmark_run, corpu
 
     best = evaluate(EvaluateConfig(landmark_run / "best.pt", corpus, device="cpu", precision="fp32", workers=0, quiet=True))
     assert best.scores.loc["NME", "Avg."] == pytest.approx(hist["val_nme"].min(), rel=1e-5)
+    from auhm.models import build_model, load_checkpoint
+    from auhm.models.transfer import landmark_state_dict
+
+    landmark_net, _ = load_checkpoint(landmark_run / "best.pt", task="landmarks")
+    learned = landmark_state_dict(landmark_run / "best.pt")
     for method in ("finetune", "adaptation", "attention", "reparam"):
         result = train(small(corpus, tmp_path / method, method=method, backbone=landmark_run / "best.pt", max_steps=4))
         assert len(result.step_losses) == 4 and np.isfinite(result.step_losses).all()
         assert np.isfinite(result.best["val_mse"])
+    # The backbone is the landmark network trained above: its weights (frozen under adaptation and
+    # attention, the start of fine-tuning), and its maps are the landmark network's own.
+    x = torch.rand(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+    for method in ("adaptation", "attention"):
+        model, _ = load_checkpoint(tmp_path / method / "last.pt")
+        for name, value in model.backbone.state_dict().items():
+            torch.testing.assert_close(value, learned[name], msg=f"{method}: backbone {name}")
+        with torch.no_grad():
+            torch.testing.assert_close(model(x)["landmark_heatmaps"], landmark_net(x)["heatmaps"])
+    start = build_model("finetune", AUS, "small", backbone=str(landmark_run / "best.pt")).net.state_dict()
+    assert all(torch.equal(start[k], v) for k, v in learned.items() if not k.startswith("head."))
+    # ... and the AU maps depend on it: another backbone under the same adaptation layers answers otherwise.
+    model, _ = load_checkpoint(tmp_path / "adaptation" / "last.pt")
+    with torch.no_grad():
+        before = model(x)["heatmaps"]
+        model.backbone.load_state_dict({k: v * 0.5 if v.is_floating_point() else v for k, v in learned.items()})
+        assert (model(x)["heatmaps"] - before).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize("method", ["random-backbone", "resnet18"])
@@ -216,6 +238,18 @@ def test_transfer_method_without_backbone_is_a_usage_error(corpus, tmp_path):
 
     with pytest.raises(UsageError, match="--backbone"):
         train(small(corpus, tmp_path / "x", method="adaptation"))
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")  # the stand-in step takes no optimiser step
+def test_a_diverged_run_is_a_run_that_failed_not_a_usage_error(tmp_path, monkeypatch):
+    from auhm.errors import RunFailed, UsageError
+    from auhm.train import trainer
+
+    monkeypatch.setattr(trainer, "train_step", lambda *args, **kwargs: torch.tensor(float("nan")))
+    corpus = make_corpus(tmp_path / "c", frames=6)
+    with pytest.raises(RunFailed, match=r"^training diverged at step 1 \(loss nan\); lower --lr") as e:
+        train(small(corpus, tmp_path / "run", method="scratch", batch_size=4, fold=1))
+    assert not isinstance(e.value, UsageError)
 
 
 def test_resume_continues_exactly(tmp_path):
@@ -360,6 +394,44 @@ def test_ddp_two_processes_gloo(corpus, tmp_path):
     assert stderr.count("best epoch") == 1  # only rank 0 reports and writes
 
 
+def test_ddp_ranks_share_validation_read_out_and_out_of_fold_prediction_and_score_as_one_process(tmp_path):
+    """Two gloo ranks: each predicts half of the read-out, validation and out-of-fold crops (none
+    waits through the other's work, none repeats it), and the scores are those one process
+    computes from the checkpoints they wrote."""
+    from helpers import logged_training, spawn_ranks
+
+    from auhm.models import load_checkpoint
+    from auhm.train.augment import ShardView
+    from auhm.train.evaluate import predict, validation_metrics
+    from auhm.train.prepared import load_prepared, split_corpus
+    from auhm.train.readout import fit_readout, training_sample
+
+    corpus = make_corpus(tmp_path / "c", frames=8)  # per fold: 16 training crops (the read-out's), 8 held out
+    out = tmp_path / "ddp"
+    spawn_ranks(2, logged_training, small(corpus, out, method="scratch", folds=3, max_steps=2, batch_size=4), tmp_path)
+    counts = [[int(n) for n in (tmp_path / f"rank{r}.log").read_text().split()] for r in (0, 1)]
+    assert counts[0] == counts[1] == [8, 4] * 3 + [4] * 3  # per fold: read-out, validation; then the out-of-fold pass
+
+    c = load_prepared(corpus)
+    oof = pd.read_parquet(out / "oof_predictions.parquet").set_index(["video", "frame"])
+    cpu = torch.device("cpu")
+    for k in (1, 2, 3):
+        model, info = load_checkpoint(out / f"fold{k}" / "last.pt")
+        split = split_corpus(c.manifest, c.shards, k, 3)
+        saved_scale = model.intensity_scale.clone()
+        fit_readout(model, ShardView(c.shards, training_sample(split.train), model.input_size), c.shards.labels[training_sample(split.train)],
+                    4, cpu, "fp32", workers=0)
+        torch.testing.assert_close(model.intensity_scale, saved_scale, rtol=1e-5, atol=1e-6)
+        view = ShardView(c.shards, split.val, model.input_size)
+        alone = validation_metrics(model, view, c.shards.labels[split.val], list(AUS), "au", 4, cpu, "fp32", workers=0)
+        row = pd.read_csv(out / f"fold{k}" / "history.csv").iloc[-1]
+        for key in ("val_icc", "val_mse", "val_spread"):
+            assert row[key] == pytest.approx(alone[key], rel=1e-5, abs=1e-7, nan_ok=True), (k, key)
+        expected = predict(model, view, 4, cpu, "fp32", workers=0)
+        keys = list(zip(c.shards.video[split.val].astype(str), c.shards.frame[split.val].astype(int)))
+        np.testing.assert_allclose(oof.loc[keys, [au_name(a) for a in AUS]].to_numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
 # ── CLI ─────────────────────────────────────────────────────────────────────────────────────
 def test_cli_train_and_evaluate(corpus, tmp_path):
     from typer.testing import CliRunner
@@ -437,6 +509,44 @@ def test_the_no_learning_rules_on_recorded_metrics():
     assert "did not learn" in learning_warning({"task": "landmarks", "metrics": {"val_nme": 0.84}})
     assert learning_warning({"task": "au", "metrics": {"val_icc": 0.35}}) is None
     assert learning_warning({"task": "au", "learning_warning": None, "metrics": {"val_icc": 0.0}}) is None
+
+
+def test_landmark_validation_and_evaluate_decode_each_held_out_crop_once(corpus, tmp_path, monkeypatch):
+    """The truth comes from the shards' table (no decode): each held-out crop is decoded once, for
+    the network (the presence threshold's own crops left out)."""
+    from auhm.data.shards import ShardDataset
+    from auhm.face.crop import CropConfig
+    from auhm.models import build_model, save_checkpoint
+    from auhm.train import evaluate
+    from auhm.train.augment import ShardView
+    from auhm.train.config import EvaluateConfig
+    from auhm.train.prepared import load_prepared, split_corpus
+
+    decoded = []
+    image = ShardDataset.image
+    monkeypatch.setattr(ShardDataset, "image", lambda self, i, reduce=1: decoded.append(i) or image(self, i, reduce))
+    monkeypatch.setattr(evaluate, "presence_threshold", lambda *args, **kwargs: 0.5)
+    c = load_prepared(corpus)
+    held = split_corpus(c.manifest, c.shards, seed=0).val
+    model = build_model("landmarks", preset="small")
+    metrics = evaluate.validation_metrics(model, ShardView(c.shards, held, model.input_size), c.shards.labels[held], [], "landmarks", 8,
+                                          torch_cpu(), "fp32", c.shards.landmarks[held].mean(axis=0), workers=0)
+    assert np.isfinite(metrics["val_nme"]) and sorted(decoded) == sorted(held)
+    decoded.clear()
+    save_checkpoint(tmp_path / "lm.pt", model, {"task": "landmarks", "crop": CropConfig(SIZE).to_dict()})
+    evaluate.evaluate(EvaluateConfig(tmp_path / "lm.pt", corpus, split="part1", device="cpu", precision="fp32", workers=0, quiet=True))
+    assert sorted(decoded) == sorted(np.flatnonzero(c.shards.split == "part1"))
+
+
+def test_validation_and_the_read_out_use_the_runs_workers_setting(corpus, tmp_path, monkeypatch):
+    """Not a hard-coded 0: beside a GPU the default (None) gives the prediction passes worker processes too."""
+    from auhm.train import evaluate
+
+    asked = []
+    loader = evaluate.batch_loader
+    monkeypatch.setattr(evaluate, "batch_loader", lambda dataset, device, workers, **kw: asked.append(workers) or loader(dataset, device, workers, **kw))
+    train(small(corpus, tmp_path / "run", method="scratch", max_steps=1, workers=None))
+    assert asked == [None, None]  # the read-out's pass and validation's
 
 
 def test_val_every_validates_inside_the_epoch(corpus, tmp_path):

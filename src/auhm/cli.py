@@ -1,6 +1,6 @@
 """The ``auhm`` command line: thin Typer commands over the package's modules.
 
-Exit codes: 0 success, 1 some inputs failed (the rest processed and written), 2 usage error,
+Exit codes: 0 success, 1 some inputs failed (the rest processed and written) or a run failed (training diverged), 2 usage error,
 3 internal error (a bug: one line naming a log file with the traceback; ``auhm --debug`` prints it).
 """
 
@@ -16,25 +16,38 @@ from typing import List, Optional
 
 import typer
 from rich.markup import escape
+from rich.text import Text
 
 from auhm import __version__
 from auhm.cli_help import HelpCommand, HelpGroup
 from auhm.console import console
-from auhm.errors import InputFailure, Interrupted, UsageError
+from auhm.errors import InputFailure, Interrupted, RunFailed, UsageError
 
 
 class AuhmGroup(HelpGroup):
-    """The top-level group: a command that fails with anything but a usage error or an input's
-    failure has hit a bug, said in one line (the traceback in a log file, or on screen with
-    ``--debug``) with exit code 3."""
+    """The top-level group, where every failure becomes its exit code, once for all commands: a
+    usage error 2, a run that failed (training diverged) 1, and anything else a bug, said in one
+    line (the traceback in a log file, or on screen with ``--debug``) with exit code 3."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise
+        except UsageError as e:
+            _line("usage error", "red", str(e))
+            raise typer.Exit(2) from None
+        except RunFailed as e:
+            _line("error", "red", str(e))
+            raise typer.Exit(1) from None
         except Exception as e:  # a bug: whatever the user gave, auhm should not have raised this
             _internal_error(e, debug=bool((ctx.obj or {}).get("debug")))
+
+
+def _line(label: str, style: str, text: str) -> None:
+    """One line on stderr: ``label`` in ``style``, then ``text`` exactly as given (no markup, no
+    emoji codes such as the ``:-1:`` of ``cuda:-1:``, no highlighting), never wrapped inside a path."""
+    console.print(Text.assemble((label, style), " ", text), highlight=False, soft_wrap=True)
 
 
 def _internal_error(e: Exception, debug: bool) -> None:
@@ -43,7 +56,7 @@ def _internal_error(e: Exception, debug: bool) -> None:
     what = f"{type(e).__name__}: {first}" if first else type(e).__name__
     if debug:
         console.print_exception()
-        console.print(f"[red]internal error[/red] {escape(what)}", highlight=False, soft_wrap=True)
+        _line("internal error", "red", what)
         raise typer.Exit(3)
     log = Path(tempfile.gettempdir()) / f"auhm-error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     try:
@@ -51,8 +64,7 @@ def _internal_error(e: Exception, debug: bool) -> None:
         where = f"the traceback is in {log}"
     except OSError:
         where = "the traceback could not be written to a log file"
-    console.print(f"[red]internal error[/red] {escape(what)} (a bug in auhm; {where}; run auhm --debug … to print it)",
-                  highlight=False, soft_wrap=True)
+    _line("internal error", "red", f"{what} (a bug in auhm; {where}; run auhm --debug … to print it)")
     raise typer.Exit(3)
 
 
@@ -70,8 +82,9 @@ app = typer.Typer(
     Train a model (here on a synthetic corpus): [bold]auhm synth data[/bold], [bold]auhm prepare synth data --out work[/bold],
     [bold]auhm train work --out runs/a[/bold].
 
-    Exit codes: 0 done, 1 some inputs failed (the others are written), 2 usage error, 3 internal error (a bug:
-    the message names a log file with the traceback; [bold]auhm --debug COMMAND …[/bold] prints it instead).
+    Exit codes: 0 done, 1 some inputs failed (the others are written)
+    or training diverged, 2 usage error, 3 internal error (a bug: the message
+    names a log file with the traceback; [bold]auhm --debug COMMAND …[/bold] prints it instead).
     """,
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -101,13 +114,13 @@ def main(
 
 
 def _say(text: str) -> None:
-    """One line on stderr, as written: no markup, no highlighting, never wrapped inside a path."""
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
+    """One line on stderr, as written: no markup, no emoji codes, no highlighting, never wrapped inside a path."""
+    console.print(Text(text), highlight=False, soft_wrap=True)
 
 
 def _warn(text: str) -> None:
     """One warning line on stderr (a result to distrust), never wrapped inside a path."""
-    console.print(f"[yellow]warning[/yellow] {escape(text)}", highlight=False, soft_wrap=True)
+    _line("warning", "yellow", text)
 
 
 def _say_faces(faces_seen: dict[str, int], largest: bool = True) -> None:
@@ -126,14 +139,9 @@ def _say_no_face(no_face: dict[str, dict]) -> None:
 def _finish(failures: list[InputFailure]) -> None:
     """Report per-input failures on stderr, one line each, and exit 1 if there were any."""
     for f in failures:
-        console.print(f"[red]error[/red] {escape(str(f))}", highlight=False, soft_wrap=True)
+        _line("error", "red", str(f))
     if failures:
         raise typer.Exit(1)
-
-
-def _usage(e: Exception) -> None:
-    console.print(f"[red]usage error[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
 
 
 def _stop_on_sigterm() -> None:
@@ -199,17 +207,14 @@ def synth(
 
     stills = layout == LANDMARK_LAYOUT
     if stills and (subjects is not None or frames is not None):
-        _usage(UsageError("layout landmarks makes still images: give --identities and --images, not --subjects or --frames"))
+        raise UsageError("layout landmarks makes still images: give --identities and --images, not --subjects or --frames")
     if not stills and (identities is not None or images is not None):
-        _usage(UsageError("--identities and --images are for --layout landmarks (video layouts take --subjects and --frames)"))
+        raise UsageError("--identities and --images are for --layout landmarks (video layouts take --subjects and --frames)")
     crowd = layout == CROWD_LAYOUT
     counts = {"identities": identities or 600, "images": images or max(6000, identities or 0)} if stills else {"subjects": subjects or 3, "frames": frames or (200 if crowd else 120)}
-    try:
-        width, height = parse_size(size or ("640x360" if crowd else "320x240"))
-        config = SynthConfig(out, layout=layout, width=width, height=height, fps=fps, seed=seed, difficulty=difficulty,
-                             first_subject=first_subject, **counts)
-    except UsageError as e:
-        _usage(e)
+    width, height = parse_size(size or ("640x360" if crowd else "320x240"))
+    config = SynthConfig(out, layout=layout, width=width, height=height, fps=fps, seed=seed, difficulty=difficulty,
+                         first_subject=first_subject, **counts)
     result = make_corpus(config, quiet=quiet)
     rate = result.frames / max(result.seconds, 1e-9)
     if stills:
@@ -238,10 +243,7 @@ def landmarks(
     from auhm.landmarks.job import LandmarksConfig, extract_landmarks
 
     config = LandmarksConfig(backend=backend, model=model, truth=truth, device=device, batch_size=batch_size, quiet=quiet)
-    try:
-        result = extract_landmarks(videos, out, config)
-    except UsageError as e:
-        _usage(e)
+    result = extract_landmarks(videos, out, config)
     rate = result.frames / result.seconds if result.seconds else 0.0
     if not quiet:
         written = f"{result.out}:" if result.frames else f"{result.out} not written:"
@@ -266,14 +268,7 @@ def heatmaps(
     """
     from auhm.viz.heatmap_grid import HeatmapGridConfig, render_heatmap_grid
 
-    if mode not in ("paper", "bmvc"):
-        _usage(UsageError(f"--mode must be paper or bmvc, not {mode!r}"))
-    if n < 1:
-        _usage(UsageError("--n must be at least 1"))
-    try:
-        path = render_heatmap_grid(data, out, HeatmapGridConfig(n=n, mode=mode, seed=seed))
-    except UsageError as e:
-        _usage(e)
+    path = render_heatmap_grid(data, out, HeatmapGridConfig(n=n, mode=mode, seed=seed))
     _say(f"wrote {path}")
 
 
@@ -292,10 +287,7 @@ def models(
 
     from auhm.models.complexity import COUNTING_NOTE, complexity_table, first_aus
 
-    try:
-        rows = complexity_table(first_aus(n_aus), preset)
-    except UsageError as e:
-        _usage(e)
+    rows = complexity_table(first_aus(n_aus), preset)
     table = Table(title=f"auhm methods, preset {preset}, {n_aus} AUs")
     for col in ("method", "params", "trainable", "GFLOPs", "paper params", "paper GFLOPs"):
         table.add_column(col, justify="left" if col == "method" else "right")
@@ -338,17 +330,14 @@ def prepare(
                            landmarks_backend=landmarks_backend, landmark_model=landmark_model, every=every)
         return
     if landmark_format is not None:
-        _usage(UsageError("--format is for kind landmarks (auhm prepare landmarks ROOT --format 300w …)"))
+        raise UsageError("--format is for kind landmarks (auhm prepare landmarks ROOT --format 300w …)")
     if scale_to_5 and kind.lower() != "feafa-plus":
-        _usage(UsageError("--scale-to-5 is for kind feafa-plus (its AU values run 0–1)"))
+        raise UsageError("--scale-to-5 is for kind feafa-plus (its AU values run 0–1)")
     from auhm.data import PrepareConfig, prepare_corpus
 
     config = PrepareConfig(landmarks=landmarks_backend, landmark_model=landmark_model, crop=CropConfig(size=size), every=every, device=device,
                            scale_to_five=scale_to_5)
-    try:
-        report = prepare_corpus(kind, root, out, config, quiet=quiet)
-    except UsageError as e:
-        _usage(e)
+    report = prepare_corpus(kind, root, out, config, quiet=quiet)
     skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(report.skipped.items())) or "none"
     _say(f"prepared {len(report.written)} sessions ({report.frames} crops; skipped frames: {skipped}), "
          f"{len(report.resumed)} already done, {len(report.failures)} failed → {out}")
@@ -362,19 +351,12 @@ def _prepare_landmarks(fmt: Optional[str], root: Path, out: Path, crop, val_frac
     from auhm.data.prepare_landmarks import LandmarkPrepareConfig, prepare_landmarks
 
     if fmt is None:
-        _usage(UsageError(f"kind landmarks needs --format ({', '.join(landmark_formats())})"))
+        raise UsageError(f"kind landmarks needs --format ({', '.join(landmark_formats())})")
     if landmarks_backend != "truth" or landmark_model is not None or every != 1:
-        _usage(UsageError("a landmark corpus is cut with its own points: --landmarks, --landmark-model and --every do not apply"))
-    try:
-        report = prepare_landmarks(fmt, root, out, LandmarkPrepareConfig(crop=crop, val_fraction=val_fraction, seed=seed), quiet=quiet)
-    except UsageError as e:
-        _usage(e)
-    console.print(
-        f"prepared {report.frames} {fmt} faces into {len(report.written)} shards, {len(report.resumed)} shards already done, "
-        f"{len(report.failures)} files failed → {out}",
-        highlight=False,
-        soft_wrap=True,
-    )
+        raise UsageError("a landmark corpus is cut with its own points: --landmarks, --landmark-model and --every do not apply")
+    report = prepare_landmarks(fmt, root, out, LandmarkPrepareConfig(crop=crop, val_fraction=val_fraction, seed=seed), quiet=quiet)
+    _say(f"prepared {report.frames} {fmt} faces into {len(report.written)} shards, {len(report.resumed)} shards already done, "
+         f"{len(report.failures)} files failed → {out}")
     _finish(report.failures)
 
 
@@ -418,14 +400,11 @@ def train(
             typer.echo(f"{name:16s} default lr {rate:g}")
         raise typer.Exit()
     if out is None and resume is None:
-        _usage(UsageError("--out RUN is required (or --resume RUN)"))
-    try:
-        config = TrainConfig(data=data, out=out or resume, method=method, task=task, backbone=backbone, fold=fold, folds=folds, epochs=epochs,
-                             batch_size=batch_size, lr=lr, preset=preset, device=device, precision=precision, workers=workers,
-                             threads=threads, max_steps=max_steps, val_every=val_every, resume=resume, seed=seed, quiet=quiet)
-        result = run_training(config)
-    except UsageError as e:
-        _usage(e)
+        raise UsageError("--out RUN is required (or --resume RUN)")
+    config = TrainConfig(data=data, out=out or resume, method=method, task=task, backbone=backbone, fold=fold, folds=folds, epochs=epochs,
+                         batch_size=batch_size, lr=lr, preset=preset, device=device, precision=precision, workers=workers,
+                         threads=threads, max_steps=max_steps, val_every=val_every, resume=resume, seed=seed, quiet=quiet)
+    result = run_training(config)
     if isinstance(result, FoldsResult):
         from auhm.metrics.report import au_table
 
@@ -462,18 +441,15 @@ def evaluate(
     from auhm.metrics.report import au_table
     from auhm.train.evaluate import evaluate as evaluate_checkpoint
 
-    try:
-        result = evaluate_checkpoint(EvaluateConfig(checkpoint=ckpt, data=data, split=split, out=out, batch_size=batch_size,
-                                                    device=device, precision=precision, quiet=quiet,
-                                                    exclude_subjects=tuple(s.strip() for s in (exclude_subjects or "").split(",") if s.strip())))
-    except UsageError as e:
-        _usage(e)
+    result = evaluate_checkpoint(EvaluateConfig(checkpoint=ckpt, data=data, split=split, out=out, batch_size=batch_size,
+                                                device=device, precision=precision, quiet=quiet,
+                                                exclude_subjects=tuple(s.strip() for s in (exclude_subjects or "").split(",") if s.strip())))
     for line in result.cross.lines() if result.cross else []:
         _say(line)
     if result.warning:
         _warn(f"{ckpt}: {result.warning}")
     if "ICC" in result.scores.index:
-        console.print(au_table(result.scores, len(result.predictions), title=f"{ckpt} on {result.split}"))
+        console.print(au_table(result.scores, len(result.predictions), title=escape(f"{ckpt} on {result.split}")))
     else:
         _say(f"{ckpt} on {result.split}: NME {result.scores.loc['NME', 'Avg.']:.4f} over {int(result.scores.loc['n', 'Avg.'])} crops")
     if result.path is not None:
@@ -519,8 +495,6 @@ def annotate(
     )
     try:
         result = run_annotate(videos, config)
-    except UsageError as e:
-        _usage(e)
     except Interrupted as e:
         _say(str(e))
         raise typer.Exit(130) from None
@@ -558,14 +532,14 @@ def score(
     """
     from rich.console import Console
 
-    from auhm.io import write_json_atomic
+    from auhm.io import atomic_path, check_writable, write_json_atomic
     from auhm.metrics.report import ScoreConfig, report_tables, score as score_predictions
 
-    try:
-        config = ScoreConfig(pred, labels, kind=kind, by=by, threshold=threshold, ci=ci, boot=boot, face=face)
-        report = score_predictions(config)
-    except UsageError as e:
-        _usage(e)
+    config = ScoreConfig(pred, labels, kind=kind, by=by, threshold=threshold, ci=ci, boot=boot, face=face)
+    for option, path in (("--json", json_out), ("--csv", csv_out)):
+        if path is not None:
+            check_writable(path, option)
+    report = score_predictions(config)
     for line in report.join.summary() + report.notes:
         _say(line)
     out = Console()
@@ -575,8 +549,8 @@ def score(
         write_json_atomic(report.to_dict(), json_out)
         _say(f"wrote {json_out}")
     if csv_out:
-        csv_out.parent.mkdir(parents=True, exist_ok=True)
-        report.long_frame().to_csv(csv_out, index=False)
+        with atomic_path(csv_out) as tmp:
+            report.long_frame().to_csv(tmp, index=False)
         _say(f"wrote {csv_out}")
     _finish(report.failures)
 
@@ -594,10 +568,7 @@ def export(
     """
     from auhm.interop.export import export as run_export
 
-    try:
-        result = run_export(pred, to, out)
-    except UsageError as e:
-        _usage(e)
+    result = run_export(pred, to, out)
     _say(f"export: {result.rows} rows of {result.videos} video(s) → {len(result.files)} {to} file(s) in {out}")
     _finish(result.failures)
 
@@ -618,10 +589,7 @@ def plot(
     """
     from auhm.viz.timeline import TimelineConfig, timeline
 
-    try:
-        written = timeline(TimelineConfig(pred, out, video=video, labels=labels, kind=kind, face=face))
-    except UsageError as e:
-        _usage(e)
+    written = timeline(TimelineConfig(pred, out, video=video, labels=labels, kind=kind, face=face))
     _say(f"wrote {written}")
 
 
@@ -644,10 +612,7 @@ def render(
     config = RenderConfig(
         model=model, out=out, landmarks=landmarks_backend, landmark_model=landmark_model, device=device, max_frames=max_frames,
     )
-    try:
-        result = run_render(video, config)
-    except UsageError as e:
-        _usage(e)
+    result = run_render(video, config)
     _say(f"render: {result.frames} frames ({result.faces} with a face, landmarks: {result.landmark_backend}) → {result.out}")
 
 

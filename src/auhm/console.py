@@ -12,7 +12,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-console = Console(stderr=True)
+console = Console(stderr=True, emoji=False)  # user text (paths, devices such as cuda:-1:) is never an emoji code
 
 
 class RateColumn(TextColumn):

@@ -1,6 +1,7 @@
 """What can go wrong, and whose it is: the user's arguments (``UsageError``), one input among many
 (``InputError`` raised, ``InputFailure`` reported: a broken file among a thousand is never fatal
-to the rest), or a bug (anything else: the CLI says so and exits 3)."""
+to the rest), a job that ran as asked and failed (``RunFailed``: a training run that diverged),
+or a bug (anything else: the CLI says so and exits 3)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ class UsageError(Exception):
 
 class Interrupted(KeyboardInterrupt):
     """A run stopped by Ctrl-C or SIGTERM; the message says what was kept and how to go on."""
+
+
+class RunFailed(Exception):
+    """A job that ran as asked and did not reach a result (training diverged): the CLI exits 1 with
+    this message, which says what to try. Neither the arguments' fault as such nor a bug."""
 
 
 class InputError(RuntimeError):

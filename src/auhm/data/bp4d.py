@@ -16,16 +16,7 @@ from typing import Sequence
 
 from auhm.data.corpora import CorpusSpec, register_corpus
 from auhm.data.layout import JpegFolderWriter, Layout, SessionPaths
-from auhm.data.readers import (
-    IMAGE_SUFFIXES,
-    Corpus,
-    Session,
-    labels_frame,
-    read_au_files,
-    relative_key,
-    truth_sidecar,
-    walk_files,
-)
+from auhm.data.readers import IMAGE_SUFFIXES, Corpus, add_session, labels_frame, read_au_files, walk_files
 from auhm.data.splits import TRAIN_DEV, round_robin
 from auhm.errors import InputFailure
 from auhm.targets import au_name
@@ -82,26 +73,14 @@ def read(root: Path) -> Corpus:
     intensity = find_intensity_files(root)
     for (subject, task), (folder, files) in sequences.items():
         found = intensity.get((subject, task), {})
+        session = dict(subject=subject, task=task, frame_files=files, truth_stem=f"{subject}_{task}")
         if not found:
-            corpus.failures.append(InputFailure(str(folder), f"no intensity files for {subject}_{task}"))
+            add_session(corpus, folder, None, f"no intensity files for {subject}_{task}", **session)
             continue
         sibling = next(iter(found.values()))
         per_au = read_au_files(found, AUS, f"{subject}_{task}", lambda au: _expected_file(sibling, subject, task, au), corpus.warnings)
-        if not per_au:
-            corpus.failures.append(InputFailure(str(folder), f"no readable intensity file for {subject}_{task}"))
-            continue
-        corpus.sessions.append(
-            Session(
-                key=relative_key(root, folder),
-                path=folder,
-                subject=subject,
-                task=task,
-                kind="bp4d",
-                labels=labels_frame(per_au, AUS),
-                frame_files=files,
-                truth=truth_sidecar(root, f"{subject}_{task}"),
-            )
-        )
+        add_session(corpus, folder, labels_frame(per_au, AUS) if per_au else None, f"no readable intensity file for {subject}_{task}",
+                    **session)
     for subject, task in sorted(set(intensity) - set(sequences)):
         corpus.warnings.append(InputFailure(f"{subject}_{task}", "intensity labels but no image folder; skipped"))
     return corpus

@@ -1,9 +1,9 @@
 """Corpus kind → everything auhm knows of it, in one spec: its AUs, its reader, its split rule,
 the subject id in its paths, and the layout ``auhm synth`` writes it in.
 
-Each corpus module registers its spec (like the models' ``register``), so adding a corpus
-touches its own module and the list in :func:`_load_corpora` only. Lists of kinds are sorted, so
-they do not depend on which module happened to be imported first.
+Each corpus module registers its spec (in the generic :class:`auhm.registry.Registry`), so
+adding a corpus touches its own module and the registry's list of corpus modules only. Lists of
+kinds are sorted, so they do not depend on which module happened to be imported first.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from auhm.errors import UsageError
+from auhm.registry import Registry
 
 if TYPE_CHECKING:
     from auhm.data.layout import Layout
@@ -33,34 +33,25 @@ class CorpusSpec:
     layout: type["Layout"] | None = None  # its on-disk layout as ``auhm synth --layout NAME`` writes it
 
 
-_CORPORA: dict[str, CorpusSpec] = {}
+CORPORA: Registry[CorpusSpec] = Registry(
+    "corpus kind", ["auhm.data.affwild2", "auhm.data.bp4d", "auhm.data.csv_manifest", "auhm.data.disfa", "auhm.data.disfa_plus",
+                    "auhm.data.feafa_plus", "auhm.data.fera2017", "auhm.data.synth", "auhm.data.unbc"],
+    fold_case=True)
 
 
 def register_corpus(spec: CorpusSpec) -> CorpusSpec:
-    if spec.name in _CORPORA:
-        raise ValueError(f"corpus {spec.name!r} registered twice")
-    _CORPORA[spec.name] = spec
-    return spec
-
-
-def _load_corpora() -> None:
-    # Imported here, not at module top: the corpus modules import `register_corpus` from this module.
-    from auhm.data import affwild2, bp4d, csv_manifest, disfa, disfa_plus, feafa_plus, fera2017, synth, unbc  # noqa: F401
+    """Register a corpus under ``spec.name`` (matched in any case)."""
+    return CORPORA.register(spec.name, spec)
 
 
 def corpus_kinds() -> list[str]:
     """The registered kinds, sorted: the same list whatever imported them first."""
-    _load_corpora()
-    return sorted(_CORPORA)
+    return CORPORA.names()
 
 
 def corpus_spec(kind: str) -> CorpusSpec:
     """The spec of a corpus kind (any case); UsageError naming the kinds for an unknown one."""
-    _load_corpora()
-    spec = _CORPORA.get(str(kind).lower())
-    if spec is None:
-        raise UsageError(f"unknown corpus kind {kind!r} (known: {', '.join(corpus_kinds())})")
-    return spec
+    return CORPORA.get(kind)
 
 
 def read_options(spec: CorpusSpec, **options) -> dict:
@@ -71,16 +62,14 @@ def read_options(spec: CorpusSpec, **options) -> dict:
 
 def synth_layouts() -> dict[str, type["Layout"]]:
     """Layout name → writer, for every corpus ``auhm synth`` can write."""
-    _load_corpora()
-    return {name: _CORPORA[name].layout for name in sorted(_CORPORA) if _CORPORA[name].layout is not None}
+    return {e.name: e.obj.layout for e in CORPORA.entries() if e.obj.layout is not None}
 
 
 def subject_of(video: str) -> str:
     """The subject id in a corpus video path (SN001, F001, M012 …: a corpus's subject pattern,
     kinds in sorted order), else the video's stem."""
-    _load_corpora()
     path = str(video).replace("\\", "/")
-    for pattern in dict.fromkeys(_CORPORA[kind].subject for kind in sorted(_CORPORA) if _CORPORA[kind].subject):
+    for pattern in dict.fromkeys(e.obj.subject for e in CORPORA.entries() if e.obj.subject):
         m = re.search(pattern, path)
         if m:
             return m.group(1).upper()

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from auhm.data.corpora import CorpusSpec, register_corpus
-from auhm.data.readers import IMAGE_SUFFIXES, Corpus, Session, truth_sidecar
+from auhm.data.readers import IMAGE_SUFFIXES, Corpus, add_session
 from auhm.data.splits import THREE_FOLDS, three_folds
 from auhm.errors import InputFailure, UsageError
 from auhm.io import au_columns, clean_labels
@@ -38,7 +38,7 @@ def read(manifest: Path) -> Corpus:
         path = Path(key) if Path(key).is_absolute() else base / key
         frames = pd.to_numeric(rows["frame"], errors="coerce")
         if frames.isna().any():
-            corpus.failures.append(InputFailure(key, f"non-numeric frame values in {manifest}"))
+            corpus.failures.append(InputFailure(key, f"non-numeric frame values in {manifest}"))  # named by its key, not its path
             continue
         labels = pd.DataFrame({"frame": frames.astype(np.int64).to_numpy()})
         for c in cols:
@@ -50,9 +50,7 @@ def read(manifest: Path) -> Corpus:
         if path.is_dir():
             images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             frame_files = list(enumerate(images))
-        corpus.sessions.append(
-            Session(key=key, path=path, subject=subject, task="", kind="csv", labels=labels, split=split, frame_files=frame_files, truth=truth_sidecar(base, path.stem))
-        )
+        add_session(corpus, path, labels, "", subject=subject, key=key, split=split, frame_files=frame_files, truth_root=base)
     return corpus
 
 

@@ -13,16 +13,7 @@ from typing import Sequence
 
 from auhm.data.corpora import CorpusSpec, register_corpus
 from auhm.data.layout import Layout, SessionPaths
-from auhm.data.readers import (
-    Corpus,
-    Session,
-    find_dirs,
-    labels_frame,
-    read_au_files,
-    relative_key,
-    truth_sidecar,
-    walk_files,
-)
+from auhm.data.readers import Corpus, add_session, find_dirs, labels_frame, read_au_files, walk_files
 from auhm.data.splits import THREE_FOLDS, round_robin
 from auhm.errors import InputFailure
 from auhm.video.inputs import VIDEO_SUFFIXES
@@ -81,25 +72,12 @@ def read(root: Path, right_camera: bool = False, kind: str = "disfa") -> Corpus:
     for subject, camera, path in videos:
         if subject not in label_files:
             where = labels_dir / subject if labels_dir else root / "ActionUnit_Labels"
-            corpus.failures.append(InputFailure(str(path), f"no label files for {subject} (looked in {where})"))
+            add_session(corpus, path, None, f"no label files for {subject} (looked in {where})", subject=subject)
             continue
         if subject not in cache:
             cache[subject] = read_subject_labels(subject, label_files[subject], labels_dir, corpus.warnings)
-        labels = cache[subject]
-        if labels is None:
-            corpus.failures.append(InputFailure(str(path), f"no readable label file for {subject} in {labels_dir / subject}"))
-            continue
-        corpus.sessions.append(
-            Session(
-                key=relative_key(root, path),
-                path=path,
-                subject=subject,
-                task=camera,
-                kind=kind,
-                labels=labels.copy(),
-                truth=truth_sidecar(root, path.stem),
-            )
-        )
+        add_session(corpus, path, cache[subject], f"no readable label file for {subject} in {labels_dir / subject}", subject=subject,
+                    task=camera)
     with_video = {s for s, _, _ in videos}
     for subject in sorted(set(label_files) - with_video):
         corpus.warnings.append(InputFailure(str(labels_dir / subject), f"labels of {subject} but no video; skipped"))

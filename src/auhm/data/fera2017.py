@@ -13,7 +13,7 @@ from pathlib import Path
 from auhm.data.bp4d import SUBJECT, bp4d_subject
 from auhm.data.corpora import CorpusSpec, register_corpus
 from auhm.data.layout import Layout, SessionPaths
-from auhm.data.readers import Corpus, Session, labels_frame, read_au_files, relative_key, truth_sidecar, walk_files
+from auhm.data.readers import Corpus, add_session, labels_frame, read_au_files, walk_files
 from auhm.data.splits import TRAIN_DEV, round_robin
 from auhm.errors import InputFailure
 from auhm.targets import au_name
@@ -37,30 +37,16 @@ def read(root: Path) -> Corpus:
         session_id = (prefix, subject, task)
         name = f"FERA17_{prefix}_{subject}_{task}"
         found = intensity.get(session_id, {})
+        session = dict(subject=subject, task=f"{task}_{view}", split=SPLIT_OF_PREFIX[prefix])
         if not found:
-            corpus.failures.append(InputFailure(str(path), f"no intensity files {name}_AUxx_Int.csv"))
+            add_session(corpus, path, None, f"no intensity files {name}_AUxx_Int.csv", **session)
             continue
         if session_id not in cache:
             read = read_au_files(found, AUS, name, lambda au: path.parent / f"{name}_{au_name(au)}_Int.csv", corpus.warnings)
             # FERA files number frames from 1 unless a file starts at 0
             per_au = {au: (frames - (1 if frames.min() >= 1 else 0), values) for au, (frames, values) in read.items()}
             cache[session_id] = labels_frame(per_au, AUS) if per_au else None
-        labels = cache[session_id]
-        if labels is None:
-            corpus.failures.append(InputFailure(str(path), f"no readable intensity file for {name}"))
-            continue
-        corpus.sessions.append(
-            Session(
-                key=relative_key(root, path),
-                path=path,
-                subject=subject,
-                task=f"{task}_{view}",
-                kind="fera2017",
-                labels=labels.copy(),
-                split=SPLIT_OF_PREFIX[prefix],
-                truth=truth_sidecar(root, path.stem),
-            )
-        )
+        add_session(corpus, path, cache[session_id], f"no readable intensity file for {name}", **session)
     with_video = {(p, s, t) for p, s, t, _, _ in videos}
     for prefix, subject, task in sorted(set(intensity) - with_video):
         corpus.warnings.append(InputFailure(f"FERA17_{prefix}_{subject}_{task}", "intensity labels but no video; skipped"))

@@ -21,6 +21,7 @@ import numpy as np
 
 from auhm.data.readers import IMAGE_SUFFIXES, relative_key, walk_files
 from auhm.errors import InputFailure, UsageError
+from auhm.registry import Registry
 
 N_POINTS = 68
 
@@ -51,40 +52,31 @@ class LandmarkFormat:
     layout: str  # what a root of this format holds, for the "nothing found" message
 
 
-_FORMATS: dict[str, LandmarkFormat] = {}
+FORMATS: Registry[Callable[[Path], LandmarkCorpus]] = Registry(
+    "landmark format", ["auhm.data.ibug300w", "auhm.data.ls3dw", "auhm.data.w300lp", "auhm.data.wflw"])
 
 
 def register_format(name: str, layout: str):
     """Function decorator: ``scan(root) -> LandmarkCorpus`` becomes the reader of ``--format name``."""
-
-    def deco(scan):
-        if name in _FORMATS:
-            raise ValueError(f"landmark format {name!r} registered twice")
-        _FORMATS[name] = LandmarkFormat(name, scan, layout)
-        return scan
-
-    return deco
-
-
-def _load_formats() -> None:
-    # Imported here, not at module top: the format modules import `register_format` from this module.
-    from auhm.data import ibug300w, ls3dw, w300lp, wflw  # noqa: F401
+    return FORMATS.register(name, layout=layout)
 
 
 def landmark_formats() -> list[str]:
-    _load_formats()
-    return sorted(_FORMATS)
+    return FORMATS.names()
+
+
+def landmark_format(name: str) -> LandmarkFormat:
+    """The format called ``name``; UsageError naming the formats for an unknown one."""
+    entry = FORMATS.entry(name)
+    return LandmarkFormat(entry.name, entry.obj, entry.meta["layout"])
 
 
 def scan_landmark_corpus(name: str, root: str | os.PathLike) -> LandmarkCorpus:
     """Every face of a landmark corpus root, sorted by key; usage errors for a bad format or root."""
-    _load_formats()
-    if name not in _FORMATS:
-        raise UsageError(f"unknown landmark format {name!r} (known: {', '.join(sorted(_FORMATS))})")
+    fmt = landmark_format(name)
     root = Path(root)
     if not root.is_dir():
         raise UsageError(f"{root}: no such directory (a landmark corpus root is a folder)")
-    fmt = _FORMATS[name]
     corpus = fmt.scan(root)
     if not corpus.faces and not corpus.failures:
         raise UsageError(f"{root}: no {name} faces found (expected {fmt.layout})")

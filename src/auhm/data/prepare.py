@@ -20,12 +20,15 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from rich.text import Text
+
+from auhm import checks
 from auhm.console import console, progress
 from auhm.data.readers import Corpus, Session, labels_table, load_sessions
 from auhm.data.shards import ShardRows, list_shards
 from auhm.errors import InputFailure, UsageError, failure_reason
 from auhm.face import BackendUnavailable, CropConfig, Tracker, crop_face, warp_points
-from auhm.io import read_metadata, write_json_atomic, write_parquet_atomic
+from auhm.io import check_writable, read_metadata, write_json_atomic, write_parquet_atomic
 from auhm.landmarks import backend_name, check_backend, make_backend
 from auhm.targets import au_name
 from auhm.video import FrameBatch, VideoReader
@@ -43,6 +46,12 @@ class PrepareConfig:
     device: str = "auto"  # for the fan and network backends: auto, cpu, cuda
     right_camera: bool = False  # DISFA: also the right-camera videos
     scale_to_five: bool = False  # FEAFA+: its 0–1 values scaled to auhm's 0–5
+
+    def check(self) -> None:
+        """Everything that can be checked before any work, as a UsageError naming the option."""
+        checks.at_least(self.every, 1, "--every")
+        checks.at_least(self.batch_size, 1, "batch size")
+        check_backend(self.landmarks, self.landmark_model)
 
 
 @dataclass
@@ -71,9 +80,8 @@ def shard_name(key: str) -> str:
 
 def prepare_corpus(kind: str, root: str | os.PathLike, out: str | os.PathLike, config: PrepareConfig = PrepareConfig(), quiet: bool = False) -> PrepareReport:
     """Prepare every session of a corpus; failures are collected in the report, never raised."""
-    if config.every < 1:
-        raise UsageError(f"--every must be ≥ 1 (got {config.every})")
-    check_backend(config.landmarks, config.landmark_model)
+    config.check()
+    check_writable(out, directory=True)
     config = dataclasses.replace(config, landmarks=backend_name(config.landmarks))  # an alias is recorded by the name now
     corpus = load_sessions(kind, root, right_camera=config.right_camera, scale_to_five=config.scale_to_five)
     out = Path(out)
@@ -81,7 +89,7 @@ def prepare_corpus(kind: str, root: str | os.PathLike, out: str | os.PathLike, c
     shard_dir.mkdir(parents=True, exist_ok=True)
     report = PrepareReport(out=out, failures=list(corpus.failures), warnings=list(corpus.warnings))
     for w in corpus.warnings:
-        console.print(f"[yellow]warning[/yellow] {w}", highlight=False, soft_wrap=True)
+        console.print(Text.assemble(("warning", "yellow"), f" {w}"), highlight=False, soft_wrap=True)
     shared_backend = None if config.landmarks == "truth" else _make_backend(config, None)
     done = {p.name for p in list_shards(out)}
     stats: dict[str, dict] = {}
@@ -128,7 +136,8 @@ def prepare_corpus(kind: str, root: str | os.PathLike, out: str | os.PathLike, c
             report.skipped.update(stats[s.key]["skipped"])
             if "mismatch" in stats[s.key]:
                 m = report.mismatches[s.key] = stats[s.key]["mismatch"]
-                console.print(f"[yellow]warning[/yellow] {s.path}: {m['label_frames']} label rows vs {m['video_frames']} video frames; aligned by frame index", highlight=False, soft_wrap=True)
+                console.print(Text.assemble(("warning", "yellow"), f" {s.path}: {m['label_frames']} label rows vs {m['video_frames']} video frames; "
+                                            "aligned by frame index"), highlight=False, soft_wrap=True)
     for key, st in stats.items():
         if "mismatch" in st:
             report.mismatches[key] = st["mismatch"]

@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from auhm import checks
 from auhm.console import console, progress
 from auhm.data.landmark_formats import Face, scan_landmark_corpus
 from auhm.data.prepare import PrepareReport
@@ -25,7 +26,7 @@ from auhm.data.shards import ShardRows, list_shards
 from auhm.data.splits import random_holdout
 from auhm.errors import InputFailure, UsageError, failure_reason
 from auhm.face import CropConfig, crop_face, warp_points
-from auhm.io import read_metadata, write_json_atomic
+from auhm.io import check_writable, read_metadata, write_json_atomic
 
 SHARD_FACES = 1000
 LANDMARK_SOURCE = "annotation"  # the manifest's landmark_backend: the corpus's own points
@@ -37,6 +38,12 @@ class LandmarkPrepareConfig:
     val_fraction: float = 0.1  # share of groups held out as the dev split
     seed: int = 0  # of the dev split
 
+    def check(self) -> None:
+        """Everything that can be checked before any work, as a UsageError naming the option."""
+        if not 0 <= self.val_fraction < 1:
+            raise UsageError(f"--val-fraction must be in [0, 1) (got {self.val_fraction})")
+        checks.seed(self.seed)
+
 
 def read_image(path: Path) -> np.ndarray | None:
     """RGB pixels as stored: EXIF orientation is ignored, as the annotation tools ignored it."""
@@ -47,8 +54,8 @@ def read_image(path: Path) -> np.ndarray | None:
 def prepare_landmarks(fmt: str, root: str | os.PathLike, out: str | os.PathLike, config: LandmarkPrepareConfig = LandmarkPrepareConfig(),
                       quiet: bool = False) -> PrepareReport:
     """Prepare every face of a landmark corpus; per-file failures are collected in the report, never raised."""
-    if not 0 <= config.val_fraction < 1:
-        raise UsageError(f"--val-fraction must be in [0, 1) (got {config.val_fraction})")
+    config.check()
+    check_writable(out, directory=True)
     corpus = scan_landmark_corpus(fmt, root)
     out = Path(out)
     shard_dir = out / "shards"

@@ -177,6 +177,25 @@ def relative_key(root: Path, path: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
+# ── the tail every reader shares ────────────────────────────────────────────────────────────
+def add_session(corpus: Corpus, path: Path, labels: pd.DataFrame | None, failure: str, *, subject: str, task: str = "",
+                key: str | None = None, split: str = "", frame_files: list[tuple[int, Path]] | None = None,
+                truth_stem: str | None = None, truth_root: Path | None = None) -> Session | None:
+    """Add the session of ``path`` with its ``labels`` to ``corpus``; without labels (None),
+    report ``failure`` for ``path`` instead. Labels are copied (sessions of one subject share a
+    table read once); the key is the path relative to the corpus root unless given, the truth
+    sidecar the one named ``truth_stem`` (default the path's stem) under ``truth_root`` (default the root)."""
+    if labels is None:
+        corpus.failures.append(InputFailure(str(path), failure))
+        return None
+    root = truth_root if truth_root is not None else corpus.root
+    session = Session(key=key if key is not None else relative_key(corpus.root, path), path=path, subject=subject, task=task,
+                      kind=corpus.kind, labels=labels.copy(), split=split, frame_files=frame_files,
+                      truth=truth_sidecar(root, truth_stem if truth_stem is not None else path.stem))
+    corpus.sessions.append(session)
+    return session
+
+
 # ── entry points ────────────────────────────────────────────────────────────────────────────
 def load_sessions(kind: str, root: str | os.PathLike, *, right_camera: bool = False, **options) -> Corpus:
     """All sessions of a corpus, each with its labels and split.

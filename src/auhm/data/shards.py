@@ -160,6 +160,15 @@ class ShardDataset:
     def image(self, i: int, reduce: int = 1) -> np.ndarray:
         return decode_jpeg(self._images[i].as_py(), reduce)
 
+    def image_side(self, i: int) -> int:
+        """The side of crop ``i``, read from its JPEG header: no decode."""
+        import io
+
+        from PIL import Image
+
+        with Image.open(io.BytesIO(self._images[i].as_py())) as img:
+            return img.size[0]
+
     def __getitem__(self, i: int) -> dict:
         return {
             "image": self.image(i),

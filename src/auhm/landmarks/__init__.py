@@ -3,12 +3,10 @@
 This package sits after :mod:`auhm.models` in the pipeline: its backends run networks (``network``:
 a checkpoint of ``auhm train --task landmarks``; ``fan``: face-alignment's 2D-FAN-4), while the
 interface, the registry and the backends that need no network (dlib, truth) are in
-:mod:`auhm.face`. Importing it registers them all: make backends with :func:`make_backend` from here.
-The job is :mod:`auhm.landmarks.job`.
+:mod:`auhm.face`. The registry finds every backend on its first lookup: make backends with
+:func:`make_backend`. The job is :mod:`auhm.landmarks.job`.
 """
 
-from auhm.face import dlib_backend, truth_backend  # noqa: F401  (each registers itself when imported)
 from auhm.face.registry import backend_name, backend_names, backend_spec, check_backend, make_backend
-from auhm.landmarks import fan, network  # noqa: F401  (each registers itself when imported)
 
 __all__ = ["backend_name", "backend_names", "backend_spec", "check_backend", "make_backend"]

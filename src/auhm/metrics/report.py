@@ -20,6 +20,9 @@ from auhm.metrics.sums import METRICS, au_scores, pair_sums, scores_frame, score
 from auhm.targets import au_name
 
 
+MAX_BOOT = 1_000_000  # bootstrap resamples: far more than any level needs
+
+
 @dataclass
 class ScoreConfig:
     """What ``auhm score`` scores and how."""
@@ -35,12 +38,23 @@ class ScoreConfig:
     face: int | None = None  # videos with several faces a frame: this track (default: the one on the most frames)
 
     def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Everything that can be checked before any work, as a UsageError naming the option."""
+        from auhm import checks
+        from auhm.targets import MAX_INTENSITY
+
         if self.by not in (None, "video", "subject"):
             raise UsageError(f"--by must be video or subject, not {self.by!r}")
         if self.ci is not None and not 0 < self.ci < 1:
             raise UsageError(f"--ci must be a level between 0 and 1 (e.g. 0.95), not {self.ci}")
         if self.boot < 1:
             raise UsageError(f"--boot must be at least 1, not {self.boot}")
+        checks.between(self.boot, 1, MAX_BOOT, "--boot")
+        checks.finite(self.threshold, "--threshold", above=0)  # an intensity: F1 counts a frame as an occurrence at or above it
+        checks.between(self.threshold, 0, MAX_INTENSITY, "--threshold", "intensities run from 0 to 5")
+        checks.seed(self.seed)
 
 
 @dataclass
@@ -213,9 +227,13 @@ def au_table(scores: pd.DataFrame, frames: int, threshold: float = 1.0, title: s
     table over ``frames`` frames: one row per AU, one column per metric, so that even a table
     with confidence intervals (``low`` / ``high`` at level ``ci``) fits 80 columns; a number is
     never cut (a cell too narrow folds). ``auhm score``, ``evaluate`` and ``train`` all show this."""
-    heading = f"AU scores on {frames:,} matched frames"
+    scored = int(np.nanmax(scores.loc["n"].to_numpy(np.float64), initial=0)) if "n" in scores.index else frames
+    if scored == frames:
+        heading = f"AU scores on {frames:,} frames, each with a prediction and a label"
+    else:  # frames matched by video and index, some without a prediction (no face) or without labels
+        heading = f"AU scores on {scored:,} of {frames:,} matched frames: those with a prediction and a label"
     table = _metric_table(f"{title}: {heading}" if title else heading, "AU")
-    table.caption = f"n: those scored (label and prediction both known); F1 at intensity ≥ {threshold:g}"
+    table.caption = f"n: frames with a prediction and this AU's label; F1 at intensity ≥ {threshold:g}"
     table.caption_justify = "left"
     for au, row in scores.T.iterrows():  # rows AU01 … Avg.
         table.add_row(str(au), *(_number(row[m], m, digits) for m in SHOWN), style="bold" if au == "Avg." else None)

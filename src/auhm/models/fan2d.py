@@ -48,7 +48,7 @@ def missing_weights_message(name: str = "2DFAN4") -> str:
     where = checkpoint_dirs()[0]
     return (
         f"face-alignment weights {name} not found locally; download {FAN_URL_HINT} on a machine with network "
-        f"and put the file in {where} (or set TORCH_HOME)"
+        f"and put the file in {where} (or set TORCH_HOME; a TorchScript 2DFAN4-….zip of face-alignment is read too)"
     )
 
 

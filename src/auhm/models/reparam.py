@@ -48,7 +48,7 @@ def reparametrise(module: nn.Module) -> nn.Module:
     return module
 
 
-@register("reparam")
+@register("reparam", transfer=True)
 class Reparametrised(AUModel):
     def __init__(self, aus: Sequence[int], preset: Preset, backbone: BackboneSpec = None, pretrained: bool = True):
         super().__init__("reparam", aus, preset)

@@ -32,7 +32,7 @@ class BasicBlock(nn.Module):
         return self.relu(out + (x if self.downsample is None else self.downsample(x)))
 
 
-@register("resnet18")
+@register("resnet18", lr=1e-4)
 class ResNet18(AUModel):
     output_kind = "regression"
 

@@ -54,7 +54,7 @@ def make_backbone(backbone: BackboneSpec, preset: Preset, pretrained: bool = Tru
     return net
 
 
-@register("finetune")
+@register("finetune", lr=1e-4, transfer=True)
 class FineTuned(AUNet):
     """Fine-tuning (§4.2): the landmark network's weights, a new last layer, everything trainable."""
 
@@ -107,12 +107,12 @@ class AdaptationNet(AUModel):
         return {"heatmaps": self.head(self.top(self.hourglass(h))), "landmark_heatmaps": landmark_maps}
 
 
-@register("adaptation")
+@register("adaptation", transfer=True)
 def adaptation(aus: Sequence[int], preset: Preset, backbone: BackboneSpec = None, pretrained: bool = True, fan_modules: int = 4) -> AdaptationNet:
     return AdaptationNet(aus, preset, "adaptation", backbone, pretrained, attention=False, fan_modules=fan_modules)
 
 
-@register("attention")
+@register("attention", transfer=True)
 def attention(aus: Sequence[int], preset: Preset, backbone: BackboneSpec = None, pretrained: bool = True, fan_modules: int = 4) -> AdaptationNet:
     return AdaptationNet(aus, preset, "attention", backbone, pretrained, attention=True, fan_modules=fan_modules)
 

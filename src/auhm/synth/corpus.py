@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from auhm import __version__
+from auhm import __version__, checks
 from auhm.console import progress
 from auhm.data.corpora import synth_layouts
 from auhm.data.layout import Layout, SessionPaths
 from auhm.errors import UsageError
 from auhm.face.truth_backend import TRUTH_DIR
-from auhm.io import encode_metadata, write_json_atomic, write_parquet_atomic
+from auhm.io import check_writable, encode_metadata, write_json_atomic, write_parquet_atomic
 from auhm.synth.drawing import DIFFICULTIES, OCCLUDED_MIN_LANDMARKS, Motion, Renderer, sample_occluders
 from auhm.synth.episodes import au_trajectories, integer_labels
 from auhm.synth.face_model import RENDERED_AUS, FaceModel, Identity
@@ -39,6 +39,12 @@ LANDMARK_LAYOUT = "landmarks"  # still faces + iBUG .pts, no AU labels (synth/st
 CROWD_LAYOUT = "crowd"  # several people per video, truth tracks and per-person AU labels (synth/crowd.py)
 LAYOUTS: dict[str, type[Layout]] = synth_layouts()  # the AU corpora's layouts, each registered with its reader
 _SHEET_TILES = 16
+MAX_SUBJECTS = 999  # DISFA's SN001 … SN999: corpus subject patterns read three digits
+MAX_IDENTITIES = 100_000  # still faces' idNNNNN
+MAX_FRAMES = 1_000_000  # per video: 14 hours at 20 frames/s
+MAX_IMAGES = 10_000_000
+MAX_SIDE = 4096
+MAX_FPS = 1000
 
 
 def parse_size(size: str) -> tuple[int, int]:
@@ -67,6 +73,10 @@ class SynthConfig:
     images: int = 6000  # layout landmarks only
 
     def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Everything that can be checked before any work, as a UsageError naming the option."""
         if self.layout not in LAYOUTS and self.layout not in (LANDMARK_LAYOUT, CROWD_LAYOUT):
             raise UsageError(f"layout {self.layout!r}: choose one of {', '.join([*LAYOUTS, LANDMARK_LAYOUT, CROWD_LAYOUT])}")
         if self.identities < 1 or self.images < self.identities:
@@ -75,8 +85,21 @@ class SynthConfig:
             raise UsageError(f"difficulty {self.difficulty!r}: choose one of {', '.join(DIFFICULTIES)}")
         if self.width < 64 or self.height < 64 or self.width % 2 or self.height % 2:
             raise UsageError(f"size {self.width}x{self.height}: width and height must be even and at least 64")
-        if self.subjects < 1 or self.frames < 1 or self.fps <= 0 or self.first_subject < 0:
-            raise UsageError("subjects and frames must be ≥ 1, fps > 0, first subject ≥ 0")
+        checks.between(self.width, 64, MAX_SIDE, "--size (width)")
+        checks.between(self.height, 64, MAX_SIDE, "--size (height)")
+        checks.at_least(self.subjects, 1, "--subjects")
+        checks.between(self.frames, 1, MAX_FRAMES, "--frames")
+        checks.between(self.images, 1, MAX_IMAGES, "--images")
+        checks.finite(self.fps, "--fps", above=0)
+        checks.between(self.fps, 0, MAX_FPS, "--fps")
+        checks.seed(self.seed)
+        checks.at_least(self.first_subject, 0, "--first-subject")
+        if self.layout == LANDMARK_LAYOUT:
+            checks.between(self.first_subject + self.identities, 1, MAX_IDENTITIES, "--first-subject + --identities",
+                           "identity ids have five digits")
+        else:
+            checks.between(self.first_subject + self.subjects, 1, MAX_SUBJECTS, "--first-subject + --subjects",
+                           "subject ids have three digits")
 
 
 @dataclass
@@ -153,6 +176,7 @@ def _sheet_frames(intensities: np.ndarray, n: int) -> list[int]:
 
 def make_corpus(config: SynthConfig, quiet: bool = False) -> SynthResult:
     """Render and write the corpus; returns what was written. Subjects already there are replaced."""
+    check_writable(config.out, directory=True)
     if config.layout == LANDMARK_LAYOUT:
         from auhm.synth.stills import make_still_corpus  # it builds on this module
 

@@ -5,7 +5,7 @@ sit near x = ±0.75, the brows near y = −0.55, the chin at y ≈ 1.0 (face hal
 is a displacement field at intensity 5 (scaled linearly by intensity / 5) on the landmarks it
 moves in FACS; the skin-feature points (wrinkle lines, folds, lid creases, hairline) are skinned
 to the landmarks, so forehead lines rise with the brows and the nasolabial fold follows the lip
-corner. The appearance half of each AU (wrinkles, furrows, teeth) is drawn by ``render.py``.
+corner. The appearance half of each AU (wrinkles, furrows, teeth) is drawn by :mod:`auhm.synth.drawing` (``Renderer``).
 
 Pose: yaw > 0 turns the nose to the image right, pitch > 0 tilts it up, roll > 0 turns the face
 clockwise in the image; rotation is about a pivot behind the face, projection is weak-perspective.

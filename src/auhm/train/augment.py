@@ -143,9 +143,26 @@ class ShardView:
         self.seed = int(seed)
         self.negative_fraction = float(negative_fraction)
         self._reduce: int | None = None  # JPEG decode reduction, from the stored crop size
+        self._stored: int | None = None  # the side of the stored crops
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    def subset(self, positions) -> "ShardView":
+        """The same view of the items at ``positions`` only (a rank's share)."""
+        view = ShardView(self.shards, self.indices[np.asarray(positions, np.int64)], self.input_size, self.augment, self.seed,
+                         self.negative_fraction)
+        view._reduce, view._stored = self._reduce, self._stored
+        return view
+
+    @property
+    def stored_size(self) -> int:
+        """The side of the crops as stored (from a JPEG header where the shards read one, else a decode)."""
+        if self._stored is None:
+            i = int(self.indices[0])
+            side = getattr(self.shards, "image_side", None)
+            self._stored = side(i) if side is not None else self.shards.image(i).shape[0]
+        return self._stored
 
     def __getitem__(self, key) -> dict:
         """The item, decoded at the smallest JPEG scale still ≥ the model's input size, then warped
@@ -155,7 +172,7 @@ class ShardView:
         if self._reduce is None:
             from auhm.data.shards import jpeg_reduction
 
-            self._reduce = jpeg_reduction(self.shards.image(i).shape[0], self.input_size)
+            self._reduce = jpeg_reduction(self.stored_size, self.input_size)
         image, landmarks = self.shards.image(i, self._reduce), self.shards.landmarks[i]
         if self._reduce > 1:
             landmarks = (landmarks + 0.5) / self._reduce - 0.5

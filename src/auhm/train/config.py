@@ -2,29 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from auhm import checks
+from auhm.errors import UsageError
+from auhm.models.registry import MODELS, default_lr, transfer_methods
 from auhm.train.augment import AugmentConfig
 
-METHODS = ("scratch", "finetune", "adaptation", "attention", "reparam", "random-backbone", "resnet18")
-TRANSFER_METHODS = ("finetune", "adaptation", "attention", "reparam")
-
-# Default learning rates. Paper §5.3 fixes Adam, batch 48 and wd 1e-6 but not the rates; these
-# are the usual ones: 1e-3 for layers trained from scratch (scratch HR, the landmark network, the
-# new adaptation/attention/reparametrisation layers over a frozen backbone), 1e-4 for finetune
-# (the whole pretrained net moves, §4.2 "a small learning rate") and for resnet18 regression.
-DEFAULT_LR = {
-    "scratch": 1e-3,
-    "landmarks": 1e-3,
-    "finetune": 1e-4,
-    "adaptation": 1e-3,
-    "attention": 1e-3,
-    "reparam": 1e-3,
-    "random-backbone": 1e-3,
-    "resnet18": 1e-4,
-}
+# The methods and their default learning rates come from the model registry, where each method
+# registers. Paper §5.3 fixes Adam, batch 48 and wd 1e-6 but not the rates; these are the usual
+# ones: 1e-3 for layers trained from scratch (scratch HR, the landmark network, the new
+# adaptation/attention/reparametrisation layers over a frozen backbone), 1e-4 for finetune (the
+# whole pretrained net moves, §4.2 "a small learning rate") and for resnet18 regression.
+MODELS.discover()
+METHODS = tuple(m for m in MODELS.names() if m != "landmarks")  # the AU methods (--method)
+TRANSFER_METHODS = transfer_methods()
+DEFAULT_LR = {m: default_lr(m) for m in MODELS.names()}
 
 
 @dataclass
@@ -62,7 +58,28 @@ class TrainConfig:
 
     @property
     def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else DEFAULT_LR[self.method]
+        return self.lr if self.lr is not None else default_lr(self.method)
+
+    def check(self) -> None:
+        """Everything that can be checked before any work, as a UsageError naming the option."""
+        from auhm.io import check_writable
+        from auhm.models.checkpoint import TASKS
+
+        if self.task not in TASKS:
+            raise UsageError(f"--task {self.task}: choose {' or '.join(TASKS)}")
+        if self.task != "landmarks" and (self.method == "landmarks" or self.method not in MODELS):
+            raise UsageError(f"--method {self.method}: choose one of {', '.join(METHODS)}")
+        for option, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size), ("--max-steps", self.max_steps),
+                              ("--val-every", self.val_every), ("--fold", self.fold)):
+            checks.at_least(value, 1, option)
+        checks.at_least(self.folds, 2, "--folds")
+        cores = os.cpu_count() or 1
+        checks.between(self.threads, 1, cores, "--threads", "the cores of this machine")
+        checks.between(self.workers, 0, cores, "--workers", "the cores of this machine")
+        checks.finite(self.lr, "--lr", minimum=0)
+        checks.finite(self.weight_decay, "weight decay", minimum=0)
+        checks.seed(self.seed)
+        check_writable(self.out, "--resume" if self.resume is not None else "--out", directory=True)
 
 
 @dataclass
@@ -77,3 +94,12 @@ class EvaluateConfig:
     workers: Optional[int] = None  # DataLoader processes; None: none on a CPU, most cores beside a GPU (train.batches)
     exclude_subjects: tuple[str, ...] = ()  # left out of the scores (default on another corpus: the people both hold)
     quiet: bool = False
+
+    def check(self) -> None:
+        """Everything that can be checked before any work, as a UsageError naming the option."""
+        from auhm.io import check_writable
+
+        checks.at_least(self.batch_size, 1, "--batch-size")
+        checks.between(self.workers, 0, os.cpu_count() or 1, "--workers", "the cores of this machine")
+        if self.out is not None:
+            check_writable(self.out)

@@ -25,6 +25,7 @@ from auhm.targets.heatmaps import heatmaps_to_landmarks
 from auhm.train.augment import ShardView, resize_affine
 from auhm.train.batches import batch_loader
 from auhm.train.config import EvaluateConfig
+from auhm.train.distributed import Dist, gather_rows, share
 from auhm.train.prepared import PreparedCorpus, load_prepared, split_corpus
 
 if TYPE_CHECKING:
@@ -56,8 +57,21 @@ def predict(model, view: ShardView, batch_size: int, device: torch.device, preci
     return np.concatenate(out).astype(np.float32)
 
 
+def predict_shared(model, view: ShardView, batch_size: int, device: torch.device, precision: str, workers: int | None = None,
+                   task: str = "au", scaled: bool = True, ddp: Dist | None = None) -> np.ndarray:
+    """:func:`predict` over every crop of ``view``, each rank of ``ddp`` predicting its share; every
+    rank gets every row, in the view's order (one process: ``predict`` itself)."""
+    world = ddp.world if ddp is not None else 1
+    if world <= 1:
+        return predict(model, view, batch_size, device, precision, workers, task, scaled=scaled)
+    mine = view.subset(share(len(view), ddp.rank, world))
+    rows = predict(model, mine, batch_size, device, precision, workers, task, scaled=scaled) if len(mine) else np.zeros(0, np.float32)
+    return gather_rows(rows, world)
+
+
 @torch.no_grad()
-def presence_threshold(model, view: ShardView, device: torch.device, precision: str, limit: int = 256, batch_size: int = 32) -> float:
+def presence_threshold(model, view: ShardView, device: torch.device, precision: str, limit: int = 256, batch_size: int = 32,
+                       ddp: Dist | None = None) -> float:
     """Face/no-face threshold on the landmark network's mean heatmap peak, from held-out crops.
 
     Positives are the held-out faces; negatives the same crops with their patches shuffled (no
@@ -66,19 +80,20 @@ def presence_threshold(model, view: ShardView, device: torch.device, precision: 
     """
     from auhm.train.augment import shuffle_patches
 
-    rng = np.random.default_rng(0)
     idx = np.linspace(0, len(view) - 1, min(limit, len(view))).astype(int)
-    faces = np.stack([view[int(i)]["image"] for i in idx])
-    blanks = np.stack([shuffle_patches(f, rng) for f in faces])
+    world = ddp.world if ddp is not None else 1
+    mine = idx[share(len(idx), ddp.rank, world)] if world > 1 else idx
+    faces = [view[int(i)]["image"] for i in mine]
+    blanks = [shuffle_patches(f, np.random.default_rng((0, int(i)))) for f, i in zip(faces, mine)]  # the same on any rank
     peaks = []
     for images in (faces, blanks):
-        out = []
+        out = [np.zeros(0, np.float32)]
         for start in range(0, len(images), batch_size):
-            x = model_input(images[start : start + batch_size], device)
+            x = model_input(np.stack(images[start : start + batch_size]), device)
             with autocast_context(device, precision):
                 maps = model(x)["heatmaps"].float()
             out.append(maps.amax(dim=(2, 3)).mean(dim=1).cpu().numpy())
-        peaks.append(np.concatenate(out))
+        peaks.append(gather_rows(np.concatenate(out), world))
     pos, neg = np.quantile(peaks[0], 0.02), np.quantile(peaks[1], 0.98)
     if pos <= neg:  # not separable yet: split the medians
         pos, neg = np.median(peaks[0]), np.median(peaks[1])
@@ -86,8 +101,10 @@ def presence_threshold(model, view: ShardView, device: torch.device, precision: 
 
 
 def validation_metrics(model, view: ShardView, labels: np.ndarray, aus, task: str, batch_size: int, device: torch.device,
-                       precision: str, mean_shape: np.ndarray | None = None) -> dict:
-    """What training logs after each epoch on the held-out crops, with the model in eval mode.
+                       precision: str, mean_shape: np.ndarray | None = None, workers: int | None = None,
+                       ddp: Dist | None = None) -> dict:
+    """What training logs after each epoch on the held-out crops, with the model in eval mode
+    (under DDP every rank predicts its share and gets the same metrics).
 
     AU models: ICC(3,1) and MSE averaged over AUs, and ``val_spread``, the spread (standard
     deviation) of the predictions over that of the labels, averaged over AUs. The landmark network:
@@ -97,13 +114,13 @@ def validation_metrics(model, view: ShardView, labels: np.ndarray, aus, task: st
     was_training = model.training
     model.eval()
     try:
-        preds = predict(model, view, batch_size, device, precision, workers=0, task=task)
+        preds = predict_shared(model, view, batch_size, device, precision, workers, task, ddp=ddp)
         if task == "landmarks":
-            truth = np.stack([view[i]["landmarks"] for i in range(len(view))])
+            truth = view_truth(view)
             metrics = {"val_nme": landmark_nme(preds, truth)}
             if mean_shape is not None:
                 metrics["val_nme_mean_shape"] = landmark_nme(np.broadcast_to(view_landmarks(mean_shape, view), truth.shape), truth)
-            metrics["presence_threshold"] = presence_threshold(model, view, device, precision)
+            metrics["presence_threshold"] = presence_threshold(model, view, device, precision, ddp=ddp)
             return metrics
     finally:
         model.train(was_training)
@@ -117,8 +134,13 @@ def validation_metrics(model, view: ShardView, labels: np.ndarray, aus, task: st
 
 def view_landmarks(landmarks: np.ndarray, view: ShardView) -> np.ndarray:
     """Stored-crop landmarks in the coordinates of the crops ``view`` serves (resized to its input size)."""
-    stored = view.shards.image(int(view.indices[0])).shape[0]
-    return warp_points(np.asarray(landmarks, np.float64), resize_affine(stored, view.input_size))
+    return warp_points(np.asarray(landmarks, np.float64), resize_affine(view.stored_size, view.input_size))
+
+
+def view_truth(view: ShardView) -> np.ndarray:
+    """The true landmarks of every crop of ``view`` in the coordinates it serves, read from the
+    shards' table: no crop is decoded for them."""
+    return view_landmarks(view.shards.landmarks[view.indices], view)
 
 
 def landmark_nme(pred: np.ndarray, true: np.ndarray) -> float:
@@ -172,7 +194,8 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
     from auhm.models import load_checkpoint
     from auhm.models.checkpoint import learning_warning
 
-    if not Path(config.checkpoint).exists():
+    config.check()
+    if not Path(config.checkpoint).is_file():
         raise UsageError(f"{config.checkpoint}: no such checkpoint")
     try:
         model, info = load_checkpoint(config.checkpoint)
@@ -219,7 +242,7 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
     view = ShardView(shards, indices, model.input_size)
     preds = predict(model, view, config.batch_size, device, precision, config.workers, task, config.quiet)
     if task == "landmarks":
-        truth = np.stack([view[i]["landmarks"] for i in range(len(view))])
+        truth = view_truth(view)
         scores = pd.DataFrame({"Avg.": [landmark_nme(preds, truth), float(len(view))]}, index=["NME", "n"])
         return EvaluateResult(scores, pd.DataFrame(), split_name, None, warning)
     preds, aus = preds[:, [aus.index(a) for a in cross.aus]], cross.aus  # the AUs both code

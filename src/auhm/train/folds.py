@@ -10,14 +10,12 @@ import numpy as np
 import pandas as pd
 
 from auhm.device import resolve_device, resolve_precision
-from auhm.errors import UsageError
 from auhm.io import prediction_schema, write_json_atomic, write_parquet_atomic
 from auhm.metrics import au_scores
-from auhm.models.checkpoint import TASKS
 from auhm.train.augment import ShardView
 from auhm.train.config import TrainConfig
-from auhm.train.distributed import init_distributed, shutdown
-from auhm.train.evaluate import predict, prediction_frame
+from auhm.train.distributed import init_distributed, rank_device, shutdown
+from auhm.train.evaluate import predict_shared, prediction_frame
 from auhm.train.prepared import load_prepared, split_corpus
 from auhm.train.run_state import config_dict, load_run_config, saved_config
 from auhm.train.trainer import TrainResult, train
@@ -39,6 +37,7 @@ def train_folds(config: TrainConfig) -> FoldsResult:
     """
     if config.resume is not None:
         config = load_run_config(config)
+    config.check()
     k = config.folds
     ddp = init_distributed(config.device)
     if ddp.main:
@@ -50,7 +49,7 @@ def train_folds(config: TrainConfig) -> FoldsResult:
         results.append(train(dataclasses.replace(config, fold=fold, out=fold_dir, resume=resume)))
     corpus = load_prepared(config.data)
     shards = corpus.shards
-    device = resolve_device(config.device)
+    device = rank_device(resolve_device(config.device), ddp)
     precision = resolve_precision(device, config.precision)
     frames, truth, preds = [], [], []
     from auhm.models import load_checkpoint
@@ -59,7 +58,8 @@ def train_folds(config: TrainConfig) -> FoldsResult:
         split = split_corpus(corpus.manifest, shards, fold, k, config.seed, config.holdout_fraction)
         model, _ = load_checkpoint(result.out / "last.pt")
         model.to(device).eval()
-        p = predict(model, ShardView(shards, split.val, model.input_size), config.batch_size, device, precision, config.workers, "au", config.quiet)
+        p = predict_shared(model, ShardView(shards, split.val, model.input_size), config.batch_size, device, precision, config.workers,
+                           "au", ddp=ddp)
         labelled = ~np.isnan(shards.labels[split.val]).all(axis=1)
         frames.append(prediction_frame(corpus, split.val[labelled], p[labelled], shards.aus))
         truth.append(shards.labels[split.val][labelled])
@@ -74,8 +74,7 @@ def train_folds(config: TrainConfig) -> FoldsResult:
 
 def run_training(config: TrainConfig) -> TrainResult | FoldsResult:
     """The entry point of ``auhm train``: k-fold when --folds is given (or the resumed run was k-fold), else one model."""
-    if config.task not in TASKS:
-        raise UsageError(f"--task {config.task}: choose {' or '.join(TASKS)}")
+    config.check()
     k_fold = bool(config.folds)
     if config.resume is not None:
         saved = saved_config(config.resume)

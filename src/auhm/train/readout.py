@@ -34,14 +34,16 @@ def training_sample(train_indices: np.ndarray, limit: int = MAX_CROPS) -> np.nda
 
 
 @torch.no_grad()
-def fit_readout(model, view, labels: np.ndarray, batch_size: int, device: torch.device, precision: str) -> np.ndarray:
-    """Fit ``model.intensity_scale`` on the crops of ``view`` (their labels given); returns the factors."""
-    from auhm.train.evaluate import predict
+def fit_readout(model, view, labels: np.ndarray, batch_size: int, device: torch.device, precision: str, workers: int | None = None,
+                ddp=None) -> np.ndarray:
+    """Fit ``model.intensity_scale`` on the crops of ``view`` (their labels given); returns the
+    factors. Under DDP (``ddp``) each rank predicts its share and every rank fits the same factors."""
+    from auhm.train.evaluate import predict_shared
 
     was_training = model.training
     model.eval()
     try:
-        peaks = predict(model, view, batch_size, device, precision, workers=0, task="au", scaled=False)
+        peaks = predict_shared(model, view, batch_size, device, precision, workers, task="au", scaled=False, ddp=ddp)
     finally:
         model.train(was_training)
     scale = fit_intensity_scale(peaks, labels)

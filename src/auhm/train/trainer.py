@@ -20,13 +20,13 @@ import torch
 
 from auhm.console import console, progress
 from auhm.device import grad_scaler, resolve_device, resolve_precision, use_channels_last
-from auhm.errors import UsageError
+from auhm.errors import RunFailed, UsageError
 from auhm.io import atomic_path, write_json_atomic
 from auhm.models.checkpoint import metrics_warning
 from auhm.train.augment import ShardView
 from auhm.train.batches import batch_loader
-from auhm.train.config import METHODS, TRANSFER_METHODS, TrainConfig
-from auhm.train.distributed import all_reduce_mean, barrier, init_distributed
+from auhm.train.config import TRANSFER_METHODS, TrainConfig
+from auhm.train.distributed import all_reduce_mean, barrier, broadcast_buffers, init_distributed, rank_device
 from auhm.train.evaluate import validation_metrics
 from auhm.train.prepared import load_prepared, split_corpus
 from auhm.train.readout import fit_readout, training_sample
@@ -57,8 +57,6 @@ def build_run_model(config: TrainConfig, aus):
         if not Path(config.backbone).exists():
             raise UsageError(f"--backbone {config.backbone}: no such file")
         options["backbone"] = str(config.backbone)
-    elif config.method not in METHODS + ("landmarks",):
-        raise UsageError(f"--method {config.method}: choose one of {', '.join(METHODS)}")
     try:
         return build_model(config.method, aus, config.preset, **options)
     except (ValueError, FileNotFoundError) as e:  # the preset, the corpus's AUs or the backbone do not fit the method
@@ -79,10 +77,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig):
         self.ddp = init_distributed(config.device)
-        device = resolve_device(config.device)
-        if device.type == "cuda" and self.ddp.world > 1:
-            device = torch.device("cuda", self.ddp.local_rank)
-            torch.cuda.set_device(device)
+        device = rank_device(resolve_device(config.device), self.ddp)
         self.config, self.device = config, device
         self.precision = resolve_precision(device, config.precision)
         self.channels_last = use_channels_last(device, self.precision)
@@ -208,18 +203,20 @@ class Trainer:
         self.scheduler.step()
         value = float(loss.detach())
         if not math.isfinite(value):
-            raise UsageError(f"training diverged at step {self.progress.step} (loss {value}); lower --lr or use --precision fp32")
+            raise RunFailed(f"training diverged at step {self.progress.step + 1} (loss {value}); lower --lr or use --precision fp32")
         return value
 
     def _end_of_epoch(self, epoch_value: float) -> None:
         """Validate, log, write best.pt / last.pt / history (rank 0), and start a new loss window."""
-        p = self.progress
+        p, config = self.progress, self.config
         mean_loss = all_reduce_mean(p.loss_sum, p.loss_n, self.ddp.world)
+        broadcast_buffers(self.model, self.ddp.world)  # every rank validates rank 0's model, a share each
+        if self.readout_view is not None:  # the read-out's scale first: validation reads with it
+            fit_readout(self.model, self.readout_view, self.readout_labels, config.batch_size, self.device, self.precision,
+                        config.workers, self.ddp)
+        metrics = validation_metrics(self.model, self.val_view, self.shards.labels[self.split.val], self.aus, config.task,
+                                     config.batch_size, self.device, self.precision, self.mean_shape, config.workers, self.ddp)
         if self.ddp.main:
-            if self.readout_view is not None:  # the read-out's scale first: validation reads with it
-                fit_readout(self.model, self.readout_view, self.readout_labels, self.config.batch_size, self.device, self.precision)
-            metrics = validation_metrics(self.model, self.val_view, self.shards.labels[self.split.val], self.aus, self.config.task,
-                                         self.config.batch_size, self.device, self.precision, self.mean_shape)
             warning = metrics_warning(self.config.task, metrics)
             row = {"epoch": epoch_value, "step": p.step, "train_loss": mean_loss, **metrics, "lr": self.scheduler.get_last_lr()[0],
                    "images_per_s": p.images * self.ddp.world / max(p.seconds, 1e-9), "seconds": p.seconds, "warning": warning or ""}
@@ -251,6 +248,7 @@ def train(config: TrainConfig) -> TrainResult:
     """Train one model (one fold); returns the best epoch and the history. Rank 0 writes the run."""
     if config.resume is not None:
         config = load_run_config(config)
+    config.check()
     return Trainer(config).fit()
 
 

@@ -23,12 +23,24 @@ from auhm.targets import MAX_INTENSITY, au_centres, au_heatmaps, au_name
 CAPTION_H = 16
 
 
+MAX_CROPS = 1000  # rows of the grid: more would make a picture no one can look at
+
+
 @dataclass(frozen=True)
 class HeatmapGridConfig:
     n: int = 8  # crops (rows)
     mode: str = "paper"  # paper or bmvc targets
     seed: int = 0
     tile: int = 128  # pixels per cell
+
+    def check(self) -> None:
+        """Everything that can be checked before any work, as a UsageError naming the option."""
+        from auhm import checks
+
+        if self.mode not in ("paper", "bmvc"):
+            raise UsageError(f"--mode must be paper or bmvc, not {self.mode!r}")
+        checks.between(self.n, 1, MAX_CROPS, "--n")
+        checks.seed(self.seed)
 
 
 def _caption(tile: np.ndarray, text: str) -> np.ndarray:
@@ -78,7 +90,10 @@ def heatmap_grid(
 def render_heatmap_grid(data_dir: str | os.PathLike, out: str | os.PathLike, config: HeatmapGridConfig = HeatmapGridConfig()) -> Path:
     """Write the target preview of a prepared corpus to a PNG; crops are spread over the label range."""
     from auhm.data.shards import ShardDataset, list_shards
+    from auhm.io import check_writable
 
+    config.check()
+    check_writable(out)
     shards = list_shards(data_dir)
     if not shards:
         raise UsageError(f"{data_dir}: no shards/*.parquet (run auhm prepare first)")
