@@ -47,7 +47,7 @@ def test_score_reports_occurrence_and_marks_intensity_metrics(tmp_path):
     assert result.exit_code == 0, result.output
     text = " ".join(result.stdout.split())
     assert "Occurrence (0/1 labels): AU scores on 6 matched frames" in text
-    assert "intensity metrics, of little meaning on 0/1 labels: AU scores on 6 matched frames" in text
+    assert "intensity metrics, of little meaning on 0/1 labels: AU scores on 6 frames, each with a prediction and a label" in text
     row = next(line.split() for line in result.stdout.splitlines() if line.startswith("AU01") and len(line.split()) == 6)
     assert row[1:] == [f"{F1:.2f}", f"{ACCURACY:.2f}", f"{AUC:.2f}", f"{BASE:.2f}", "6"]
     report = json.loads((tmp_path / "s.json").read_text())

@@ -234,6 +234,7 @@ def landmarks(
     truth: Optional[Path] = typer.Option(None, help="Sidecar Parquet/CSV for --backend truth (default: an auhm_truth/ folder above each video)."),
     batch_size: int = typer.Option(16, metavar="N", help="Frames per batch."),
     device: str = _device(" (for the fan and network backends)"),
+    faces: str = typer.Option("all", metavar="MODE", help=FACES_HELP),
     quiet: bool = _quiet("No progress bar and no summary line."),
 ) -> None:
     """Face detection + tracked 68-point landmarks per frame → Parquet.
@@ -242,7 +243,7 @@ def landmarks(
     """
     from auhm.landmarks.job import LandmarksConfig, extract_landmarks
 
-    config = LandmarksConfig(backend=backend, model=model, truth=truth, device=device, batch_size=batch_size, quiet=quiet)
+    config = LandmarksConfig(backend=backend, model=model, truth=truth, device=device, batch_size=batch_size, faces=faces, quiet=quiet)
     result = extract_landmarks(videos, out, config)
     rate = result.frames / result.seconds if result.seconds else 0.0
     if not quiet:

@@ -30,14 +30,15 @@ MIN_FACE = 80  # default smallest face side, original frame pixels (figures in b
 MIN_SHORT_SIDE = 120  # a frame is never shrunk below this short side: a face filling it still fits the window
 
 
-def register_detector(name: str, preference: int):
+def register_detector(name: str, preference: int | None = None):
     """Class decorator: a detector ``cls()`` (a callable frame → [(box, score)]) whose
     ``cls.available()`` says, cheaply, whether it can be made here; the lowest ``preference`` is
-    tried first."""
+    tried first, and one without a preference is made only when named."""
 
     def deco(cls):
         cls.name = name
-        return REGISTRY.register(name, cls, preference=preference)
+        cls.preference = preference
+        return REGISTRY.register(name, cls, preference=1_000 if preference is None else preference)
 
     return deco
 
@@ -187,7 +188,7 @@ def available(name: str) -> bool:
 
 def find_detector() -> str | None:
     """The first full-frame detector installed here, or None."""
-    return next((name for name in DETECTORS if available(name)), None)
+    return next((name for name in DETECTORS if REGISTRY.get(name).preference is not None and available(name)), None)
 
 
 def make_detector(name: str, **options):

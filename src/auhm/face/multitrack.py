@@ -79,6 +79,25 @@ class FaceEntries:
                    np.asarray(track.landmarks, np.float32)[rows], None if scores is None else scores[rows])
 
 
+def row_layout(n: int, rows: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How a batch's faces become table rows: one per face, in frame then id order, and one for each
+    frame with no face. Returns (frame row, entry index or −1 for a frame with no face) per table row."""
+    has = np.zeros(n, bool)
+    has[rows] = True
+    empty = np.flatnonzero(~has)
+    frame_row = np.concatenate([np.asarray(rows, np.int64), empty])
+    entry = np.concatenate([np.arange(len(rows)), np.full(len(empty), -1)])
+    face = np.concatenate([np.asarray(ids, np.int64), np.zeros(len(empty), np.int64)])
+    order = np.lexsort((face, frame_row))
+    return frame_row[order], entry[order]
+
+
+def faces_of(tracker, batch: FrameBatch) -> FaceEntries:
+    """The faces a tracker finds in a batch: every face (:class:`MultiTracker`) or the one followed (:class:`~auhm.face.tracking.Tracker`)."""
+    found = tracker.update(batch)
+    return found if isinstance(found, FaceEntries) else FaceEntries.from_track(found, getattr(found, "scores", None))
+
+
 @dataclass
 class _Track:
     key: int  # internal, in order of birth

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from auhm.face.crop import CropConfig, crop_face
-from auhm.face.multitrack import FaceEntries
+from auhm.face.multitrack import faces_of
 from auhm.video import FrameBatch
 
 
@@ -58,12 +58,6 @@ class WorkerDone:
     """A tracking worker (thread or process) has no more videos to take."""
 
     worker: int
-
-
-def faces_of(tracker, batch: FrameBatch) -> FaceEntries:
-    """The faces a tracker finds in a batch: every face (multi-face tracker) or the one followed."""
-    found = tracker.update(batch)
-    return found if isinstance(found, FaceEntries) else FaceEntries.from_track(found, getattr(found, "scores", None))
 
 
 def track_and_crop(batch: FrameBatch, tracker, crop: CropConfig, job: int = 0) -> Chunk:

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from auhm.errors import UsageError
+from auhm.face.multitrack import row_layout
 from auhm.io import ParquetStream, prediction_schema, read_metadata
 from auhm.landmarks import backend_name
 
@@ -30,16 +31,13 @@ from auhm.landmarks import backend_name
 def chunk_rows(video: str, chunk, schema: pa.Schema, aus: Sequence[int]) -> pa.RecordBatch:
     """One row per face of each frame of a scored chunk, in frame then face order; a frame with no
     face keeps one row (``success`` false, null face, box and AUs)."""
-    n, m = len(chunk.indices), len(chunk.rows)
-    empty = np.flatnonzero(~chunk.frames_with_face())
-    frame_row = np.concatenate([chunk.rows, empty])
-    face = np.concatenate([chunk.faces, np.zeros(len(empty), np.int64)])
-    order = np.lexsort((face, frame_row))
-    frame_row, face = frame_row[order], face[order]
-    success = (order < m)
-    entry = np.where(success, order, 0)
+    m = len(chunk.rows)
+    frame_row, entry = row_layout(len(chunk.indices), chunk.rows, chunk.faces)
+    success = entry >= 0
+    face = np.where(success, chunk.faces[np.maximum(entry, 0)] if m else 0, 0)
+    entry = np.maximum(entry, 0)
     null = ~success
-    total = len(order)
+    total = len(frame_row)
     cols = [
         pa.array([video] * total, pa.string()),
         pa.array(chunk.indices[frame_row].astype(np.int32)),

@@ -23,6 +23,7 @@ from auhm.infer.sources import face_source
 from auhm.io import check_writable
 from auhm.targets import MAX_INTENSITY, au_name
 from auhm.video import VideoError, VideoReader, VideoWriter
+from auhm.video.inputs import VIDEO_SUFFIXES
 
 PANEL_WIDTH = 220
 
@@ -104,6 +105,8 @@ def render(video: str | Path, config: RenderConfig) -> RenderResult:
     if config.max_frames is not None and config.max_frames < 1:
         raise UsageError(f"--max-frames must be at least 1, not {config.max_frames}")
     check_writable(config.out)
+    if Path(config.out).suffix.lower() not in VIDEO_SUFFIXES:
+        raise UsageError(f"--out {config.out}: name a video file (.mp4, .avi …)")
     try:
         reader = VideoReader(video)
         predictor = Predictor.from_checkpoint(config.model, config.device, config.precision)

@@ -12,7 +12,6 @@ import os
 import queue
 import threading
 import time
-from pathlib import Path
 from typing import Iterator, Sequence
 
 import torch
@@ -20,7 +19,7 @@ import torch
 from auhm.errors import failure_reason
 from auhm.infer.chunks import Note, VideoEnd, WorkerDone, track_and_crop
 from auhm.video import FrameBatch, VideoError, VideoReader
-from auhm.video.inputs import STILL_SUFFIXES
+from auhm.video.inputs import known_length
 
 
 def tracking_workers(workers: int | None, device: torch.device, processes: bool = True) -> int:
@@ -199,7 +198,7 @@ class TrackingWorkers:
         video, frames, current, tried = self.jobs[j].video, 0, tracker, False
         try:
             reader, batches = self._open(video)
-            tracker.start(video, reader.info.frames_claimed or (1 if Path(video).suffix.lower() in STILL_SUFFIXES else None))
+            tracker.start(video, known_length(video, reader.info.frames_claimed))
             for batch in batches:
                 chunk = track_and_crop(batch, current, self.crop, j)
                 if not tried and self.source.self_tracking and distrusted(tracker):

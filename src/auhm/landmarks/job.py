@@ -16,20 +16,22 @@ import pyarrow as pa
 
 from auhm.console import progress
 from auhm.errors import InputFailure, UsageError, failure_reason
-from auhm.face.base import BackendUnavailable, FaceTrack
+from auhm.face.base import BackendUnavailable
+from auhm.face.multitrack import FaceEntries, MultiTrackConfig, MultiTracker, faces_of, row_layout
 from auhm.face.tracking import Tracker, TrackerConfig
 from auhm.io import ParquetStream, check_writable, encode_metadata
 from auhm.landmarks import check_backend, make_backend
 from auhm.video import VideoError, VideoReader
-from auhm.video.inputs import expand_inputs, nothing_matched
+from auhm.video.inputs import expand_inputs, known_length, nothing_matched
 
 
 def landmark_schema(metadata: dict | None = None) -> pa.Schema:
-    """video, frame, timestamp, success, confidence, x0, y0, x1, y1, x_0…x_67, y_0…y_67."""
+    """video, frame, timestamp, face (track id; null without a face), success, confidence, x0, y0, x1, y1, x_0…x_67, y_0…y_67."""
     fields = [
         pa.field("video", pa.string()),
         pa.field("frame", pa.int32()),
         pa.field("timestamp", pa.float64()),
+        pa.field("face", pa.int16()),
         pa.field("success", pa.bool_()),
         pa.field("confidence", pa.float32()),
     ]
@@ -39,19 +41,24 @@ def landmark_schema(metadata: dict | None = None) -> pa.Schema:
     return pa.schema(fields, metadata=encode_metadata(metadata or {}))
 
 
-def track_table(video: str, track: FaceTrack, schema: pa.Schema) -> pa.Table:
-    """One row group: a FaceTrack as rows of the landmark schema."""
-    n = len(track)
+def track_table(video: str, found: FaceEntries, schema: pa.Schema) -> pa.Table:
+    """One row group: a batch's faces as rows of the landmark schema (one per face, one for a frame without)."""
+    frame_row, entry = row_layout(len(found.indices), found.rows, found.ids)
+    ok, at = entry >= 0, np.maximum(entry, 0)
+    n, m = len(frame_row), len(found.rows)
+    pick = lambda a, fill: np.where(ok.reshape(-1, *[1] * (a.ndim - 1)), a[at], fill) if m else np.full((n, *a.shape[1:]), fill)  # noqa: E731
+    boxes, landmarks = pick(found.boxes, np.nan), pick(found.landmarks, np.nan)
     columns = [
         pa.array([video] * n, pa.string()),
-        pa.array(track.indices.astype(np.int32)),
-        pa.array(track.timestamps.astype(np.float64)),
-        pa.array(track.success),
-        pa.array(track.confidence.astype(np.float32)),
+        pa.array(found.indices[frame_row].astype(np.int32)),
+        pa.array(found.timestamps[frame_row].astype(np.float64)),
+        pa.array(pick(found.ids, 0).astype(np.int16), mask=~ok),
+        pa.array(ok),
+        pa.array(pick(found.confidence, 0.0).astype(np.float32)),
     ]
-    columns += [pa.array(track.boxes[:, j], pa.float32(), from_pandas=True) for j in range(4)]
-    columns += [pa.array(track.landmarks[:, k, 0], pa.float32(), from_pandas=True) for k in range(68)]
-    columns += [pa.array(track.landmarks[:, k, 1], pa.float32(), from_pandas=True) for k in range(68)]
+    columns += [pa.array(boxes[:, j].astype(np.float32), pa.float32(), from_pandas=True) for j in range(4)]
+    columns += [pa.array(landmarks[:, k, 0].astype(np.float32), pa.float32(), from_pandas=True) for k in range(68)]
+    columns += [pa.array(landmarks[:, k, 1].astype(np.float32), pa.float32(), from_pandas=True) for k in range(68)]
     return pa.Table.from_arrays(columns, schema=schema)
 
 
@@ -63,6 +70,7 @@ class LandmarksConfig:
     device: str = "cpu"
     batch_size: int = 16
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    faces: str = "all"  # every face with its track id, or the largest one
     quiet: bool = False
 
 
@@ -71,7 +79,7 @@ class LandmarksResult:
     out: Path
     videos: int = 0  # videos with at least one frame written
     frames: int = 0
-    faces: int = 0  # frames with success
+    faces: int = 0  # frames with at least one face
     seconds: float = 0.0
     failures: list[InputFailure] = field(default_factory=list)
     faces_seen: dict[str, int] = field(default_factory=dict)  # videos where the detector saw more than one face
@@ -94,7 +102,9 @@ def extract_landmarks(videos: list[str], out: Path, config: LandmarksConfig = La
         backend = make_backend(config.backend, model=config.model, truth=config.truth, device=config.device)
     except (ValueError, FileNotFoundError, BackendUnavailable) as e:  # a checkpoint of no use, a library or weights not installed
         raise UsageError(str(e)) from None
-    tracker = Tracker(backend, config.tracker)
+    if config.faces not in ("all", "largest"):
+        raise UsageError(f"--faces {config.faces}: choose one of all, largest")
+    tracker = MultiTracker(backend, MultiTrackConfig(tracker=config.tracker)) if config.faces == "all" else Tracker(backend, config.tracker)
     schema = landmark_schema(backend.metadata())
     result = LandmarksResult(Path(out), failures=unmatched)
     out = Path(out)
@@ -124,19 +134,19 @@ def extract_landmarks(videos: list[str], out: Path, config: LandmarksConfig = La
     return result
 
 
-def _one_video(video: str, tracker: Tracker, stream: ParquetStream, schema: pa.Schema, batch_size: int, advance) -> tuple[int, int, InputFailure | None]:
+def _one_video(video: str, tracker, stream: ParquetStream, schema: pa.Schema, batch_size: int, advance) -> tuple[int, int, InputFailure | None]:
     """(frames written, frames with a face, failure or None) for one video; a video that stops
     short of its end keeps the frames it decoded."""
     frames = faces = 0
     try:
         reader = VideoReader(video)
-        tracker.start(video)
+        tracker.start(video, known_length(video, reader.info.frames_claimed))
         for batch in reader.batches(batch_size):
-            track = tracker.update(batch)
-            stream.append(track_table(video, track, schema))
-            frames += len(track)
-            faces += int(track.success.sum())
-            advance(len(track))
+            found = faces_of(tracker, batch)
+            stream.append(track_table(video, found, schema))
+            frames += len(batch)
+            faces += len(np.unique(found.rows))
+            advance(len(batch))
     except Exception as e:  # one broken input must not lose the others
         reason = failure_reason(e, video)
         if isinstance(e, VideoError) and frames:

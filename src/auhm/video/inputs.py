@@ -15,6 +15,11 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 STILL_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}  # a photo given by name: a video of one frame
 
 
+def known_length(path: str, claimed: int) -> int | None:
+    """Frames a video holds when known before decoding: what its container claims, 1 for a photo, else None."""
+    return claimed or (1 if Path(path).suffix.lower() in STILL_SUFFIXES else None)
+
+
 def expand_inputs(patterns: list[str], unmatched: list[InputFailure] | None = None) -> list[str]:
     """Paths from videos, folders (their videos), glob patterns and ``@list.txt`` files, in order, without repeats.
 
