@@ -56,5 +56,8 @@ step 100 train-landmarks $py -m auhm train "$W/prep" --task landmarks --preset $
 cp "$W/landmarks/history.csv" "$O/history_landmarks.csv" 2>/dev/null && tail -2 "$O/history_landmarks.csv"
 step 240 annotate $py bench/annotate_synth.py --videos $VID --frames $VFR --device $DEV --preset $PRE --method adaptation \
     --backbone "$W/landmarks/best.pt" --paths auto truth dlib --reference-frames $REF --json "$O/annotate.json"
+# several faces: crowd videos tracked from their truth landmarks, every face (--faces all) against the largest, the stub model on the device
+step 120 crowd $py bench/tracking.py "$W/crowd" --make $VID --frames $VFR --model-stub --landmarks truth --device $DEV \
+    --variant all:faces=all --variant largest:faces=largest --json "$O/tracking.json"
 echo "== total $((SECONDS - T0)) s; figures in $O"
 rm -rf "$W"
