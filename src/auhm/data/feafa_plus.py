@@ -17,13 +17,11 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from auhm.data.corpora import CorpusSpec, register_corpus
-from auhm.data.readers import Corpus, Session, numbered_images, relative_key, truth_sidecar, walk_files
+from auhm.data.readers import Corpus, Session, numbered_images, relative_key, truth_sidecar, walk_files, labels_from_rows
 from auhm.data.splits import THREE_FOLDS, three_folds
 from auhm.errors import InputFailure
-from auhm.targets import au_name
 
 # The 24 values of a label file without names, in file order (assumed; a names line overrides it).
 CHANNELS = ("AU1", "AU2L", "AU2R", "AU4", "AU5L", "AU5R", "AU6L", "AU6R", "AU9", "AU10", "AU12L", "AU12R",
@@ -86,11 +84,7 @@ def read(root: Path, scale_to_five: bool = False) -> Corpus:
         if not rows:
             corpus.failures.append(InputFailure(str(folder), "no readable frame label file"))
             continue
-        order = sorted(rows)
-        labels = pd.DataFrame({"frame": np.asarray(order, np.int64)})
-        table = np.asarray([rows[k] for k in order], np.float32)
-        for j, a in enumerate(AUS):
-            labels[au_name(a)] = table[:, j]
+        labels = labels_from_rows(rows, AUS)
         key = relative_key(root, folder)
         corpus.sessions.append(Session(key=key, path=folder, subject=key, task="", kind="feafa-plus", labels=labels,
                                        frame_files=frames, truth=truth_sidecar(root, folder.name)))

@@ -246,3 +246,13 @@ def labels_table(corpus: Corpus) -> pd.DataFrame:
     table = pd.concat(parts, ignore_index=True)[cols]
     table["frame"] = table["frame"].astype("int32")
     return table
+
+
+def labels_from_rows(rows: dict, aus) -> pd.DataFrame:
+    """A label table (frame, AUxx …) from {frame: [value per AU]}, in frame order (the per-frame label files of image-sequence corpora)."""
+    order = sorted(rows)
+    labels = pd.DataFrame({"frame": np.asarray(order, np.int64)})
+    values = np.asarray([rows[k] for k in order], np.float32).reshape(len(order), len(aus))
+    for j, a in enumerate(aus):
+        labels[au_name(a)] = values[:, j]
+    return labels

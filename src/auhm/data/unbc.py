@@ -17,14 +17,12 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from auhm.data.corpora import CorpusSpec, register_corpus
-from auhm.data.readers import Corpus, Session, find_dirs, numbered_images, relative_key, truth_sidecar
+from auhm.data.readers import Corpus, Session, find_dirs, numbered_images, relative_key, truth_sidecar, labels_from_rows
 from auhm.data.splits import THREE_FOLDS, three_folds
 from auhm.errors import InputFailure
 from auhm.io import clean_labels
-from auhm.targets import au_name
 
 AUS = (4, 6, 7, 9, 10, 12, 20, 25, 26, 43)
 OCCURRENCE_ONLY = (43,)
@@ -118,10 +116,7 @@ def read(root: Path) -> Corpus:
             corpus.failures.append(InputFailure(str(folder), f"no readable FACS file for {seq}"))
             continue
         order = sorted(rows)
-        labels = pd.DataFrame({"frame": np.asarray(order, np.int64)})
-        values = np.asarray([rows[f] for f in order], np.float32)
-        for j, a in enumerate(AUS):
-            labels[au_name(a)] = values[:, j]
+        labels = labels_from_rows(rows, AUS)
         labels = clean_labels(labels)
         labels[PSPI] = np.asarray([pspi_values.get(f, np.nan) for f in order], np.float32)
         corpus.sessions.append(Session(

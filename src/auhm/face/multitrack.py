@@ -387,7 +387,6 @@ class MultiTracker:
                 overlap *= self._looks_alike(frame, group, boxes[free])
             for a, b in match(overlap, self.config.match_iou):
                 taken[free[b]] = group[a].key
-        by_key = {t.key: t for t in self._tracks}
         box_of = {k: boxes[d] for d, k in taken.items()}
         fitted = []  # (track, landmarks, confidence, scores)
         for t in live:  # followed faces: from their own landmarks, else from their detection
