@@ -74,6 +74,10 @@ def test_prepare_from_the_readme(tmp_path):
     assert ds.frame.tolist() == [1, 2, 3, 4] and ds.labels[0, 0] == 2  # AU04 of frame 1
     labels = pd.read_parquet(tmp_path / "work" / "labels.parquet")
     assert labels["PSPI"].tolist() == [4, 0, 0, 6]
+    from auhm.train.prepared import load_prepared  # training keeps the AUs a heatmap can be placed for
+
+    trained = load_prepared(tmp_path / "work", trainable=True).shards.aus
+    assert 43 not in trained and 7 not in trained and 4 in trained and len(trained) < len(ds.aus)
 
 
 def test_score_reports_pspi_beside_the_aus_derived_from_predicted_aus(tmp_path):

@@ -47,7 +47,7 @@ def train_folds(config: TrainConfig) -> FoldsResult:
         fold_dir = Path(config.out) / f"fold{fold}"
         resume = fold_dir if config.resume is not None and (fold_dir / "config.json").exists() else None
         results.append(train(dataclasses.replace(config, fold=fold, out=fold_dir, resume=resume)))
-    corpus = load_prepared(config.data)
+    corpus = load_prepared(config.data, trainable=True)
     shards = corpus.shards
     device = rank_device(resolve_device(config.device), ddp)
     precision = resolve_precision(device, config.precision)

@@ -36,9 +36,23 @@ class PreparedCorpus:
         return int((self.manifest.get("crop") or {}).get("size") or self.shards.image(0).shape[0])
 
 
-def load_prepared(data: Path, aus=None) -> PreparedCorpus:
-    """All frames of a prepared corpus (every split), with their crop affines for prediction boxes."""
+def load_prepared(data: Path, aus=None, trainable: bool = False) -> PreparedCorpus:
+    """All frames of a prepared corpus (every split), with their crop affines for prediction boxes.
+    ``trainable``: only the AUs with a location in the paper's Table 1 (a heatmap target needs one);
+    the others (UNBC's AU7 and AU43, say) are named once and left out."""
     manifest = read_manifest(data)
+    if trainable and aus is None:
+        from auhm.console import console
+        from auhm.targets import AU_TABLE, parse_au
+
+        listed = [parse_au(a) for a in manifest.get("aus") or []]
+        aus = [a for a in listed if a in AU_TABLE]
+        if not aus:
+            raise UsageError(f"{data}: none of its AUs ({', '.join(map(str, listed))}) has a location in the paper's Table 1: nothing to train")
+        if len(aus) < len(listed):
+            left = ", ".join(f"AU{a}" for a in listed if a not in AU_TABLE)
+            console.print(f"train: {left} have no location in the paper's Table 1 (no heatmap target) and are not trained",
+                          markup=False, highlight=False, soft_wrap=True)
     paths = list_shards(data)
     if not paths:
         raise UsageError(f"{data}: no shards in {Path(data) / 'shards'}")

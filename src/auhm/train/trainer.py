@@ -90,7 +90,7 @@ class Trainer:
 
     def _set_up(self, state: dict | None) -> None:
         config, device = self.config, self.device
-        corpus = load_prepared(config.data)
+        corpus = load_prepared(config.data, trainable=True)
         self.shards = corpus.shards
         self.aus = list(self.shards.aus)
         self.split = split_corpus(corpus.manifest, self.shards, config.fold, config.folds, config.seed, config.holdout_fraction)
