@@ -188,3 +188,32 @@ def test_expand_inputs_reads_folders_globs_and_list_files(tmp_path):
     (tmp_path / "list.txt").write_text("# videos\nz.mov\n\na/x.mp4\n")
     got = expand_inputs([str(tmp_path / "a"), f"@{tmp_path / 'list.txt'}", str(tmp_path / "*.mov")])
     assert got == [str(tmp_path / "a" / "x.mp4"), str(tmp_path / "a" / "y.AVI"), str(tmp_path / "z.mov")]
+
+
+def test_every_face_has_its_track_id_and_a_frame_without_one_keeps_a_row(tmp_path):
+    """Truth with two faces on frames 0–5 and none on 6–7: one row per face with ids 0 and 1 that
+    hold, one null-face row per empty frame; --faces largest gives one row per frame."""
+    video = tmp_path / "two.avi"
+    with VideoWriter(video, 10.0, 96, 64) as vw:
+        for i in range(8):
+            vw.write(np.full((64, 96, 3), 40 + 10 * i, np.uint8))
+    t = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+    rows = []
+    for i in range(6):
+        for face, (cx, r) in enumerate(((25 + i, 12), (70 - i, 9))):
+            xs, ys = cx + r * np.cos(t), 32 + r * np.sin(t)
+            rows.append({"frame": i, "face": face, **{f"x_{k}": xs[k] for k in range(68)}, **{f"y_{k}": ys[k] for k in range(68)}})
+    (tmp_path / "auhm_truth").mkdir()
+    pd.DataFrame(rows).to_parquet(tmp_path / "auhm_truth" / "two.parquet")
+    out = tmp_path / "lm.parquet"
+    res = CliRunner().invoke(app, ["landmarks", str(video), "--backend", "truth", "--out", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    df = pd.read_parquet(out)
+    assert df.frame.tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 7]
+    faces = df[df.success]
+    assert faces.groupby("face").x0.apply(lambda x: bool((x.diff().dropna() * (1 if x.iloc[0] < 48 else -1) > 0).all())).all()  # each id follows its own face
+    assert sorted(faces.face.unique()) == [0, 1] and df.face[~df.success].isna().all()
+    largest = tmp_path / "one.parquet"
+    assert CliRunner().invoke(app, ["landmarks", str(video), "--backend", "truth", "--out", str(largest), "--faces", "largest", "-q"]).exit_code == 0
+    one = pd.read_parquet(largest)
+    assert one.frame.tolist() == list(range(8)) and one.success.sum() == 6

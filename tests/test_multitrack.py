@@ -50,21 +50,21 @@ class BlobBackend(LandmarkBackend):
             if found:
                 overlap = iou(box, np.array(found))[0]
                 best = int(np.argmax(overlap))
-                if overlap[best] > 0.1:
+                if overlap[best] > 0:
                     out[k], conf[k] = inscribed_ring(found[best]), 1.0
         return out, conf
 
 
 def scene(n: int, people: dict) -> tuple[np.ndarray, dict]:
     """Frames with squares drawn in the given order (later ones in front); people: colour →
-    (x of frame i, frames present). Also each square's visible truth box per frame."""
+    (x of frame i, frames present[, side]). Also each square's visible truth box per frame."""
     frames = np.full((n, H, W, 3), 128, np.uint8)
     truth: dict = {c: {} for c in people}
     for i in range(n):
-        for colour, (x_of, present) in people.items():
+        for colour, (x_of, present, *side) in people.items():
             if present(i):
-                x = int(x_of(i))
-                frames[i, 40 : 40 + SIDE, x : x + SIDE] = COLOURS[colour]
+                x, d = int(x_of(i)), (side[0] if side else SIDE)
+                frames[i, 40 - (d - SIDE) // 2 : 40 - (d - SIDE) // 2 + d, x : x + d] = COLOURS[colour]
         for colour in people:
             for b in colour_boxes(frames[i]):
                 if (frames[i, int(b[1]), int(b[0]) : int(b[2])] == COLOURS[colour]).all(-1).any():
@@ -145,3 +145,26 @@ def test_a_face_that_enters_is_found_within_the_detection_schedule(every):
     first = min(out)
     assert 13 <= first <= 13 + every - 1 + 2  # its first frame, found at the next detection (confirmed from there)
     assert all(0 in out[i] for i in range(first, 40))
+
+
+def test_a_face_hidden_behind_another_for_a_while_keeps_its_id():
+    """Green, larger, stands in front; red walks behind it and is hidden for many frames. Its
+    track lands on green's face meanwhile and must give way; red comes out with its own id."""
+    n = 90
+    frames, truth = scene(n, {"red": (lambda i: 40 + i, lambda i: True), "green": (lambda i: 100, lambda i: True, 52)})
+    hidden = [i for i in range(n) if i not in truth["red"]]
+    assert len(hidden) >= 8
+    out = run(frames)
+    got = ids_of(out, truth)
+    assert len(got["red"]) == 1 and len(got["green"]) == 1 and got["red"] != got["green"]  # one id each, throughout
+    assert {f for faces in out.values() for f in faces} == got["red"] | got["green"] and all(len(faces) <= 2 for faces in out.values())
+
+
+def test_a_different_face_where_a_missing_one_was_gets_a_new_id():
+    """Red leaves (a gap shorter than --max-gap) and blue appears where red was: overlap alone would
+    give blue red's id; their colours tell them apart."""
+    frames, truth = scene(60, {"red": (lambda i: 100, lambda i: i < 20), "blue": (lambda i: 100, lambda i: i >= 26)})
+    out = run(frames, max_gap=30)
+    got = ids_of(out, truth)
+    assert got["red"] == {0} and got["blue"] == {1}
+

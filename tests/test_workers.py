@@ -122,14 +122,17 @@ def test_a_stopped_run_exits_at_once_says_what_is_kept_and_resumes(tmp_path, che
     gate, reached = tmp_path / "gate", tmp_path / "reached"
     script = standin_script(tmp_path / "run.py", setup=f"h.hold_after_first_video({str(gate)!r}, {str(reached)!r})")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, str(script), *args], env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, str(script), *args], env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         while not reached.exists():
             assert proc.poll() is None and time.monotonic() < deadline, "the run never committed a video"
             time.sleep(0.02)
         sent = time.monotonic()
-        proc.send_signal(sig)
+        if sig == signal.SIGINT:
+            os.killpg(proc.pid, sig)  # Ctrl-C in a terminal: the whole process group, tracking processes too
+        else:
+            proc.send_signal(sig)
         _, err = proc.communicate(timeout=10)
         took = time.monotonic() - sent
     finally:

@@ -415,7 +415,7 @@ class MultiTracker:
                 t = _Track(self._births, fit[0], fit[1], index, hits=0, live=False)
                 self._tracks.append(t)
                 fitted.append((t, *fit))
-        fitted = self._without_duplicates(fitted)
+        fitted = self._without_duplicates(frame, fitted)
         kept = {t.key for t, *_ in fitted}
         for t in self._tracks:
             if t.key not in kept:
@@ -460,11 +460,17 @@ class MultiTracker:
         else:
             self.accepted += 1
 
-    def _without_duplicates(self, fitted: list) -> list:
-        """Of tracks whose fits hold one face, keep the oldest confirmed one."""
-        order = sorted(fitted, key=lambda f: (f[0].id is None, f[0].id if f[0].id is not None else 0, f[0].key))
+    def _without_duplicates(self, frame: np.ndarray, fitted: list) -> list:
+        """Of tracks whose fits hold one face, keep the one that face looks like (two people crossing
+        stand, for a moment, where each other's motion predicts them); without looks, the oldest."""
+        def claim(f) -> tuple:
+            t, landmarks = f[0], f[1]
+            look = appearance(frame, landmarks) if t.look is not None else None
+            distance = look_distance(t.look, look) if look is not None else self.config.reid_distance or 0.0
+            return (round(distance, 6), t.id is None, t.id if t.id is not None else 0, t.key)
+
         kept: list = []
-        for f in order:
+        for f in sorted(fitted, key=claim):
             box = landmark_boxes(f[1])
             if all(iou(box, landmark_boxes(g[1]))[0, 0] <= self.config.duplicate_iou for g in kept):
                 kept.append(f)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import signal
 import threading
 import time
 from typing import Iterator, Sequence
@@ -175,6 +176,9 @@ class TrackingWorkers:
             return_freed_memory_to_the_os()
 
     def _run(self, k: int) -> None:
+        if self.processes:  # the annotating process stops its workers: Ctrl-C is its to handle, SIGTERM (terminate) ends at once
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
         try:
             try:
                 tracker = self.source.tracker()
@@ -187,11 +191,18 @@ class TrackingWorkers:
         finally:
             self._put(WorkerDone(k))
             if self.processes:
-                self.items.close()
-                if self.stop.is_set():  # stopped: what is unsent is not wanted, and the reader may be gone
-                    self.items.cancel_join_thread()
-                else:
-                    self.items.join_thread()  # everything put is handed over before the process ends
+                self._hand_over_all()
+
+    def _hand_over_all(self) -> None:
+        """Before a tracking process ends: wait until everything it put is in the pipe, unless the run
+        stops meanwhile (the reader may then never read it, and a plain join would wait forever)."""
+        self.items.close()
+        flushing = threading.Thread(target=self.items.join_thread, daemon=True)
+        flushing.start()
+        while flushing.is_alive() and not self.stop.is_set():
+            flushing.join(timeout=0.05)
+        if flushing.is_alive():
+            self.items.cancel_join_thread()
 
     def _video(self, j: int, tracker) -> None:
         """Track one video and hand over its chunks; a failure ends this video only."""

@@ -47,7 +47,7 @@ def load_prepared(data: Path, aus=None, trainable: bool = False) -> PreparedCorp
 
         listed = [parse_au(a) for a in manifest.get("aus") or []]
         aus = [a for a in listed if a in AU_TABLE]
-        if not aus:
+        if listed and not aus:
             raise UsageError(f"{data}: none of its AUs ({', '.join(map(str, listed))}) has a location in the paper's Table 1: nothing to train")
         if len(aus) < len(listed):
             left = ", ".join(f"AU{a}" for a in listed if a not in AU_TABLE)
