@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from auhm.face.detectors import HogDetector, available, make_detector
-from auhm.metrics.tracking import box_iou, match_boxes
+from auhm.face.boxes import box_iou, match_boxes
 from auhm.video import VideoReader
 
 MEDIA = Path(os.environ.get("AUHM_MEDIA", Path(__file__).resolve().parents[2] / "shared" / "media"))

@@ -87,3 +87,13 @@ def seeded_generators():
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def standin(monkeypatch):
+    """The stand-in AU model (helpers.StandInAU) loaded for any checkpoint path."""
+    from auhm.infer.predictor import Predictor
+
+    from helpers import INFO, StandInAU
+
+    monkeypatch.setattr(Predictor, "from_checkpoint", classmethod(lambda cls, path, device="auto", precision="auto": cls(StandInAU(), INFO, "cpu", precision)))

@@ -26,13 +26,6 @@ from helpers import (AUS, INFO, SIZE, TRACK_SIZE, SquareAU, SquareBackend, Stand
                      small_checkpoint, square_clip, square_detector, standin_script, write_truncated_video)
 
 
-@pytest.fixture
-def standin(monkeypatch):
-    from auhm.infer.predictor import Predictor
-
-    monkeypatch.setattr(Predictor, "from_checkpoint", classmethod(lambda cls, path, device="auto", precision="auto": cls(StandInAU(), INFO, "cpu", precision)))
-
-
 def test_rows_schema_metadata_and_intensities(tmp_path, checkpoint, standin):
     from auhm.infer.annotate import annotate
     from auhm.io import file_sha256

@@ -60,7 +60,7 @@ def _synthetic_face(box_side: float, size=(640, 360)) -> tuple[np.ndarray, np.nd
 
 
 def _hits(found, box) -> int:
-    from auhm.metrics.tracking import box_iou
+    from auhm.face.boxes import box_iou
 
     return int((box_iou(np.array([b for b, _ in found]).reshape(-1, 4), box[None]) >= 0.4).sum())
 

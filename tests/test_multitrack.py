@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from auhm.face.base import LandmarkBackend
-from auhm.face.multitrack import MultiTrackConfig, MultiTracker, iou
+from auhm.face.boxes import box_iou as iou
+from auhm.face.multitrack import MultiTrackConfig, MultiTracker
 from auhm.video import FrameBatch
 
 from helpers import inscribed_ring

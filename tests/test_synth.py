@@ -356,7 +356,7 @@ def test_truth_sidecar_reader_keeps_a_face_column(tmp_path):
 
 def test_crowd_faces_are_found_by_the_default_detector(tmp_path):
     from auhm.face.detectors import available, make_detector
-    from auhm.metrics.tracking import match_boxes
+    from auhm.face.boxes import match_boxes
     from auhm.synth.crowd import render_crowd_frame, simulate_crowd, truth_frame, truth_rows
 
     if not available("dlib"):

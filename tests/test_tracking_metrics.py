@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from auhm.metrics.tracking import box_iou, match_boxes, track_scores
+from auhm.face.boxes import box_iou, match_boxes
+from auhm.metrics.tracking import track_scores
 
 pytest.importorskip("motmetrics")
 pytest.importorskip("trackeval")

@@ -18,15 +18,7 @@ import pytest
 from auhm.errors import UsageError
 from auhm.io import read_metadata
 
-from helpers import INFO, TRACK_SIZE, SquareAU, StandInAU, SquareBackend, annotate_config, make_clip, small_checkpoint, square_clip, standin_script
-
-
-@pytest.fixture
-def standin(monkeypatch):
-    """The stand-in AU model instead of the checkpoint (no landmark backbone)."""
-    from auhm.infer.predictor import Predictor
-
-    monkeypatch.setattr(Predictor, "from_checkpoint", classmethod(lambda cls, path, device="auto", precision="auto": cls(StandInAU(), INFO, "cpu", precision)))
+from helpers import INFO, TRACK_SIZE, SquareAU, SquareBackend, annotate_config, make_clip, small_checkpoint, square_clip, standin_script
 
 
 @pytest.fixture

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from auhm.face.base import LandmarkBackend, landmark_boxes
+from auhm.face.entries import FaceEntries
+from auhm.face.boxes import appearance, box_iou, box_points, look_distance, match_overlaps
 from auhm.face.tracking import TrackerConfig, plausible
 from auhm.video import FrameBatch
 
@@ -42,60 +42,6 @@ class MultiTrackConfig:
     reid_distance: float | None = 0.3  # Bhattacharyya distance of colour histograms below which a face is the same (None: no re-identification)
     reid_margin: float = 0.1  # … and the next nearest face at least this much further
     tracker: TrackerConfig = field(default_factory=TrackerConfig)  # what a plausible fit is
-
-
-@dataclass
-class FaceEntries:
-    """The faces of a batch of frames: one entry per (frame, face), in frame then id order."""
-
-    indices: np.ndarray  # (n,) frame numbers of the batch
-    timestamps: np.ndarray  # (n,)
-    rows: np.ndarray  # (m,) row of the batch each entry belongs to
-    ids: np.ndarray  # (m,) track id within the video
-    confidence: np.ndarray  # (m,)
-    boxes: np.ndarray  # (m, 4)
-    landmarks: np.ndarray  # (m, 68, 2)
-    scores: np.ndarray | None = None  # (m, N) AU intensities, when the backend's fit yields them
-
-    @classmethod
-    def from_lists(cls, batch: FrameBatch, found: list[tuple[int, int, np.ndarray, float, np.ndarray | None]]) -> "FaceEntries":
-        found = sorted(found, key=lambda e: (e[0], e[1]))
-        m = len(found)
-        scores = None
-        if m and found[0][4] is not None:
-            scores = np.stack([e[4] for e in found]).astype(np.float32)
-        landmarks = np.stack([e[2] for e in found]).astype(np.float32) if m else np.zeros((0, 68, 2), np.float32)
-        return cls(np.asarray(batch.indices, np.int64), np.asarray(batch.timestamps, np.float64),
-                   np.array([e[0] for e in found], np.int64), np.array([e[1] for e in found], np.int64),
-                   np.array([e[3] for e in found], np.float32), landmark_boxes(landmarks) if m else np.zeros((0, 4), np.float32),
-                   landmarks, scores)
-
-    @classmethod
-    def from_track(cls, track, scores: np.ndarray | None = None) -> "FaceEntries":
-        """The one face of a single-face :class:`~auhm.face.base.FaceTrack` (id 0)."""
-        rows = np.flatnonzero(np.asarray(track.success, bool) & np.isfinite(np.asarray(track.landmarks)).all(axis=(1, 2)))
-        return cls(np.asarray(track.indices, np.int64), np.asarray(track.timestamps, np.float64), rows, np.zeros(len(rows), np.int64),
-                   np.asarray(track.confidence, np.float32)[rows], np.asarray(track.boxes, np.float32)[rows],
-                   np.asarray(track.landmarks, np.float32)[rows], None if scores is None else scores[rows])
-
-
-def row_layout(n: int, rows: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """How a batch's faces become table rows: one per face, in frame then id order, and one for each
-    frame with no face. Returns (frame row, entry index or −1 for a frame with no face) per table row."""
-    has = np.zeros(n, bool)
-    has[rows] = True
-    empty = np.flatnonzero(~has)
-    frame_row = np.concatenate([np.asarray(rows, np.int64), empty])
-    entry = np.concatenate([np.arange(len(rows)), np.full(len(empty), -1)])
-    face = np.concatenate([np.asarray(ids, np.int64), np.zeros(len(empty), np.int64)])
-    order = np.lexsort((face, frame_row))
-    return frame_row[order], entry[order]
-
-
-def faces_of(tracker, batch: FrameBatch) -> FaceEntries:
-    """The faces a tracker finds in a batch: every face (:class:`MultiTracker`) or the one followed (:class:`~auhm.face.tracking.Tracker`)."""
-    found = tracker.update(batch)
-    return found if isinstance(found, FaceEntries) else FaceEntries.from_track(found, getattr(found, "scores", None))
 
 
 @dataclass
@@ -128,40 +74,6 @@ class _Track:
         self.landmarks, self.confidence, self.frame = landmarks, confidence, frame
         self.hits += 1
         self.live = True
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(len(a), len(b)) intersection over union of x0, y0, x1, y1 boxes."""
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    lo = np.maximum(a[:, None, :2], b[None, :, :2])
-    hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(hi - lo, 0, None), axis=-1)
-    area = lambda x: np.prod(np.clip(x[:, 2:] - x[:, :2], 0, None), axis=-1)  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
-
-
-def appearance(frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None:
-    """A face's colour histogram (hue × saturation, normalised), from its landmark box; None when the box is off the frame."""
-    h, w = frame.shape[:2]
-    x0, y0, x1, y1 = (int(round(float(v))) for v in landmark_boxes(landmarks))
-    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
-    if x1 - x0 < 4 or y1 - y0 < 4:
-        return None
-    hsv = cv2.cvtColor(np.ascontiguousarray(frame[y0:y1, x0:x1]), cv2.COLOR_RGB2HSV)
-    hist = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256]).ravel()
-    return (hist / max(float(hist.sum()), 1.0)).astype(np.float32)
-
-
-def look_distance(a: np.ndarray, b: np.ndarray) -> float:
-    return float(cv2.compareHist(a, b, cv2.HISTCMP_BHATTACHARYYA))
-
-
-def match(cost_iou: np.ndarray, least: float) -> list[tuple[int, int]]:
-    """Pairs (row, column) of the assignment that maximises the summed overlap, each ≥ ``least``."""
-    if cost_iou.size == 0:
-        return []
-    rows, cols = linear_sum_assignment(-cost_iou)
-    return [(int(r), int(c)) for r, c in zip(rows, cols) if cost_iou[r, c] >= least]
 
 
 class MultiTracker:
@@ -298,7 +210,7 @@ class MultiTracker:
             boxes = [(t, landmark_boxes(fits[t.key][0][r - i])) for t in live]
             for a in range(len(boxes)):
                 for b in range(a + 1, len(boxes)):
-                    if iou(boxes[a][1], boxes[b][1])[0, 0] > self.config.duplicate_iou:
+                    if box_iou(boxes[a][1], boxes[b][1])[0, 0] > self.config.duplicate_iou:
                         lost_at = r
                         break
                 if lost_at == r:
@@ -375,18 +287,9 @@ class MultiTracker:
         detections = [np.asarray(box, np.float64) for box, _ in self.detect(frame)]
         self.faces_seen = max(self.faces_seen, len(detections))
         boxes = np.array(detections).reshape(-1, 4)
-        taken: dict[int, int] = {}  # detection → track key
+        taken = {d: t.key for d, t in self._associate(frame, index, boxes).items()}  # detection → track key
         live = [t for t in self._tracks if t.live]
         missing = sorted((t for t in self._tracks if not t.live), key=lambda t: -t.frame)
-        for group in (live, missing):
-            free = [d for d in range(len(boxes)) if d not in taken]
-            if not group or not free:
-                continue
-            overlap = iou(np.array([t.predicted_box(index) for t in group]), boxes[free])
-            if group is missing:  # after a gap, where a face went is a guess: a face that looks otherwise is not it
-                overlap *= self._looks_alike(frame, group, boxes[free])
-            for a, b in match(overlap, self.config.match_iou):
-                taken[free[b]] = group[a].key
         box_of = {k: boxes[d] for d, k in taken.items()}
         fitted = []  # (track, landmarks, confidence, scores)
         for t in live:  # followed faces: from their own landmarks, else from their detection
@@ -426,7 +329,7 @@ class MultiTracker:
             if t.key in born:  # a face found now may have been there since the last detection: follow it back
                 found += self._follow_back(batch, r, t, landmarks, confidence)
             t.seen(index, landmarks, confidence)
-            if not any(g[0] is not t and iou(landmark_boxes(landmarks), landmark_boxes(g[1]))[0, 0] > 0 for g in fitted):
+            if not any(g[0] is not t and box_iou(landmark_boxes(landmarks), landmark_boxes(g[1]))[0, 0] > 0 for g in fitted):
                 self._remember_look(t, frame, landmarks)  # only a face that no other overlaps
             self._confirm(t)
             found.append((r, t.key, landmarks, confidence, scores))
@@ -448,11 +351,29 @@ class MultiTracker:
         for k in range(len(fitted)):
             row = int(rows[k])
             box = landmark_boxes(fitted[k])
-            if any(row == f[0] and iou(box, landmark_boxes(f[2]))[0, 0] > self.config.duplicate_iou for f in self._recent):
+            if any(row == f[0] and box_iou(box, landmark_boxes(f[2]))[0, 0] > self.config.duplicate_iou for f in self._recent):
                 break
             t.hits += 1
             out.append((row, t.key, fitted[k], float(conf[k]), None if scores is None else scores[k]))
         return out
+
+    def _associate(self, frame: np.ndarray, index: int, boxes: np.ndarray) -> dict[int, _Track]:
+        """Which track each found box belongs to: by overlap with where each track's motion puts it,
+        an optimal assignment, first among the tracks followed up to now, then among those missing
+        (the most recently seen first), where a face that looks otherwise is not theirs."""
+        taken: dict[int, _Track] = {}
+        live = [t for t in self._tracks if t.live]
+        missing = sorted((t for t in self._tracks if not t.live), key=lambda t: -t.frame)
+        for group in (live, missing):
+            free = [d for d in range(len(boxes)) if d not in taken]
+            if not group or not free:
+                continue
+            overlap = box_iou(np.array([t.predicted_box(index) for t in group]), boxes[free])
+            if group is missing:  # after a gap, where a face went is a guess
+                overlap *= self._looks_alike(frame, group, boxes[free])
+            for a, b in match_overlaps(overlap, self.config.match_iou):
+                taken[free[b]] = group[a]
+        return taken
 
     def _judged(self, fit) -> None:
         if fit is None:
@@ -472,7 +393,7 @@ class MultiTracker:
         kept: list = []
         for f in sorted(fitted, key=claim):
             box = landmark_boxes(f[1])
-            if all(iou(box, landmark_boxes(g[1]))[0, 0] <= self.config.duplicate_iou for g in kept):
+            if all(box_iou(box, landmark_boxes(g[1]))[0, 0] <= self.config.duplicate_iou for g in kept):
                 kept.append(f)
         return kept
 
@@ -490,14 +411,7 @@ class MultiTracker:
             index = int(batch.indices[r])
             self.faces_seen = max(self.faces_seen, len(points))
             boxes = np.array([landmark_boxes(p) for p in points]).reshape(-1, 4)
-            taken: dict[int, _Track] = {}
-            live = [t for t in self._tracks if t.live]
-            missing = sorted((t for t in self._tracks if not t.live), key=lambda t: -t.frame)
-            for group in (live, missing):
-                free = [d for d in range(len(boxes)) if d not in taken]
-                if group and free:
-                    for a, b in match(iou(np.array([t.predicted_box(index) for t in group]), boxes[free]), self.config.match_iou):
-                        taken[free[b]] = group[a]
+            taken = self._associate(batch.frames[r], index, boxes)
             for d in range(len(boxes)):
                 if d not in taken and (self.config.max_faces is None or len(taken) < self.config.max_faces):
                     self._births += 1
@@ -513,11 +427,6 @@ class MultiTracker:
                 found.append((r, t.key, np.asarray(points[d], np.float32), 1.0, None))
             self._expire(index)
         return self._entries(batch, found)
-
-
-def box_points(box: np.ndarray) -> np.ndarray:
-    """A detector box as the two corners the crop convention squares (as it squares landmarks)."""
-    return np.asarray(box, np.float64).reshape(2, 2)
 
 
 def _area(box: np.ndarray) -> float:

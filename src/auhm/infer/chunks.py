@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from auhm.face.crop import CropConfig, crop_face
-from auhm.face.multitrack import faces_of
+from auhm.face.entries import faces_of
 from auhm.video import FrameBatch
 
 

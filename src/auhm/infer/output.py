@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from auhm.errors import UsageError
-from auhm.face.multitrack import row_layout
+from auhm.face.entries import row_layout
 from auhm.io import ParquetStream, prediction_schema, read_metadata
 from auhm.landmarks import backend_name
 

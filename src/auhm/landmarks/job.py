@@ -17,7 +17,8 @@ import pyarrow as pa
 from auhm.console import progress
 from auhm.errors import InputFailure, UsageError, failure_reason
 from auhm.face.base import BackendUnavailable
-from auhm.face.multitrack import FaceEntries, MultiTrackConfig, MultiTracker, faces_of, row_layout
+from auhm.face.entries import FaceEntries, faces_of, row_layout
+from auhm.face.multitrack import MultiTrackConfig, MultiTracker
 from auhm.face.tracking import Tracker, TrackerConfig
 from auhm.io import ParquetStream, check_writable, encode_metadata
 from auhm.landmarks import check_backend, make_backend

@@ -16,6 +16,8 @@ import importlib.util
 import numpy as np
 import pandas as pd
 
+from auhm.face.boxes import match_boxes
+
 BOX = ["x0", "y0", "x1", "y1"]
 INSTALL_HINT = "pip install 'auhm[test]' (py-motmetrics and trackeval score tracking)"
 
@@ -24,28 +26,6 @@ def _need(module: str, package: str):
     if importlib.util.find_spec(module) is None:
         raise ImportError(f"tracking scores need {package}, which is not installed: {INSTALL_HINT}")
     return importlib.import_module(module)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(n, m) intersection over union of boxes (n, 4) and (m, 4), x0, y0, x1, y1."""
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    lo = np.maximum(a[:, None, :2], b[None, :, :2])
-    hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(hi - lo, 0, None).prod(-1)
-    area = lambda x: np.clip(x[:, 2:] - x[:, :2], 0, None).prod(-1)  # noqa: E731
-    union = area(a)[:, None] + area(b)[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-
-
-def match_boxes(truth: np.ndarray, found: np.ndarray, iou: float = 0.5) -> list[tuple[int, int]]:
-    """One-to-one pairs (truth index, found index) of IoU ≥ ``iou``, the total IoU the largest."""
-    from scipy.optimize import linear_sum_assignment
-
-    overlap = box_iou(truth, found)
-    if not overlap.size:
-        return []
-    rows, cols = linear_sum_assignment(-overlap)
-    return [(int(r), int(c)) for r, c in zip(rows, cols) if overlap[r, c] >= iou]
 
 
 def face_rows(predictions: pd.DataFrame) -> pd.DataFrame:
