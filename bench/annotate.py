@@ -142,6 +142,7 @@ def main() -> None:
     ap.add_argument("--copies", type=int, default=4, help="--model-stub: inputs per path (the clip as symlinks; synthetic videos)")
     ap.add_argument("--synth-frames", type=int, default=300, help="--model-stub: frames of each synthetic video")
     ap.add_argument("--paths", nargs="+", default=["truth", "auto", "dlib"], help="--model-stub: which paths to run")
+    ap.add_argument("--faces", default=None, help="--model-stub: annotate --faces (all or largest; default: annotate's)")
     args = ap.parse_args()
     if not args.video.exists():
         raise SystemExit(f"{args.video}: not found (the benchmark needs ../shared/media)")
@@ -265,6 +266,8 @@ def stub_run(args, tmp: Path) -> None:
         stub = StubPredictor(aus, input_size=256, landmarks=path == "auto")
         cfg = AnnotateConfig(model=placeholder, out=tmp / f"{path}.parquet", landmarks=path, batch_size=args.batch_size,
                              device="cpu", workers=workers, quiet=True, overwrite=True)
+        if args.faces:
+            cfg.faces = args.faces
         own, kids, t0 = cpu_seconds(), children_cpu(), time.perf_counter()
         res = annotate(inputs[path], cfg, predictor=stub)
         wall = time.perf_counter() - t0
