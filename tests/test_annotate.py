@@ -667,6 +667,7 @@ def test_tracking_workers_default_to_one_on_a_cpu_and_the_spare_cores_beside_a_g
 
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
     assert tracking_workers(None, cpu) == 1  # the cores run the model lanes
+    assert tracking_workers(None, cpu, self_tracking=True) == torch.get_num_threads() and tracking_workers(None, gpu, self_tracking=True) == 4
     assert tracking_workers(3, cpu) == 3 and tracking_workers(3, gpu) == 3
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
     assert tracking_workers(None, gpu) == 15

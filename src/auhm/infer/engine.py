@@ -98,9 +98,9 @@ class Engine:
         self.failures: list[InputFailure] = []
         self.fallbacks: list[InputFailure] = []  # self-tracked videos that went on with another tracker, and why
         self.rows = 0
-        self.lanes = ModelLanes(model_lanes(predictor.device), asynchronous=predictor.device.type != "cpu")
+        # Self-tracking: the tracking threads run the model; here only a fallen-back video's crops are scored.
+        self.lanes = ModelLanes(1 if source.self_tracking else model_lanes(predictor.device), asynchronous=predictor.device.type != "cpu")
         self.clock = StageClock()
-        self.workers: TrackingWorkers | None = None
 
     def run(self, after_start: Callable[[], None] = lambda: None) -> tuple[list[str], list[InputFailure], int]:
         """Annotate every job; returns (videos written, failures, rows written)."""
@@ -112,12 +112,8 @@ class Engine:
         # Tracking that needs neither torch nor the model runs in forked processes, each with its own
         # GIL; they share the backend face_source loaded before the fork.
         processes = source.forkable and "fork" in multiprocessing.get_all_start_methods()
-        if source.self_tracking:  # the model runs in the tracking threads: one per core on a CPU
-            count = self.config.workers or (model_lanes(predictor.device) if predictor.device.type == "cpu" else 4)
-        else:
-            count = tracking_workers(self.config.workers, predictor.device, processes)
-        count = max(1, min(count, len(self.jobs)))
-        workers = self.workers = TrackingWorkers(self.jobs, source, predictor.crop, chunk_frames, self.config, count, processes)
+        count = max(1, min(tracking_workers(self.config.workers, predictor.device, processes, source.self_tracking), len(self.jobs)))
+        workers = TrackingWorkers(self.jobs, source, predictor.crop, chunk_frames, self.config, count, processes)
         if processes:
             gc.freeze()  # a collection in a child would touch, and so copy, every page of this heap
         workers.start()
@@ -125,8 +121,6 @@ class Engine:
             gc.unfreeze()
         after_start()
         threads = torch.get_num_threads()
-        if source.self_tracking:  # the tracking threads run the model; here only a fallen-back video's crops are scored
-            self.lanes = ModelLanes(1, asynchronous=predictor.device.type != "cpu")
         if source.self_tracking and predictor.device.type == "cpu":
             torch.set_num_threads(max(1, threads // count))  # the cores shared by the tracking threads' forwards
         try:

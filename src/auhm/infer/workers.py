@@ -23,13 +23,16 @@ from auhm.video import FrameBatch, VideoError, VideoReader
 from auhm.video.inputs import known_length
 
 
-def tracking_workers(workers: int | None, device: torch.device, processes: bool = True) -> int:
-    """Decode + tracking workers (one video each): as given; else one on a CPU, whose cores run
-    the model lanes, and beside a GPU one process per spare core (one tracking process keeps up
-    with a small share of what a GPU scores) or at most 4 threads (they share one GIL: more
-    threads went slower, bench/RESULTS.md)."""
+def tracking_workers(workers: int | None, device: torch.device, processes: bool = True, self_tracking: bool = False) -> int:
+    """Decode + tracking workers (one video each): as given; else, when the AU model tracks
+    (self-tracking: the model runs in these threads), one per core on a CPU and 4 beside a GPU;
+    otherwise one on a CPU, whose cores run the model lanes, and beside a GPU one process per
+    spare core (one tracking process keeps up with a small share of what a GPU scores) or at
+    most 4 threads (they share one GIL: more threads went slower, bench/RESULTS.md)."""
     if workers is not None:
         return max(1, int(workers))
+    if self_tracking:
+        return max(1, torch.get_num_threads()) if device.type == "cpu" else 4
     if device.type == "cpu":
         return 1
     spare = max(1, min(16, (os.cpu_count() or 2) - 1))
