@@ -183,6 +183,7 @@ def fuzz_fixtures(w: Path) -> dict[str, list[list[str]]]:
                      [*annotate[:4], "--landmarks", "network", "--landmark-model", f / "lm.pt", "--device", "cpu", "--out", o("a2.parquet"), "--quiet"]],
         "score": [["score", f / "pred.parquet", "--labels", f / "corpus", "--kind", "disfa", "--by", "video", "--threshold", "1",
                    "--ci", "0.9", "--boot", "20", "--json", o("s.json"), "--csv", o("s.csv")]],
+        "export": [["export", f / "pred.parquet", "--to", "openface", "--out", o("oface")]],
         "plot": [["plot", f / "pred.parquet", "--labels", f / "corpus", "--kind", "disfa", "--video", video, "--out", o("t.png")]],
         "render": [["render", video, "--model", au, "--landmarks", "truth", "--device", "cpu", "--max-frames", "2", "--out", o("r.mp4")],
                    ["render", video, "--model", au, "--landmarks", "network", "--landmark-model", f / "lm.pt", "--device", "cpu",
