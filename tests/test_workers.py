@@ -212,6 +212,11 @@ def test_frames_without_a_face_are_counted_in_the_result_the_summary_and_the_fil
     out = tmp_path / "o.parquet"
     res = CliRunner().invoke(app, ["annotate", str(clip), "--model", str(checkpoint), "--out", str(out), "--landmarks", "truth", "--device", "cpu"])
     assert res.exit_code == 0, res.output
+    from auhm.infer.annotate import annotate
+
+    again = annotate([str(clip)], annotate_config(checkpoint, out))  # skipped: what the file says, in the result
+    assert again.skipped == [str(clip)] and again.faces_seen == {str(clip): 1}
+    assert again.no_face == {str(clip): {"frames": 30, "frames_without_face": 6, "longest_gap": 4}}
     assert f"{clip}: no face in 6 of 30 frames (longest gap 4 frames)" in res.output
     notes = read_metadata(out)["videos"][str(clip)]
     assert notes["frames_without_face"] == 6 and notes["longest_gap"] == 4 and notes["frames"] == 30

@@ -409,6 +409,7 @@ class MultiTracker:
         found = []
         for r, points in enumerate(faces):
             index = int(batch.indices[r])
+            self.detections += 1  # every frame's faces are known: each counts as a detection
             self.faces_seen = max(self.faces_seen, len(points))
             boxes = np.array([landmark_boxes(p) for p in points]).reshape(-1, 4)
             taken = self._associate(batch.frames[r], index, boxes)
