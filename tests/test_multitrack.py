@@ -123,9 +123,9 @@ def test_a_face_back_after_a_long_gap_keeps_its_id_by_appearance():
     re-identification green would be a new id."""
     far = lambda i: 40 if i < 20 else 250  # noqa: E731
     frames, truth = scene(90, {"red": (lambda i: 150, lambda i: True), "green": (far, lambda i: i < 20 or i >= 60)})
-    out = run(frames, max_gap=10)
+    out = run(frames, max_gap=10 / 30)
     assert ids_of(out, truth) == {"red": {1}, "green": {0}} or ids_of(out, truth) == {"red": {0}, "green": {1}}
-    plain = run(frames, max_gap=10, reid_distance=None)
+    plain = run(frames, max_gap=10 / 30, reid_distance=None)
     assert len({f for faces in plain.values() for f in faces}) == 3  # the same scene without it: a third id
 
 
@@ -165,7 +165,7 @@ def test_a_different_face_where_a_missing_one_was_gets_a_new_id():
     """Red leaves (a gap shorter than --max-gap) and blue appears where red was: overlap alone would
     give blue red's id; their colours tell them apart."""
     frames, truth = scene(60, {"red": (lambda i: 100, lambda i: i < 20), "blue": (lambda i: 100, lambda i: i >= 26)})
-    out = run(frames, max_gap=30)
+    out = run(frames, max_gap=1.0)
     got = ids_of(out, truth)
     assert got["red"] == {0} and got["blue"] == {1}
 

@@ -220,3 +220,29 @@ def test_frames_without_a_face_are_counted_in_the_result_the_summary_and_the_fil
     assert f"{clip}: no face in 6 of 30 frames (longest gap 4 frames)" in res.output
     notes = read_metadata(out)["videos"][str(clip)]
     assert notes["frames_without_face"] == 6 and notes["longest_gap"] == 4 and notes["frames"] == 30
+
+
+@pytest.mark.media
+def test_two_real_people_keep_their_ids_through_a_hidden_stretch(media, tmp_path, checkpoint, standin):
+    """Two real clips side by side, the right person hidden (flat grey) for 15 frames, longer than
+    --max-gap (1 s at 10 fps): both found, each with one id before and after, no third id."""
+    from auhm.infer.annotate import annotate
+    from auhm.infer.sources import dlib_available
+
+    from helpers import side_by_side_clip
+
+    if not dlib_available():
+        pytest.skip("dlib is not installed")
+    clip = side_by_side_clip(media / "single_face.mp4", media / "WolfgangLanger_Pexels.mp4", tmp_path / "pair.mp4", hide=(20, 35))
+    out = tmp_path / "pair.parquet"
+    annotate([str(clip)], annotate_config(checkpoint, out, landmarks="dlib"))
+    df = pd.read_parquet(out)
+    faces = df[df.success]
+    middle = (faces.x0 + faces.x1) / 2
+    width = float(df.x1.max())
+    left, right = faces[middle < width / 2], faces[middle >= width / 2]
+    assert left.face.nunique() == 1 and right.face.nunique() == 1 and set(left.face) != set(right.face)
+    assert faces.face.nunique() == 2
+    hidden = right.frame.between(20, 34)
+    assert not hidden.any() and (right.frame < 20).sum() >= 15 and (right.frame >= 35).sum() >= 30
+    assert left.frame.nunique() >= 0.9 * df.frame.nunique()

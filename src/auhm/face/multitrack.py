@@ -5,7 +5,7 @@ followed face is lost; with no face in view, after 1, 2, 4 … frames). Between 
 single-face :class:`~auhm.face.tracking.Tracker` does (a batched fit where the backend allows).
 At a detection, faces are matched to tracks by box overlap after each track's motion is carried
 forward, with an optimal assignment (``scipy.optimize.linear_sum_assignment``): first the
-tracks followed up to this frame, then those missing for at most ``max_gap`` frames (an
+tracks followed up to this frame, then those missing for at most ``max_gap`` seconds (an
 occlusion or a miss, bridged under the old id), and a detection left over starts a new track.
 A new track is confirmed only after ``min_hits`` frames with a face, so a one-frame false
 detection makes no track; ids are handed out in order of confirmation (0, 1, 2 …). When two
@@ -34,7 +34,7 @@ from auhm.video import FrameBatch
 @dataclass(frozen=True)
 class MultiTrackConfig:
     detect_every: int = 8  # decoded frames between full-frame detections (also right after a loss)
-    max_gap: int = 30  # frames a missing face keeps its id (≈ 1 s at 30 fps)
+    max_gap: float = 1.0  # seconds a missing face keeps its id (in frames by the video's fps; 30 frames when it is unknown)
     min_hits: int = 3  # frames with a face before a new track counts (and is written)
     match_iou: float = 0.3  # least overlap of a detection with a track's predicted box
     duplicate_iou: float = 0.5  # two tracks' boxes overlapping more than this hold one face
@@ -96,9 +96,12 @@ class MultiTracker:
         self._last_detection = -1  # frame of the last detection
         self._recent: list = []  # entries of the batch being tracked, so far
         self._min_hits = config.min_hits
+        self._max_gap = max(1, round(config.max_gap * 30.0))
 
-    def start(self, video: str, frames: int | None = None) -> None:
-        """A new video; ``frames``, when known, lets a video shorter than ``min_hits`` (a photo) confirm its faces at once."""
+    def start(self, video: str, frames: int | None = None, fps: float | None = None) -> None:
+        """A new video; ``frames``, when known, lets a video shorter than ``min_hits`` (a photo) confirm
+        its faces at once; ``fps`` turns ``max_gap`` into frame numbers."""
+        self._max_gap = max(1, round(self.config.max_gap * (fps if fps and fps > 0 else 30.0)))
         self._min_hits = max(1, min(self.config.min_hits, frames)) if frames else self.config.min_hits
         self._tracks, self._gone, self._births, self._next_detect, self._empty = [], [], 0, 0, 0
         self._last_detection, self._recent = -1, []
@@ -192,7 +195,7 @@ class MultiTracker:
     def _expire(self, frame: int) -> None:
         """Forget tracks missing for longer than the gap a face may be bridged over (and unconfirmed
         ones that lost their face); at each detection, so that it never depends on where batches end."""
-        gap = self.config.max_gap
+        gap = self._max_gap
         keep = [t for t in self._tracks if t.live or (t.id is not None and frame - t.frame <= gap)]
         self._gone += [t for t in self._tracks if t not in keep and t.id is not None and t.look is not None]
         self._gone = self._gone[-64:]

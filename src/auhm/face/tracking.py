@@ -69,8 +69,8 @@ class Tracker:
         self.rejected = 0  # faces the detector found whose fit was not a face (this video)
         self.accepted = 0  # … and whose fit was
 
-    def start(self, video: str, frames: int | None = None) -> None:
-        """A new video: forget the track (``frames``: its length, when known; unused here)."""
+    def start(self, video: str, frames: int | None = None, fps: float | None = None) -> None:
+        """A new video: forget the track (``frames``, ``fps``: what is known of it; unused here)."""
         self._previous = None
         self._since_detect = 0
         self.faces_seen = 0

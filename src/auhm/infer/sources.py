@@ -103,10 +103,9 @@ def backbone_presence(config: "AnnotateConfig", predictor: "Predictor") -> float
     return float(predictor.info.get("backbone_presence_threshold", DEFAULT_PRESENCE))
 
 
-def tracking_config(config: "AnnotateConfig", fps: float = 30.0) -> MultiTrackConfig:
-    """The multi-face tracker's settings from the options (``--max-gap`` in seconds → frames)."""
-    gap = max(1, round(config.max_gap * fps / max(config.every, 1)))
-    return MultiTrackConfig(detect_every=config.detect_every, max_gap=gap)
+def tracking_config(config: "AnnotateConfig") -> MultiTrackConfig:
+    """The multi-face tracker's settings from the options (``--max-gap`` in seconds: frames by each video's fps)."""
+    return MultiTrackConfig(detect_every=config.detect_every, max_gap=config.max_gap)
 
 
 def face_source(config: "AnnotateConfig", predictor: "Predictor") -> FaceSource:

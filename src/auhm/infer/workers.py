@@ -212,12 +212,12 @@ class TrackingWorkers:
         video, frames, current, tried = self.jobs[j].video, 0, tracker, False
         try:
             reader, batches = self._open(video)
-            tracker.start(video, known_length(video, reader.info.frames_claimed))
+            tracker.start(video, known_length(video, reader.info.frames_claimed), reader.info.fps)
             for batch in batches:
                 chunk = track_and_crop(batch, current, self.crop, j)
                 if not tried and self.source.self_tracking and distrusted(tracker):
                     tried = True
-                    current = self._fall_back(j, video, tracker) or tracker
+                    current = self._fall_back(j, video, tracker, reader.info.fps) or tracker
                     if current is not tracker:
                         chunk = track_and_crop(batch, current, self.crop, j)
                 self._put(chunk)
@@ -231,7 +231,7 @@ class TrackingWorkers:
             else:
                 self._end(j, failure_reason(e, video))
 
-    def _fall_back(self, j: int, video: str, tracker):
+    def _fall_back(self, j: int, video: str, tracker, fps: float | None):
         """The detector's own tracker for a video whose self-tracking the model's landmarks cannot be trusted on."""
         what = f"the model's landmarks rejected {tracker.rejected} of {tracker.rejected + tracker.accepted} faces the detector found"
         fallback = self.source.fallback_tracker()
@@ -240,7 +240,7 @@ class TrackingWorkers:
                               "frames where they are weak have no face"))
             return None
         self._put(Note(j, f"{what}; tracking this video with {fallback.backend.name} instead"))
-        fallback.start(video)  # its first frames are this chunk's: no short-video rule to apply
+        fallback.start(video, None, fps)  # its first frames are this chunk's: no short-video rule to apply
         return fallback
 
 

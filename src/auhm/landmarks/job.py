@@ -141,7 +141,7 @@ def _one_video(video: str, tracker, stream: ParquetStream, schema: pa.Schema, ba
     frames = faces = 0
     try:
         reader = VideoReader(video)
-        tracker.start(video, known_length(video, reader.info.frames_claimed))
+        tracker.start(video, known_length(video, reader.info.frames_claimed), reader.info.fps)
         for batch in reader.batches(batch_size):
             found = faces_of(tracker, batch)
             stream.append(track_table(video, found, schema))
