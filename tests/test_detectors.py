@@ -123,3 +123,21 @@ def test_two_clips_side_by_side_show_two_faces_then_one_while_a_side_is_hidden(m
     assert counts == [2, 2, 2, 1, 1, 1]
     width = frame.shape[1]
     assert all(c[0] < width / 2 < c[1] for c in centres[:3]) and all(c[0] < width / 2 for c in centres[3:])
+
+
+@pytest.mark.skipif(not available("dlib"), reason="dlib not installed")
+def test_a_followed_face_is_kept_at_a_score_too_low_to_find_it():
+    """Hysteresis: a faint face (HOG score about −0.3 in the check's window) is not found in the whole frame (threshold 0),
+    but once followed the presence check keeps it (keep_threshold −0.4); at 0 it would be lost."""
+    from auhm.face.dlib_backend import DlibBackend
+
+    frame, box = _synthetic_face(120)
+    faint = (128 + 0.045 * (frame.astype(np.float64) - 128)).round().astype(np.uint8)
+    backend = DlibBackend()
+    assert backend.detect(frame[None])[0] and not backend.detect(faint[None])[0]
+    landmarks, _ = backend.fit(frame[None], box.reshape(1, 2, 2))
+    _, kept = backend.fit(faint[None], landmarks)
+    assert kept[0] >= backend.min_confidence
+    strict = DlibBackend(keep_threshold=0.0)
+    _, lost = strict.fit(faint[None], landmarks)
+    assert lost[0] < strict.min_confidence

@@ -169,3 +169,31 @@ def test_a_different_face_where_a_missing_one_was_gets_a_new_id():
     got = ids_of(out, truth)
     assert got["red"] == {0} and got["blue"] == {1}
 
+
+
+def test_a_face_back_partly_behind_another_keeps_its_id_by_its_uncovered_part():
+    """Green leaves for 40 frames and comes back beside red, a small square in front of part of its
+    face, where it stays: green's colours are taken without red's box, so it keeps its id (taken
+    with it, or not at all while red covers it, green would be a third id)."""
+    side = 24
+    frames, truth = scene(100, {"green": (lambda i: 40 if i < 20 else 250, lambda i: i < 20 or i >= 60),
+                                "red": (lambda i: 278, lambda i: True, side)})
+    assert (frames[70, 40:80, 250:290] == COLOURS["red"]).all(-1).any()  # red covers part of green's square
+    out = run(frames, max_gap=10 / 30)
+    got = ids_of(out, truth)
+    assert len(got["green"]) == 1 and len(got["red"]) == 1 and got["green"] != got["red"]
+    assert {f for faces in out.values() for f in faces} == got["green"] | got["red"]
+
+
+def test_appearance_leaves_out_hidden_boxes_and_gives_up_when_most_is_hidden():
+    from auhm.face.boxes import appearance, look_distance
+
+    frame = np.zeros((60, 60, 3), np.uint8)
+    frame[:, :30] = COLOURS["red"]
+    frame[:, 30:] = COLOURS["blue"]
+    face = np.array([[10.0, 10.0], [50.0, 50.0]])  # half red, half blue
+    blue_only = appearance(frame[:, 30:].copy(), np.array([[0.0, 10.0], [20.0, 50.0]]))
+    left_hidden = appearance(frame, face, hidden=np.array([[0, 0, 30, 60]]))
+    assert look_distance(left_hidden, blue_only) < 1e-6
+    assert look_distance(appearance(frame, face), blue_only) > 0.3
+    assert appearance(frame, face, hidden=np.array([[0, 0, 42, 60]])) is None  # 80 % hidden

@@ -90,9 +90,10 @@ class HogDetector:
         self.min_face = min_face
         self.threshold = threshold
 
-    def run(self, image: np.ndarray, scale: float = 1.0, offset=(0.0, 0.0)) -> list[Detection]:
-        """Faces in ``image`` (already scaled by ``scale`` and cut at ``offset``), in frame pixels."""
-        rects, scores, _ = self._detector.run(image, 0, self.threshold)
+    def run(self, image: np.ndarray, scale: float = 1.0, offset=(0.0, 0.0), threshold: float | None = None) -> list[Detection]:
+        """Faces in ``image`` (already scaled by ``scale`` and cut at ``offset``), in frame pixels,
+        scoring at least ``threshold`` (None: the detector's own)."""
+        rects, scores, _ = self._detector.run(image, 0, self.threshold if threshold is None else threshold)
         return [(box, hog_confidence(s)) for box, s in zip(_frame_boxes(rects, scale, offset), scores)]
 
     def __call__(self, frame: np.ndarray) -> list[Detection]:

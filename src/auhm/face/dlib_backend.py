@@ -6,9 +6,12 @@ model is licensed for research use only. Install both with ``pip install 'auhm[d
 Detection runs on the frame scaled so that a ``min_face``-pixel face fills HOG's 80-px window
 (:mod:`auhm.face.detectors`). The predictor has no confidence of its own, so ``fit`` re-runs HOG on a small
 window around the region, scaled so the face is ~80 px (HOG's smallest), so the check stays
-cheap; a tracked face that turned away or left scores low, which makes the tracker re-detect. That check costs twice the predictor, so the tracker runs it on every
-``verify_every``-th frame only (and re-checks frame by frame when it fails; see
-:mod:`auhm.face.tracking`). Unchecked fits place the predictor's box where HOG put it relative
+cheap; a tracked face that turned away or left scores low, which makes the tracker re-detect.
+The check keeps a face down to a lower score (``keep_threshold``, −0.4: the confidence 0.3 the
+trackers accept) than a face needs to be found (``threshold``, 0): a face half turned or half
+hidden stays followed, while a new face still needs a clear detection (figures in bench/RESULTS.md).
+That check costs twice the predictor, so the tracker runs it on every ``verify_every``-th frame
+only (and re-checks frame by frame when it fails; see :mod:`auhm.face.tracking`). Unchecked fits place the predictor's box where HOG put it relative
 to the landmarks at the last checked frame: the predictor was trained on HOG boxes, and a
 landmark box fed back frame after frame would shrink the face.
 """
@@ -52,7 +55,8 @@ def check_available() -> None:
 class DlibBackend(LandmarkBackend):
     name = "dlib"
 
-    def __init__(self, min_face: float = MIN_FACE, threshold: float = 0.0, window_face: int = 80, verify_every: int = 4):
+    def __init__(self, min_face: float = MIN_FACE, threshold: float = 0.0, keep_threshold: float = -0.4, window_face: int = 80,
+                 verify_every: int = 4):
         try:
             import dlib
         except ImportError:
@@ -61,7 +65,8 @@ class DlibBackend(LandmarkBackend):
         self._hog = HogDetector(min_face, threshold)
         self._predictor = dlib.shape_predictor(str(predictor_path()))
         self.min_face = min_face
-        self.threshold = threshold
+        self.threshold = threshold  # HOG score a face needs to be found in the whole frame
+        self.keep_threshold = keep_threshold  # … and to be kept, once followed (the window check)
         self.window_face = window_face
         self.verify_every = verify_every
         self._hog_from_landmarks = np.array([0.0, 0.0, 1.0, 1.0])  # HOG box centre offset and size, in landmark-box units
@@ -97,7 +102,7 @@ class DlibBackend(LandmarkBackend):
         window = frame[y0:y1, x0:x1]
         if scale < 1:
             window = cv2.resize(window, (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))), interpolation=cv2.INTER_AREA)
-        found = self._hog.run(np.ascontiguousarray(window), scale, (x0, y0))
+        found = self._hog.run(np.ascontiguousarray(window), scale, (x0, y0), self.keep_threshold)
         if not found:
             return None
         centre = np.array([cx, cy])
@@ -129,4 +134,4 @@ class DlibBackend(LandmarkBackend):
 
     def metadata(self) -> dict:
         return {"backend": self.name, "detector": "dlib HOG frontal", "predictor": PREDICTOR_FILE, "min_face": self.min_face,
-                "verify_every": self.verify_every}
+                "threshold": self.threshold, "keep_threshold": self.keep_threshold, "verify_every": self.verify_every}

@@ -12,7 +12,9 @@ detection makes no track; ids are handed out in order of confirmation (0, 1, 2 �
 tracks settle on the same face (one person crossing in front of another), the younger track
 loses it there and waits, missing, for its face to come back. A face back after a longer gap (or
 far from where it was lost) is re-identified by appearance: a new track whose colour histogram
-matches one of a face gone from view, clearly better than any other, takes that face's id.
+matches one of a face gone from view, clearly better than any other, takes that face's id. A
+face's colours are taken at detections, leaving out what other faces' boxes cover (one of them
+may stand in front of it).
 
 Everything is a function of the frames alone, in frame order: the same video gives the same
 ids and rows whatever the timing of the threads around it.
@@ -27,6 +29,7 @@ import numpy as np
 from auhm.face.base import LandmarkBackend, landmark_boxes
 from auhm.face.entries import FaceEntries
 from auhm.face.boxes import appearance, box_iou, box_points, look_distance, match_overlaps
+from auhm.face.following import follow_face
 from auhm.face.tracking import TrackerConfig, plausible
 from auhm.video import FrameBatch
 
@@ -186,8 +189,8 @@ class MultiTracker:
                     alike[a, b] = 0.0
         return alike
 
-    def _remember_look(self, track: _Track, frame: np.ndarray, landmarks: np.ndarray) -> None:
-        look = appearance(frame, landmarks) if self.config.reid_distance is not None else None
+    def _remember_look(self, track: _Track, frame: np.ndarray, landmarks: np.ndarray, others: np.ndarray) -> None:
+        look = appearance(frame, landmarks, others) if self.config.reid_distance is not None else None
         if look is not None:
             track.looks += 1
             track.look = look if track.look is None else track.look + (look - track.look) / track.looks
@@ -233,54 +236,8 @@ class MultiTracker:
 
     def _fit_track(self, batch: FrameBatch, i: int, j: int, t: _Track) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Landmarks, confidence (and scores) of track ``t`` on frames i, i+1 … up to the first implausible one (excluded)."""
-        backend, frames = self.backend, batch.frames[i:j]
-        if backend.batched_fit and len(frames) > 1:
-            regions = np.stack([t.predicted_points(int(f)) for f in batch.indices[i:j]])
-            landmarks, confidence = backend.fit(frames, regions)
-            scores = getattr(backend, "last_scores", None)
-            previous, k = t.landmarks, 0
-            for k in range(len(frames)):
-                if not plausible(self.config.tracker, backend, landmarks[k], float(confidence[k]), frames.shape[1:], previous):
-                    break
-                previous = landmarks[k]
-            else:
-                k = len(frames)
-            return landmarks[:k], confidence[:k], None if scores is None else scores[:k]
-        return self._fit_sequential(frames, t)
-
-    def _fit_sequential(self, frames: np.ndarray, t: _Track):
-        """Frame by frame from the previous fit. A backend whose presence check is costly
-        (``verify_every`` = k) is checked on every k-th frame and the last; when a check fails, the
-        frames since the last one are fitted again, each checked, so a face is lost where it left."""
-        backend, cfg, shape = self.backend, self.config.tracker, frames.shape[1:]
-        every = max(1, int(cfg.verify_every or backend.verify_every))
-        out: list = []  # (landmarks, confidence, scores)
-        previous, confidence, unchecked, checking_from = t.landmarks, t.confidence, 0, len(frames)
-        k = 0
-        while k < len(frames):
-            if every > 1 and k < checking_from and unchecked + 1 < every and k < len(frames) - 1:
-                landmarks = backend.fit_unchecked(frames[k : k + 1], previous[None])[0]
-                if plausible(cfg, backend, landmarks, confidence, shape, previous):
-                    out.append((landmarks, confidence, None))
-                    previous, unchecked, k = landmarks, unchecked + 1, k + 1
-                    continue
-            landmarks, conf = backend.fit(frames[k : k + 1], previous[None])
-            scores = getattr(backend, "last_scores", None)
-            if plausible(cfg, backend, landmarks[0], float(conf[0]), shape, previous):
-                out.append((landmarks[0], float(conf[0]), None if scores is None else scores[0]))
-                previous, confidence, unchecked, k = landmarks[0], float(conf[0]), 0, k + 1
-                continue
-            if unchecked:  # lost since the last check: check those frames one by one
-                k -= unchecked
-                del out[k:]
-                previous = out[-1][0] if out else t.landmarks
-                checking_from, unchecked = -1, 0  # from here every frame is checked
-                continue
-            break
-        if not out:
-            return np.zeros((0, 68, 2), np.float32), np.zeros(0, np.float32), None
-        scores = None if out[0][2] is None else np.stack([o[2] for o in out])
-        return np.stack([o[0] for o in out]), np.asarray([o[1] for o in out], np.float32), scores
+        regions = np.stack([t.predicted_points(int(f)) for f in batch.indices[i:j]])
+        return follow_face(self.backend, self.config.tracker, batch.frames[i:j], regions, t.landmarks, t.confidence)
 
     # ── detection frames ──────────────────────────────────────────────────────────────────────
     def _detection_frame(self, batch: FrameBatch, r: int) -> list:
@@ -332,8 +289,8 @@ class MultiTracker:
             if t.key in born:  # a face found now may have been there since the last detection: follow it back
                 found += self._follow_back(batch, r, t, landmarks, confidence)
             t.seen(index, landmarks, confidence)
-            if not any(g[0] is not t and box_iou(landmark_boxes(landmarks), landmark_boxes(g[1]))[0, 0] > 0 for g in fitted):
-                self._remember_look(t, frame, landmarks)  # only a face that no other overlaps
+            others = np.array([landmark_boxes(g[1]) for g in fitted if g[0] is not t]).reshape(-1, 4)
+            self._remember_look(t, frame, landmarks, others)  # what no other face covers
             self._confirm(t)
             found.append((r, t.key, landmarks, confidence, scores))
         return found

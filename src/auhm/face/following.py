@@ -1,0 +1,67 @@
+"""Following one face between detections, from its own landmarks, as far as the fits stay a face.
+
+A backend whose fit re-crops around its own first estimate (``batched_fit``) fits the frames at
+once from where the face's motion puts it; any other goes frame by frame from the previous fit.
+A backend whose presence check is costly (``verify_every`` = k: dlib's HOG window) is checked on
+every k-th frame and the last; when a check fails, the frames since the last one are fitted again,
+each checked, so a face is lost where it left.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from auhm.face.base import LandmarkBackend
+from auhm.face.tracking import TrackerConfig, plausible
+
+Fits = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]  # landmarks (n, 68, 2), confidence (n,), scores (n, …) or None
+
+
+def follow_face(backend: LandmarkBackend, cfg: TrackerConfig, frames: np.ndarray, regions: np.ndarray,
+                previous: np.ndarray, confidence: float) -> Fits:
+    """Fits on ``frames`` up to the first implausible one (excluded); ``regions`` (n, 68, 2): where
+    the face is expected on each (used by a batched fit), ``previous``/``confidence``: its last fit."""
+    if backend.batched_fit and len(frames) > 1:
+        landmarks, conf = backend.fit(frames, regions)
+        scores = getattr(backend, "last_scores", None)
+        k = 0
+        for k in range(len(frames)):
+            if not plausible(cfg, backend, landmarks[k], float(conf[k]), frames.shape[1:], previous):
+                break
+            previous = landmarks[k]
+        else:
+            k = len(frames)
+        return landmarks[:k], conf[:k], None if scores is None else scores[:k]
+    return _frame_by_frame(backend, cfg, frames, previous, confidence)
+
+
+def _frame_by_frame(backend: LandmarkBackend, cfg: TrackerConfig, frames: np.ndarray, start: np.ndarray, confidence: float) -> Fits:
+    shape = frames.shape[1:]
+    every = max(1, int(cfg.verify_every or backend.verify_every))
+    out: list = []  # (landmarks, confidence, scores)
+    previous, unchecked, checking_from = start, 0, len(frames)
+    k = 0
+    while k < len(frames):
+        if every > 1 and k < checking_from and unchecked + 1 < every and k < len(frames) - 1:
+            landmarks = backend.fit_unchecked(frames[k : k + 1], previous[None])[0]
+            if plausible(cfg, backend, landmarks, confidence, shape, previous):
+                out.append((landmarks, confidence, None))
+                previous, unchecked, k = landmarks, unchecked + 1, k + 1
+                continue
+        landmarks, conf = backend.fit(frames[k : k + 1], previous[None])
+        scores = getattr(backend, "last_scores", None)
+        if plausible(cfg, backend, landmarks[0], float(conf[0]), shape, previous):
+            out.append((landmarks[0], float(conf[0]), None if scores is None else scores[0]))
+            previous, confidence, unchecked, k = landmarks[0], float(conf[0]), 0, k + 1
+            continue
+        if unchecked:  # lost since the last check: check those frames one by one
+            k -= unchecked
+            del out[k:]
+            previous = out[-1][0] if out else start
+            checking_from, unchecked = -1, 0  # from here every frame is checked
+            continue
+        break
+    if not out:
+        return np.zeros((0, 68, 2), np.float32), np.zeros(0, np.float32), None
+    scores = None if out[0][2] is None else np.stack([o[2] for o in out])
+    return np.stack([o[0] for o in out]), np.asarray([o[1] for o in out], np.float32), scores
