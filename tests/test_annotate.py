@@ -761,3 +761,21 @@ def test_a_checkpoint_whose_validation_says_it_learned_nothing_is_warned_of_once
     assert res.frames == 6  # a warning, not a refusal: the rows are written
     err = capsys.readouterr().err
     assert err.count("did not learn") == (1 if warned else 0)
+
+
+def test_face_gaps_count_runs_without_a_face_across_chunks():
+    """FaceGaps against a plain count over the whole video, the flags cut into random chunks."""
+    import itertools
+
+    from auhm.infer.engine import FaceGaps
+
+    rng = np.random.default_rng(5)
+    for trial in range(50):
+        flags = rng.random(rng.integers(0, 60)) < rng.choice([0.2, 0.5, 0.9])
+        cuts = np.sort(rng.integers(0, len(flags) + 1, rng.integers(0, 6)))
+        gaps = FaceGaps()
+        for chunk in np.split(flags, cuts):
+            gaps.add(chunk)
+        runs = [len(list(g)) for has, g in itertools.groupby(flags) if not has]
+        assert gaps.notes() == {"frames": len(flags), "frames_without_face": int((~flags).sum()),
+                                "longest_gap": max(runs, default=0)}, (trial, flags, cuts)

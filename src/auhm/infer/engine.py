@@ -51,9 +51,16 @@ class FaceGaps:
     longest: int = 0
 
     def add(self, has_face: np.ndarray) -> None:
-        for has in has_face:
-            self.run = 0 if has else self.run + 1
-            self.longest = max(self.longest, self.run)
+        """The next rows' has-a-face flags; a run without a face may span several calls."""
+        has_face = np.asarray(has_face, bool)
+        faces = np.flatnonzero(has_face)
+        if len(faces):
+            inner = int((np.diff(faces) - 1).max()) if len(faces) > 1 else 0
+            self.longest = max(self.longest, self.run + int(faces[0]), inner)
+            self.run = len(has_face) - 1 - int(faces[-1])
+        else:
+            self.run += len(has_face)
+        self.longest = max(self.longest, self.run)
         self.frames += len(has_face)
         self.without += int((~has_face).sum())
 
