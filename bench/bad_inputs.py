@@ -246,7 +246,6 @@ def main() -> None:
     auhm("synth", w / "corpus", "--subjects", "3", "--frames", "24", "--size", "160x120", "--quiet")
     videos = sorted(str(p) for p in (w / "corpus").rglob("*.avi"))
     a, b, c = videos[:3]
-    good = w / "corpus" / "auhm_truth"
     (w / "empty.mp4").write_bytes(b"")
     (w / "random.mp4").write_bytes(os.urandom(5000))
     (w / "garbage.pt").write_bytes(os.urandom(3000))

@@ -2,9 +2,11 @@
 
 Each mode annotates the same real clips (``../shared/media`` or ``$AUHM_MEDIA``) in turns,
 ``--rounds`` times, with the stub model (the pipeline alone: decode, detection, tracking, crops,
-writing) or a checkpoint; prints frames/s of each run and the ratio of the medians.
+writing) or a checkpoint; prints frames/s of each run and the ratio of the medians. Other
+one-face videos may be named instead (the demo's held-out videos, which its model accepts).
 
     python bench/faces_speed.py --landmarks dlib --rounds 3
+    python bench/faces_speed.py --landmarks auto --model demo_out/runs/adaptation/best.pt demo_out/heldout/Videos_LeftCamera/*.avi
 """
 
 from __future__ import annotations
@@ -28,13 +30,15 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="AU checkpoint (default: the stub model)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--detect-every", type=int, default=None, help="--faces all's detection schedule (default: annotate's)")
+    ap.add_argument("videos", nargs="*", help="one-face videos (default: the real clips of ../shared/media)")
     args = ap.parse_args()
     media = Path(os.environ.get("AUHM_MEDIA") or Path(__file__).resolve().parents[2] / "shared" / "media")
-    clips = [str(media / c) for c in CLIPS]
+    clips = args.videos or [str(media / c) for c in CLIPS]
     rates: dict[str, list[float]] = {"all": [], "largest": []}
     with tempfile.TemporaryDirectory() as tmp:
         model = Path(args.model) if args.model else Path(tmp) / "stub.pt"
-        model.touch()
+        if not args.model:
+            model.touch()
         for k in range(args.rounds):
             for faces in ("all", "largest") if k % 2 == 0 else ("largest", "all"):
                 cfg = auhm.AnnotateConfig(model=model, out=Path(tmp) / f"{faces}{k}.parquet", landmarks=args.landmarks, faces=faces,

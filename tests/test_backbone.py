@@ -61,7 +61,7 @@ def test_auto_finds_a_face_that_appears_after_the_first_frames(tmp_path, checkpo
 def test_auto_finds_the_face_again_after_it_left(tmp_path, checkpoint, square_world):
     """The face leaves for 10 frames and comes back: found again within 2 frames of its return,
     with searches on a schedule while it is away (not on every frame)."""
-    boxes = square_clip(tmp_path / "away.avi", 60, lambda i: not 20 <= i < 30, x0=lambda i: 40 + (i % 7))
+    square_clip(tmp_path / "away.avi", 60, lambda i: not 20 <= i < 30, x0=lambda i: 40 + (i % 7))
     from auhm.infer.annotate import annotate
 
     annotate([str(tmp_path / "away.avi")], auto_config(checkpoint, tmp_path / "away.parquet"))

@@ -73,9 +73,9 @@ def scene(n: int, people: dict) -> tuple[np.ndarray, dict]:
     return frames, truth
 
 
-def run(frames: np.ndarray, batch: int = 16, **config) -> dict[int, dict[int, np.ndarray]]:
+def run(frames: np.ndarray, batch: int = 16, backend: LandmarkBackend | None = None, **config) -> dict[int, dict[int, np.ndarray]]:
     """{frame: {id: box}} from the tracker, fed ``batch`` frames at a time."""
-    tracker = MultiTracker(BlobBackend(), MultiTrackConfig(**config))
+    tracker = MultiTracker(backend or BlobBackend(), MultiTrackConfig(**config))
     tracker.start("scene", len(frames))
     out: dict = {}
     for s in range(0, len(frames), batch):
@@ -186,7 +186,7 @@ def test_a_face_back_partly_behind_another_keeps_its_id_by_its_uncovered_part():
 
 
 def test_appearance_leaves_out_hidden_boxes_and_gives_up_when_most_is_hidden():
-    from auhm.face.boxes import appearance, look_distance
+    from auhm.face.looks import appearance, look_distance
 
     frame = np.zeros((60, 60, 3), np.uint8)
     frame[:, :30] = COLOURS["red"]
@@ -197,3 +197,34 @@ def test_appearance_leaves_out_hidden_boxes_and_gives_up_when_most_is_hidden():
     assert look_distance(left_hidden, blue_only) < 1e-6
     assert look_distance(appearance(frame, face), blue_only) > 0.3
     assert appearance(frame, face, hidden=np.array([[0, 0, 42, 60]])) is None  # 80 % hidden
+
+
+class BatchedBlobBackend(BlobBackend):
+    """The same fits, declared batched (as a network's are): the tracker may fit a batch at once."""
+
+    batched_fit = True
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def fit(self, frames, regions):
+        self.calls += 1
+        return super().fit(frames, regions)
+
+
+def test_a_batched_backend_follows_a_face_with_one_fit_a_batch_and_gives_the_same_faces():
+    """Detections every 8 frames inside 16-frame batches: the frames after a detection are fitted in
+    the call that fitted it, so one face costs one call a batch (and one when it is found)."""
+    frames, _ = scene(64, {"red": (lambda i: 20 + 2 * i, lambda i: True)})
+    batched = BatchedBlobBackend()
+    out = run(frames, batch=16, backend=batched, detect_every=8)
+    assert batched.calls == 64 // 16 + 1
+    plain = run(frames, batch=16, detect_every=8)
+    assert sorted(out) == sorted(plain) == list(range(64))
+    for i in out:
+        assert sorted(out[i]) == sorted(plain[i]) == [0]
+        np.testing.assert_array_equal(out[i][0], plain[i][0])
+    crossing, truth = scene(80, {"red": (lambda i: 20 + 3 * i, lambda i: True), "green": (lambda i: 260 - 3 * i, lambda i: True)})
+    got = ids_of(run(crossing, batch=16, backend=BatchedBlobBackend()), truth)
+    assert got["red"] == {0} and got["green"] == {1}

@@ -9,6 +9,8 @@ each checked, so a face is lost where it left.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from auhm.face.base import LandmarkBackend
@@ -33,6 +35,28 @@ def follow_face(backend: LandmarkBackend, cfg: TrackerConfig, frames: np.ndarray
             k = len(frames)
         return landmarks[:k], conf[:k], None if scores is None else scores[:k]
     return _frame_by_frame(backend, cfg, frames, previous, confidence)
+
+
+@dataclass
+class FitsAhead:
+    """A face's fits from batch row ``start`` on, made ahead (a network fits a batch at once):
+    shorter than the rows asked for, the face was lost where they end."""
+
+    start: int
+    fits: tuple  # landmarks (n, 68, 2), confidence (n,), scores (n, …) or None
+
+    def row(self, k: int):
+        """(landmarks, confidence, scores) of row start + k, or None where the face was lost."""
+        landmarks, confidence, scores = self.fits
+        if k >= len(landmarks):
+            return None
+        return landmarks[k], float(confidence[k]), None if scores is None else scores[k]
+
+    def after(self, row: int) -> "FitsAhead":
+        """The fits from ``row`` on."""
+        k = row - self.start
+        landmarks, confidence, scores = self.fits
+        return FitsAhead(row, (landmarks[k:], confidence[k:], None if scores is None else scores[k:]))
 
 
 def _frame_by_frame(backend: LandmarkBackend, cfg: TrackerConfig, frames: np.ndarray, start: np.ndarray, confidence: float) -> Fits:

@@ -1,8 +1,10 @@
 """Every face in the video, each with an id that holds: tracking by detection.
 
 A full-frame detection runs on a schedule (every ``detect_every`` frames, and at once when a
-followed face is lost; with no face in view, after 1, 2, 4 … frames). Between detections each face is followed from its own landmarks, as the
-single-face :class:`~auhm.face.tracking.Tracker` does (a batched fit where the backend allows).
+followed face is lost; with no face in view, after 1, 2, 4 … frames). Between detections each
+face is followed from its own landmarks, as the single-face :class:`~auhm.face.tracking.Tracker`
+does; a backend that fits a batch at once (a network) fits each face to the batch's end in one
+call, detection frames included (:class:`~auhm.face.following.FitsAhead`).
 At a detection, faces are matched to tracks by box overlap after each track's motion is carried
 forward, with an optimal assignment (``scipy.optimize.linear_sum_assignment``): first the
 tracks followed up to this frame, then those missing for at most ``max_gap`` seconds (an
@@ -28,8 +30,9 @@ import numpy as np
 
 from auhm.face.base import LandmarkBackend, landmark_boxes
 from auhm.face.entries import FaceEntries
-from auhm.face.boxes import appearance, box_iou, box_points, look_distance, match_overlaps
-from auhm.face.following import follow_face
+from auhm.face.boxes import box_iou, box_points, match_overlaps
+from auhm.face.following import FitsAhead, follow_face
+from auhm.face.looks import appearance, looks_alike, look_distance, nearest_look
 from auhm.face.tracking import TrackerConfig, plausible
 from auhm.video import FrameBatch
 
@@ -98,6 +101,7 @@ class MultiTracker:
         self._empty = 0  # detections in a row that found no face
         self._last_detection = -1  # frame of the last detection
         self._recent: list = []  # entries of the batch being tracked, so far
+        self._ahead: dict[int, FitsAhead] = {}  # track key → its fits made ahead, to this batch's end (or its loss)
         self._min_hits = config.min_hits
         self._max_gap = max(1, round(config.max_gap * 30.0))
 
@@ -133,6 +137,7 @@ class MultiTracker:
             if lost_at < j:
                 self._next_detect = int(batch.indices[lost_at])  # search that frame at once
             i = lost_at
+        self._ahead = {}
         return self._entries(batch, found)
 
     def _detection_wait(self) -> int:
@@ -167,27 +172,16 @@ class MultiTracker:
         if self.config.reid_distance is None or track.look is None:
             return None
         live = {t.id for t in self._tracks if t.live and t.id is not None}
-        candidates = [t for t in self._gone + [t for t in self._tracks if not t.live and t.id is not None]
+        candidates = [(t.look, t.key, t) for t in self._gone + [t for t in self._tracks if not t.live and t.id is not None]
                       if t.look is not None and t.id not in live]
-        if not candidates:
-            return None
-        distances = sorted((look_distance(track.look, t.look), t.key, t) for t in candidates)
-        best, nearest = distances[0][0], distances[0][2]
-        second = distances[1][0] if len(distances) > 1 else np.inf
-        return nearest if best < self.config.reid_distance and second - best >= self.config.reid_margin else None
+        return nearest_look(track.look, candidates, self.config.reid_distance, self.config.reid_margin)
 
     def _looks_alike(self, frame: np.ndarray, tracks: list[_Track], boxes: np.ndarray) -> np.ndarray:
         """(tracks, boxes) 1 where the face in a box may be the track's by its colours (or either has none), else 0."""
-        alike = np.ones((len(tracks), len(boxes)))
         if self.config.reid_distance is None:
-            return alike
+            return np.ones((len(tracks), len(boxes)))
         veto = self.config.reid_distance + 1.5 * self.config.reid_margin
-        looks = [appearance(frame, box_points(box)) for box in boxes]
-        for a, t in enumerate(tracks):
-            for b, look in enumerate(looks):
-                if t.look is not None and look is not None and look_distance(t.look, look) > veto:
-                    alike[a, b] = 0.0
-        return alike
+        return looks_alike(frame, [t.look for t in tracks], boxes, veto)
 
     def _remember_look(self, track: _Track, frame: np.ndarray, landmarks: np.ndarray, others: np.ndarray) -> None:
         look = appearance(frame, landmarks, others) if self.config.reid_distance is not None else None
@@ -209,7 +203,8 @@ class MultiTracker:
         """Fit every live track on frames [i, j) from its own landmarks; (the first frame where one
         was lost, the entries up to there)."""
         live = [t for t in self._tracks if t.live]
-        fits = {t.key: self._fit_track(batch, i, j, t) for t in live}
+        ahead = {t.key: self._fits_ahead(batch, i, j, t) for t in live}
+        fits = {key: a.fits for key, a in ahead.items()}
         lost_at = min([i + len(f[0]) for f in fits.values()] + [j])
         # two tracks on one face: the younger loses it from the first such frame
         for r in range(i, lost_at):
@@ -232,7 +227,21 @@ class MultiTracker:
                 t.seen(int(batch.indices[r]), landmarks[r - i], float(confidence[r - i]))
                 self._confirm(t)
                 found.append((r, t.key, landmarks[r - i], float(confidence[r - i]), None if scores is None else scores[r - i]))
+            if self.backend.batched_fit:
+                self._ahead[t.key] = ahead[t.key].after(lost_at)
         return lost_at, found
+
+    def _fits_ahead(self, batch: FrameBatch, i: int, j: int, t: _Track) -> "FitsAhead":
+        """Track ``t``'s fits from row ``i`` (up to the frame it is lost). A backend that fits a batch at
+        once (``batched_fit``: a network) fits on to the batch's end, and what is left is kept for the
+        detection frames and the frames after them (one call a batch, as with one face); any other
+        fits rows [i, j) frame by frame, as far as the next detection."""
+        if not self.backend.batched_fit:
+            return FitsAhead(i, self._fit_track(batch, i, j, t))
+        ahead = self._ahead.get(t.key)
+        if ahead is None or ahead.start != i:
+            ahead = self._ahead[t.key] = FitsAhead(i, self._fit_track(batch, i, len(batch), t))
+        return ahead
 
     def _fit_track(self, batch: FrameBatch, i: int, j: int, t: _Track) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Landmarks, confidence (and scores) of track ``t`` on frames i, i+1 … up to the first implausible one (excluded)."""
@@ -253,8 +262,14 @@ class MultiTracker:
         box_of = {k: boxes[d] for d, k in taken.items()}
         fitted = []  # (track, landmarks, confidence, scores)
         for t in live:  # followed faces: from their own landmarks, else from their detection
-            fit = self._fit_one(frame, t.predicted_points(index), t.landmarks)
+            if self.backend.batched_fit:
+                ahead = self._fits_ahead(batch, r, len(batch), t)
+                fit = ahead.row(0)
+                self._ahead[t.key] = ahead.after(r + 1)
+            else:
+                fit = self._fit_one(frame, t.predicted_points(index), t.landmarks)
             if fit is None and t.key in box_of:
+                self._ahead.pop(t.key, None)  # found again from its detection: what was fitted ahead no longer follows
                 fit = self._fit_one(frame, box_points(box_of[t.key]), None)
             if fit is None:
                 t.live = False
@@ -283,6 +298,7 @@ class MultiTracker:
         for t in self._tracks:
             if t.key not in kept:
                 t.live = False
+                self._ahead.pop(t.key, None)
         found = []
         born = {t.key for t in self._tracks if t.hits == 0}
         for t, landmarks, confidence, scores in fitted:
