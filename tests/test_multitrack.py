@@ -228,3 +228,34 @@ def test_a_batched_backend_follows_a_face_with_one_fit_a_batch_and_gives_the_sam
     crossing, truth = scene(80, {"red": (lambda i: 20 + 3 * i, lambda i: True), "green": (lambda i: 260 - 3 * i, lambda i: True)})
     got = ids_of(run(crossing, batch=16, backend=BatchedBlobBackend()), truth)
     assert got["red"] == {0} and got["green"] == {1}
+
+
+def test_a_track_that_slid_onto_another_face_lets_it_go_at_the_next_detection():
+    """Red stands still and vanishes at frame 30 where green appears, overlapping it: red's track
+    slides onto green (a fit takes the face nearest), until the detection at 32 sees that green
+    does not look like red; from then on green has an id of its own."""
+    frames, truth = scene(64, {"red": (lambda i: 100, lambda i: i < 30), "green": (lambda i: 112, lambda i: i >= 30)})
+    out = run(frames, detect_every=8)
+    red_id = {f for i in range(30) for f in out.get(i, {})}
+    assert red_id == {0}
+    after = {f for i in range(32, 64) for f in out.get(i, {})}
+    assert len(after) == 1 and after != red_id
+    assert all(i in out for i in range(32, 64))  # green followed from the detection on
+
+
+def test_a_track_look_takes_in_what_agrees_with_it_and_not_another_face():
+    from auhm.face.looks import absorbed, appearance, look_distance
+
+    def look(rgb):
+        frame = np.zeros((20, 20, 3), np.uint8)
+        frame[:] = rgb
+        return appearance(frame, np.array([[0.0, 0.0], [20.0, 20.0]]))
+
+    red, dark_red, blue = look(COLOURS["red"]), look((200, 30, 30)), look(COLOURS["blue"])
+    mean, count = absorbed(None, 0, red, 0.3)
+    assert count == 1 and look_distance(mean, red) < 1e-6
+    assert absorbed(mean, count, None, 0.3) == (mean, count)
+    mixed, n = absorbed(mean, count, dark_red, 0.3)
+    assert n == 2 and np.allclose(mixed, (red + dark_red) / 2)
+    kept, n = absorbed(mixed, n, blue, 0.3)  # another face: left out
+    assert n == 2 and np.array_equal(kept, mixed)

@@ -2,7 +2,8 @@
 
 A face's look is its colour histogram (hue × saturation) inside its box, leaving out what other
 faces' boxes cover (one of them may stand in front of it); a track's look is the mean of its
-face's looks at detections. Two looks are compared by Bhattacharyya distance.
+face's looks at detections, each absorbed only when it agrees with the mean (a fit that takes in
+part of another face does not drift it). Two looks are compared by Bhattacharyya distance.
 """
 
 from __future__ import annotations
@@ -61,3 +62,15 @@ def looks_alike(frame: np.ndarray, looks: list[np.ndarray | None], boxes: np.nda
             if look is not None and other is not None and look_distance(look, other) > veto:
                 alike[a, b] = 0.0
     return alike
+
+
+def absorbed(mean: np.ndarray | None, count: int, look: np.ndarray | None, distance: float) -> tuple[np.ndarray | None, int]:
+    """(mean, count) after ``look``: averaged in, unless it is None or farther than ``distance`` from
+    the mean (another face mixed in)."""
+    if look is None:
+        return mean, count
+    if mean is None:
+        return look, 1
+    if look_distance(mean, look) > distance:
+        return mean, count
+    return mean + (look - mean) / (count + 1), count + 1

@@ -16,7 +16,9 @@ loses it there and waits, missing, for its face to come back. A face back after 
 far from where it was lost) is re-identified by appearance: a new track whose colour histogram
 matches one of a face gone from view, clearly better than any other, takes that face's id. A
 face's colours are taken at detections, leaving out what other faces' boxes cover (one of them
-may stand in front of it).
+may stand in front of it); at each detection a followed face that no longer looks like its track
+(a fit that slid onto someone passing close) is let go, and its detection is free for a track of
+its own.
 
 Everything is a function of the frames alone, in frame order: the same video gives the same
 ids and rows whatever the timing of the threads around it.
@@ -32,7 +34,7 @@ from auhm.face.base import LandmarkBackend, landmark_boxes
 from auhm.face.entries import FaceEntries
 from auhm.face.boxes import box_iou, box_points, match_overlaps
 from auhm.face.following import FitsAhead, follow_face
-from auhm.face.looks import appearance, looks_alike, look_distance, nearest_look
+from auhm.face.looks import absorbed, appearance, looks_alike, look_distance, nearest_look
 from auhm.face.tracking import TrackerConfig, plausible
 from auhm.video import FrameBatch
 
@@ -183,11 +185,19 @@ class MultiTracker:
         veto = self.config.reid_distance + 1.5 * self.config.reid_margin
         return looks_alike(frame, [t.look for t in tracks], boxes, veto)
 
+    def _still_alike(self, frame: np.ndarray, track: _Track, landmarks: np.ndarray, boxes: np.ndarray) -> bool:
+        """False where a followed face now looks unlike its track (its fit slid onto another person),
+        the face's colours taken without the other faces found."""
+        if self.config.reid_distance is None or track.look is None:
+            return True
+        box = landmark_boxes(landmarks)
+        others = boxes[box_iou(box, boxes)[0] < self.config.duplicate_iou] if len(boxes) else boxes
+        look = appearance(frame, landmarks, others)
+        return look is None or look_distance(track.look, look) <= self.config.reid_distance + 1.5 * self.config.reid_margin
+
     def _remember_look(self, track: _Track, frame: np.ndarray, landmarks: np.ndarray, others: np.ndarray) -> None:
         look = appearance(frame, landmarks, others) if self.config.reid_distance is not None else None
-        if look is not None:
-            track.looks += 1
-            track.look = look if track.look is None else track.look + (look - track.look) / track.looks
+        track.look, track.looks = absorbed(track.look, track.looks, look, self.config.reid_distance)
 
     def _expire(self, frame: int) -> None:
         """Forget tracks missing for longer than the gap a face may be bridged over (and unconfirmed
@@ -206,18 +216,7 @@ class MultiTracker:
         ahead = {t.key: self._fits_ahead(batch, i, j, t) for t in live}
         fits = {key: a.fits for key, a in ahead.items()}
         lost_at = min([i + len(f[0]) for f in fits.values()] + [j])
-        # two tracks on one face: the younger loses it from the first such frame
-        for r in range(i, lost_at):
-            boxes = [(t, landmark_boxes(fits[t.key][0][r - i])) for t in live]
-            for a in range(len(boxes)):
-                for b in range(a + 1, len(boxes)):
-                    if box_iou(boxes[a][1], boxes[b][1])[0, 0] > self.config.duplicate_iou:
-                        lost_at = r
-                        break
-                if lost_at == r:
-                    break
-            if lost_at == r:
-                break
+        lost_at = self._first_conflict(i, lost_at, live, fits)
         if lost_at == i:  # a track is lost (or two merge) on the first frame: settle it with a detection there
             return i, []
         found = []
@@ -230,6 +229,14 @@ class MultiTracker:
             if self.backend.batched_fit:
                 self._ahead[t.key] = ahead[t.key].after(lost_at)
         return lost_at, found
+
+    def _first_conflict(self, i: int, end: int, live: list[_Track], fits: dict) -> int:
+        """The first row in [i, end) where two tracks hold one face; ``end`` where none does."""
+        for r in range(i, end):
+            boxes = np.array([landmark_boxes(fits[t.key][0][r - i]) for t in live], np.float64).reshape(-1, 4)
+            if (np.triu(box_iou(boxes, boxes), 1) > self.config.duplicate_iou).any():
+                return r
+        return end
 
     def _fits_ahead(self, batch: FrameBatch, i: int, j: int, t: _Track) -> "FitsAhead":
         """Track ``t``'s fits from row ``i`` (up to the frame it is lost). A backend that fits a batch at
@@ -268,9 +275,14 @@ class MultiTracker:
                 self._ahead[t.key] = ahead.after(r + 1)
             else:
                 fit = self._fit_one(frame, t.predicted_points(index), t.landmarks)
+            if fit is not None and not self._still_alike(frame, t, fit[0], boxes):
+                fit = None  # followed onto someone else
             if fit is None and t.key in box_of:
                 self._ahead.pop(t.key, None)  # found again from its detection: what was fitted ahead no longer follows
                 fit = self._fit_one(frame, box_points(box_of[t.key]), None)
+                if fit is not None and not self._still_alike(frame, t, fit[0], boxes):
+                    fit = None  # … and so is its detection: someone else's, free for a track of their own
+                    taken = {d: k for d, k in taken.items() if k != t.key}
             if fit is None:
                 t.live = False
             else:
