@@ -1,6 +1,7 @@
 """Following one face between detections, from its own landmarks, as far as the fits stay a face.
 
-A backend whose fit re-crops around its own first estimate (``batched_fit``) fits the frames at
+A :class:`Track` is what the multi-face tracker knows of one face: its last fit, its motion, its
+id and its colours. A backend whose fit re-crops around its own first estimate (``batched_fit``) fits the frames at
 once from where the face's motion puts it; any other goes frame by frame from the previous fit.
 A backend whose presence check is costly (``verify_every`` = k: dlib's HOG window) is checked on
 every k-th frame and the last; when a check fails, the frames since the last one are fitted again,
@@ -9,14 +10,49 @@ each checked, so a face is lost where it left.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from auhm.face.base import LandmarkBackend
+from auhm.face.base import LandmarkBackend, landmark_boxes
 from auhm.face.tracking import TrackerConfig, plausible
 
 Fits = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]  # landmarks (n, 68, 2), confidence (n,), scores (n, …) or None
+
+
+@dataclass
+class Track:
+    """One face followed: where it was last seen, how its box moves (carried forward to predict
+    where it is next), its id once confirmed, and what it looks like."""
+
+    key: int  # internal, in order of birth
+    landmarks: np.ndarray
+    confidence: float
+    frame: int  # last frame index with this face
+    hits: int = 1
+    id: int | None = None  # given at confirmation
+    live: bool = True  # seen on the last frame processed: followed, not searched for
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # box centre, px per frame
+    look: np.ndarray | None = None  # appearance: the mean colour histogram of its face at detections
+    looks: int = 0
+
+    def box(self) -> np.ndarray:
+        return landmark_boxes(self.landmarks).astype(np.float64)
+
+    def predicted_box(self, frame: int) -> np.ndarray:
+        shift = self.velocity * min(max(frame - self.frame, 0), 30)
+        return self.box() + np.concatenate([shift, shift])
+
+    def predicted_points(self, frame: int) -> np.ndarray:
+        return self.landmarks + self.velocity * min(max(frame - self.frame, 0), 30)
+
+    def seen(self, frame: int, landmarks: np.ndarray, confidence: float) -> None:
+        if frame > self.frame:
+            step = (landmark_boxes(landmarks)[:2] + landmark_boxes(landmarks)[2:] - self.box()[:2] - self.box()[2:]) / 2 / (frame - self.frame)
+            self.velocity = 0.5 * self.velocity + 0.5 * step if self.live else step
+        self.landmarks, self.confidence, self.frame = landmarks, confidence, frame
+        self.hits += 1
+        self.live = True
 
 
 def follow_face(backend: LandmarkBackend, cfg: TrackerConfig, frames: np.ndarray, regions: np.ndarray,

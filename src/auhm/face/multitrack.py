@@ -33,7 +33,7 @@ import numpy as np
 from auhm.face.base import LandmarkBackend, landmark_boxes
 from auhm.face.entries import FaceEntries
 from auhm.face.boxes import box_iou, box_points, match_overlaps
-from auhm.face.following import FitsAhead, follow_face
+from auhm.face.following import FitsAhead, Track, follow_face
 from auhm.face.looks import absorbed, appearance, looks_alike, look_distance, nearest_look
 from auhm.face.tracking import TrackerConfig, plausible
 from auhm.video import FrameBatch
@@ -52,38 +52,6 @@ class MultiTrackConfig:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)  # what a plausible fit is
 
 
-@dataclass
-class _Track:
-    key: int  # internal, in order of birth
-    landmarks: np.ndarray
-    confidence: float
-    frame: int  # last frame index with this face
-    hits: int = 1
-    id: int | None = None  # given at confirmation
-    live: bool = True  # seen on the last frame processed: followed, not searched for
-    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # box centre, px per frame
-    look: np.ndarray | None = None  # appearance: the mean colour histogram of its face at detections
-    looks: int = 0
-
-    def box(self) -> np.ndarray:
-        return landmark_boxes(self.landmarks).astype(np.float64)
-
-    def predicted_box(self, frame: int) -> np.ndarray:
-        shift = self.velocity * min(max(frame - self.frame, 0), 30)
-        return self.box() + np.concatenate([shift, shift])
-
-    def predicted_points(self, frame: int) -> np.ndarray:
-        return self.landmarks + self.velocity * min(max(frame - self.frame, 0), 30)
-
-    def seen(self, frame: int, landmarks: np.ndarray, confidence: float) -> None:
-        if frame > self.frame:
-            step = (landmark_boxes(landmarks)[:2] + landmark_boxes(landmarks)[2:] - self.box()[:2] - self.box()[2:]) / 2 / (frame - self.frame)
-            self.velocity = 0.5 * self.velocity + 0.5 * step if self.live else step
-        self.landmarks, self.confidence, self.frame = landmarks, confidence, frame
-        self.hits += 1
-        self.live = True
-
-
 class MultiTracker:
     """Follows every face of a video, batch by batch; ``update`` gives each batch's faces with their ids."""
 
@@ -96,8 +64,8 @@ class MultiTracker:
         self.tracks_made = 0  # confirmed tracks in this video
         self.rejected = 0  # faces the detector found whose fit was not a face (this video)
         self.accepted = 0  # … and whose fit was
-        self._tracks: list[_Track] = []
-        self._gone: list[_Track] = []  # confirmed faces no longer tracked: candidates for re-identification
+        self._tracks: list[Track] = []
+        self._gone: list[Track] = []  # confirmed faces no longer tracked: candidates for re-identification
         self._births = 0
         self._next_detect = 0
         self._empty = 0  # detections in a row that found no face
@@ -158,7 +126,7 @@ class MultiTracker:
         kept = [(r, ids[k], lm, c, s) for r, k, lm, c, s in found if k in ids]
         return FaceEntries.from_lists(batch, kept)
 
-    def _confirm(self, track: _Track) -> None:
+    def _confirm(self, track: Track) -> None:
         if track.id is None and track.hits >= self._min_hits:
             old = self._same_look(track)
             if old is not None:  # a face seen before, back after a long gap or far from where it was lost
@@ -169,7 +137,7 @@ class MultiTracker:
             track.id = self.tracks_made
             self.tracks_made += 1
 
-    def _same_look(self, track: _Track) -> _Track | None:
+    def _same_look(self, track: Track) -> Track | None:
         """The face gone from view (or missing) that ``track`` looks like, clearly more than any other."""
         if self.config.reid_distance is None or track.look is None:
             return None
@@ -178,14 +146,14 @@ class MultiTracker:
                       if t.look is not None and t.id not in live]
         return nearest_look(track.look, candidates, self.config.reid_distance, self.config.reid_margin)
 
-    def _looks_alike(self, frame: np.ndarray, tracks: list[_Track], boxes: np.ndarray) -> np.ndarray:
+    def _looks_alike(self, frame: np.ndarray, tracks: list[Track], boxes: np.ndarray) -> np.ndarray:
         """(tracks, boxes) 1 where the face in a box may be the track's by its colours (or either has none), else 0."""
         if self.config.reid_distance is None:
             return np.ones((len(tracks), len(boxes)))
         veto = self.config.reid_distance + 1.5 * self.config.reid_margin
         return looks_alike(frame, [t.look for t in tracks], boxes, veto)
 
-    def _still_alike(self, frame: np.ndarray, track: _Track, landmarks: np.ndarray, boxes: np.ndarray) -> bool:
+    def _still_alike(self, frame: np.ndarray, track: Track, landmarks: np.ndarray, boxes: np.ndarray) -> bool:
         """False where a followed face now looks unlike its track (its fit slid onto another person),
         the face's colours taken without the other faces found."""
         if self.config.reid_distance is None or track.look is None:
@@ -195,7 +163,7 @@ class MultiTracker:
         look = appearance(frame, landmarks, others)
         return look is None or look_distance(track.look, look) <= self.config.reid_distance + 1.5 * self.config.reid_margin
 
-    def _remember_look(self, track: _Track, frame: np.ndarray, landmarks: np.ndarray, others: np.ndarray) -> None:
+    def _remember_look(self, track: Track, frame: np.ndarray, landmarks: np.ndarray, others: np.ndarray) -> None:
         look = appearance(frame, landmarks, others) if self.config.reid_distance is not None else None
         track.look, track.looks = absorbed(track.look, track.looks, look, self.config.reid_distance)
 
@@ -230,7 +198,7 @@ class MultiTracker:
                 self._ahead[t.key] = ahead[t.key].after(lost_at)
         return lost_at, found
 
-    def _first_conflict(self, i: int, end: int, live: list[_Track], fits: dict) -> int:
+    def _first_conflict(self, i: int, end: int, live: list[Track], fits: dict) -> int:
         """The first row in [i, end) where two tracks hold one face; ``end`` where none does."""
         for r in range(i, end):
             boxes = np.array([landmark_boxes(fits[t.key][0][r - i]) for t in live], np.float64).reshape(-1, 4)
@@ -238,7 +206,7 @@ class MultiTracker:
                 return r
         return end
 
-    def _fits_ahead(self, batch: FrameBatch, i: int, j: int, t: _Track) -> "FitsAhead":
+    def _fits_ahead(self, batch: FrameBatch, i: int, j: int, t: Track) -> "FitsAhead":
         """Track ``t``'s fits from row ``i`` (up to the frame it is lost). A backend that fits a batch at
         once (``batched_fit``: a network) fits on to the batch's end, and what is left is kept for the
         detection frames and the frames after them (one call a batch, as with one face); any other
@@ -250,7 +218,7 @@ class MultiTracker:
             ahead = self._ahead[t.key] = FitsAhead(i, self._fit_track(batch, i, len(batch), t))
         return ahead
 
-    def _fit_track(self, batch: FrameBatch, i: int, j: int, t: _Track) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def _fit_track(self, batch: FrameBatch, i: int, j: int, t: Track) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Landmarks, confidence (and scores) of track ``t`` on frames i, i+1 … up to the first implausible one (excluded)."""
         regions = np.stack([t.predicted_points(int(f)) for f in batch.indices[i:j]])
         return follow_face(self.backend, self.config.tracker, batch.frames[i:j], regions, t.landmarks, t.confidence)
@@ -302,7 +270,7 @@ class MultiTracker:
             self._judged(fit)
             if fit is not None:
                 self._births += 1
-                t = _Track(self._births, fit[0], fit[1], index, hits=0, live=False)
+                t = Track(self._births, fit[0], fit[1], index, hits=0, live=False)
                 self._tracks.append(t)
                 fitted.append((t, *fit))
         fitted = self._without_duplicates(frame, fitted)
@@ -323,7 +291,7 @@ class MultiTracker:
             found.append((r, t.key, landmarks, confidence, scores))
         return found
 
-    def _follow_back(self, batch: FrameBatch, r: int, t: _Track, landmarks: np.ndarray, confidence: float) -> list:
+    def _follow_back(self, batch: FrameBatch, r: int, t: Track, landmarks: np.ndarray, confidence: float) -> list:
         """Entries of a new face on the frames of this batch since the last detection, fitted backwards
         from where it was found, up to the first frame where it is not (or another face is)."""
         start = r
@@ -333,7 +301,7 @@ class MultiTracker:
             return []
         rows = np.arange(r - 1, start - 1, -1)
         back = FrameBatch(batch.indices[rows], batch.timestamps[rows], batch.frames[rows])
-        probe = _Track(t.key, landmarks, confidence, int(batch.indices[r]))
+        probe = Track(t.key, landmarks, confidence, int(batch.indices[r]))
         fitted, conf, scores = self._fit_track(back, 0, len(rows), probe)
         out = []
         for k in range(len(fitted)):
@@ -345,11 +313,11 @@ class MultiTracker:
             out.append((row, t.key, fitted[k], float(conf[k]), None if scores is None else scores[k]))
         return out
 
-    def _associate(self, frame: np.ndarray, index: int, boxes: np.ndarray) -> dict[int, _Track]:
+    def _associate(self, frame: np.ndarray, index: int, boxes: np.ndarray) -> dict[int, Track]:
         """Which track each found box belongs to: by overlap with where each track's motion puts it,
         an optimal assignment, first among the tracks followed up to now, then among those missing
         (the most recently seen first), where a face that looks otherwise is not theirs."""
-        taken: dict[int, _Track] = {}
+        taken: dict[int, Track] = {}
         live = [t for t in self._tracks if t.live]
         missing = sorted((t for t in self._tracks if not t.live), key=lambda t: -t.frame)
         for group in (live, missing):
@@ -404,7 +372,7 @@ class MultiTracker:
             for d in range(len(boxes)):
                 if d not in taken and (self.config.max_faces is None or len(taken) < self.config.max_faces):
                     self._births += 1
-                    taken[d] = _Track(self._births, points[d], 1.0, index, hits=0, live=False)
+                    taken[d] = Track(self._births, points[d], 1.0, index, hits=0, live=False)
                     self._tracks.append(taken[d])
             for t in self._tracks:
                 if t not in taken.values():
