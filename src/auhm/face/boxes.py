@@ -10,7 +10,6 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 
-
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(n, m) intersection over union of boxes (n, 4) and (m, 4); 0 where both are empty."""
     a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)

@@ -11,9 +11,10 @@ The check keeps a face down to a lower score (``keep_threshold``, −0.4: the co
 trackers accept) than a face needs to be found (``threshold``, 0): a face half turned or half
 hidden stays followed, while a new face still needs a clear detection (figures in bench/RESULTS.md).
 That check costs twice the predictor, so the tracker runs it on every ``verify_every``-th frame
-only (and re-checks frame by frame when it fails; see :mod:`auhm.face.tracking`). Unchecked fits place the predictor's box where HOG put it relative
-to the landmarks at the last checked frame: the predictor was trained on HOG boxes, and a
-landmark box fed back frame after frame would shrink the face.
+only (and re-checks frame by frame when it fails; see :mod:`auhm.face.tracking`). Unchecked
+fits place the predictor's box where HOG put it relative to the landmarks at the last checked
+frame: the predictor was trained on HOG boxes, and a landmark box fed back frame after frame
+would shrink the face.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Following one face between detections, from its own landmarks, as far as the fits stay a face.
 
 A :class:`Track` is what the multi-face tracker knows of one face: its last fit, its motion, its
-id and its colours. A backend whose fit re-crops around its own first estimate (``batched_fit``) fits the frames at
-once from where the face's motion puts it; any other goes frame by frame from the previous fit.
+id and its colours. A backend whose fit re-crops around its own first estimate (``batched_fit``)
+fits the frames at once from where the face's motion puts it; any other goes frame by frame from
+the previous fit.
 A backend whose presence check is costly (``verify_every`` = k: dlib's HOG window) is checked on
 every k-th frame and the last; when a check fails, the frames since the last one are fitted again,
 each checked, so a face is lost where it left.

@@ -150,8 +150,12 @@ class MultiTracker:
         """(tracks, boxes) 1 where the face in a box may be the track's by its colours (or either has none), else 0."""
         if self.config.reid_distance is None:
             return np.ones((len(tracks), len(boxes)))
-        veto = self.config.reid_distance + 1.5 * self.config.reid_margin
-        return looks_alike(frame, [t.look for t in tracks], boxes, veto)
+        return looks_alike(frame, [t.look for t in tracks], boxes, self._veto)
+
+    @property
+    def _veto(self) -> float:
+        """Colour distance beyond which a face is surely not a track's: its missing face found again, or its followed face."""
+        return self.config.reid_distance + 1.5 * self.config.reid_margin
 
     def _still_alike(self, frame: np.ndarray, track: Track, landmarks: np.ndarray, boxes: np.ndarray) -> bool:
         """False where a followed face now looks unlike its track (its fit slid onto another person),
@@ -161,7 +165,7 @@ class MultiTracker:
         box = landmark_boxes(landmarks)
         others = boxes[box_iou(box, boxes)[0] < self.config.duplicate_iou] if len(boxes) else boxes
         look = appearance(frame, landmarks, others)
-        return look is None or look_distance(track.look, look) <= self.config.reid_distance + 1.5 * self.config.reid_margin
+        return look is None or look_distance(track.look, look) <= self._veto
 
     def _remember_look(self, track: Track, frame: np.ndarray, landmarks: np.ndarray, others: np.ndarray) -> None:
         look = appearance(frame, landmarks, others) if self.config.reid_distance is not None else None
