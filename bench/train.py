@@ -12,8 +12,9 @@ and their ratio (target ≥ 90 %: the pipeline keeps up with the model); and
     python bench/train.py --presets small --methods scratch adaptation --batch-sizes 16 --steps 20 [--workers 2]
 
 ``--contention`` measures instead ``auhm train`` itself (a subprocess, its history.csv's img/s) on a
-quiet machine and beside one busy Python process, with the default thread choice and with the
-threads fixed at every core, and prints each figure and the busy/quiet ratios:
+quiet machine and beside one busy Python process, with the thread count following the load
+(``--follow-load``) and fixed at every core (the default), and prints each figure and the
+busy/quiet ratios:
 
     python bench/train.py --contention --presets small --methods scratch --precisions fp32 --batch-sizes 16 --steps 150
 """
@@ -69,7 +70,8 @@ def make_corpus(root: Path, frames: int, size: int) -> Path:
     return root
 
 
-def train_speed(data: Path, out: Path, method: str, preset: str, precision: str, batch_size: int, steps: int, threads: int | None) -> float:
+def train_speed(data: Path, out: Path, method: str, preset: str, precision: str, batch_size: int, steps: int, threads: int | None,
+                follow_load: bool = False) -> float:
     """img/s of ``auhm train`` over ``steps`` steps (its history.csv), in a process of its own."""
     import subprocess
     import sys
@@ -84,6 +86,8 @@ def train_speed(data: Path, out: Path, method: str, preset: str, precision: str,
         cmd[cmd.index("--method"): cmd.index("--method") + 2] = ["--task", "landmarks"]
     if threads:
         cmd += ["--threads", str(threads)]
+    if follow_load:
+        cmd += ["--follow-load"]
     run = subprocess.run(cmd, capture_output=True, text=True)
     if run.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{run.stderr[-2000:]}")
@@ -91,7 +95,7 @@ def train_speed(data: Path, out: Path, method: str, preset: str, precision: str,
 
 
 def contention(args) -> None:
-    """auhm train's img/s quiet and beside one busy process, default threads against all threads fixed."""
+    """auhm train's img/s quiet and beside one busy process, threads following the load against all threads fixed."""
     import subprocess
     import sys
 
@@ -105,13 +109,14 @@ def contention(args) -> None:
             for load in ("quiet", "busy"):
                 spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if load == "busy" else None
                 try:
-                    for label, threads in (("default", None), ("fixed", cores)):
-                        figures[label, load] = train_speed(data, Path(tmp) / f"run-{load}-{label}", method, preset, precision, bs, args.steps, threads)
+                    for label, threads in (("follow-load", None), ("fixed", cores)):
+                        figures[label, load] = train_speed(data, Path(tmp) / f"run-{load}-{label}", method, preset, precision, bs, args.steps,
+                                                           threads, follow_load=threads is None)
                 finally:
                     if spinner is not None:
                         spinner.kill()
                         spinner.wait()
-            for label in ("default", "fixed"):
+            for label in ("follow-load", "fixed"):
                 quiet, busy = figures[label, "quiet"], figures[label, "busy"]
                 print(f"{preset:6s} {method:11s} {precision:5s} {bs:5d} {label:>8s} {quiet:12.1f} {busy:11.1f} {busy / quiet:11.0%}", flush=True)
             print(f"  default/fixed when quiet: {figures['default', 'quiet'] / figures['fixed', 'quiet']:.0%}", flush=True)

@@ -649,6 +649,7 @@ def test_the_frame_count_thread_starts_only_after_the_tracking_processes_fork(tm
 def test_auto_landmarks_choice(tmp_path):
     from auhm.infer.annotate import AnnotateConfig
     from auhm.infer.predictor import Predictor
+    from auhm.face.detectors import find_detector
     from auhm.infer.sources import dlib_available, face_source
     from auhm.models import build_model
 
@@ -659,7 +660,29 @@ def test_auto_landmarks_choice(tmp_path):
     assert not scratch.has_landmarks and face_source(cfg, scratch).name == "dlib"
     adaptation = Predictor(build_model("adaptation", AUS, preset="small"), {"aus": AUS, "method": "adaptation"}, "cpu", "fp32")
     source = face_source(cfg, adaptation)
-    assert adaptation.has_landmarks and source.self_tracking and source.name == "backbone+dlib"
+    assert adaptation.has_landmarks and source.self_tracking and source.name == f"backbone+{find_detector()}"
+
+
+def test_detector_option_names_an_installed_detector_and_picks_the_self_tracking_search(tmp_path, monkeypatch):
+    from auhm.errors import UsageError
+    from auhm.face import detectors
+    from auhm.infer.annotate import AnnotateConfig
+    from auhm.infer.predictor import Predictor
+    from auhm.infer.sources import face_source
+    from auhm.models import build_model
+
+    (tmp_path / "m.pt").write_bytes(b"a checkpoint is read later")
+    with pytest.raises(UsageError, match="--detector nope: choose one of dlib, opencv, dlib-cnn, mtcnn"):
+        AnnotateConfig(model=tmp_path / "m.pt", out=tmp_path / "p.parquet", detector="nope").check()
+    monkeypatch.setattr(detectors, "available", lambda name: name != "dlib-cnn")
+    with pytest.raises(UsageError, match="--detector dlib-cnn is not installed here: pip install"):
+        AnnotateConfig(model=tmp_path / "m.pt", out=tmp_path / "p.parquet", detector="dlib-cnn").check()
+    with pytest.raises(UsageError, match="--detector is for --landmarks auto"):
+        AnnotateConfig(model=tmp_path / "m.pt", out=tmp_path / "p.parquet", detector="mtcnn", landmarks="dlib").check()
+    cfg = AnnotateConfig(model=tmp_path / "m.pt", out=tmp_path / "p.parquet", detector="mtcnn")
+    cfg.check()
+    adaptation = Predictor(build_model("adaptation", AUS, preset="small"), {"aus": AUS, "method": "adaptation"}, "cpu", "fp32")
+    assert face_source(cfg, adaptation).name == "backbone+mtcnn"  # the metadata's landmark_backend: part of the resume key
 
 
 def test_tracking_workers_default_to_one_on_a_cpu_and_the_spare_cores_beside_a_gpu(monkeypatch):

@@ -87,7 +87,7 @@ def test_the_five_plug_in_kinds_share_the_registry_and_no_registry_imports_its_p
     assert face_registry.backend_names() == ["dlib", "fan", "network", "truth"] and face_registry.backend_name("auhm") == "network"
     assert corpora.corpus_kinds() == ["aff-wild2", "bp4d", "csv", "disfa", "disfa-plus", "feafa-plus", "fera2017", "synth", "unbc"]
     assert landmark_formats.landmark_formats() == ["300w", "300w-lp", "ls3d-w", "wflw"]
-    assert detectors.DETECTORS == ("dlib", "opencv", "dlib-cnn")  # the order of preference (the CNN only when named), not of the alphabet
+    assert detectors.detector_names() == ("dlib", "opencv", "dlib-cnn", "mtcnn")  # the order of preference (the CNNs only when named)  # the order of preference (the CNN only when named), not of the alphabet
 
 
 def test_training_settings_come_from_the_model_registry(request):

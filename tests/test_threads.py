@@ -42,3 +42,13 @@ def test_one_thread_or_a_gpu_means_no_tuning():
     assert not ThreadTuner.for_device(torch.device("cuda")).active
     assert not ThreadTuner([1]).active
     assert not ThreadTuner.for_device(torch.device("cpu"), world=2).active
+
+
+def test_a_run_keeps_its_thread_count_unless_asked_to_follow_the_load():
+    """Two runs of one command sum in the same order: the count follows the load only when asked."""
+    cpu = torch.device("cpu")
+    fixed = ThreadTuner.for_run(cpu)
+    assert not fixed.active and fixed.current == torch.get_num_threads()
+    assert ThreadTuner.for_run(cpu, threads=1).candidates == [1]
+    assert ThreadTuner.for_run(cpu, follow_load=True).active == (torch.get_num_threads() >= 2)
+    assert not ThreadTuner.for_run(cpu, threads=2, follow_load=True).active  # a count given is kept

@@ -169,6 +169,8 @@ LANDMARKS_HELP = ("How faces are found: auto (the checkpoint's own landmark back
 LANDMARK_MODEL_HELP = ("Landmark checkpoint (auhm train --task landmarks): the tracker for --landmarks network; with auto, "
                        "the tracker a video falls back on when the AU model's landmarks reject its faces (instead of dlib), "
                        "and the face search where no detector is installed.")
+DETECTOR_HELP = ("Full-frame face detector of --landmarks auto: mtcnn, dlib (HOG), opencv (Haar) or dlib-cnn "
+                 "(default: the first installed of dlib, opencv). --landmarks dlib always uses dlib's HOG.")
 FACES_HELP = ("all: every face, the face column its track id within the video (ids hold through crossings and gaps up to "
               "--max-gap); largest: only the largest face, id 0.")
 
@@ -378,7 +380,8 @@ def train(
     device: str = _device(),
     precision: str = _precision(),
     workers: Optional[int] = typer.Option(None, metavar="N", help="Data worker processes (default: none on a CPU, where each batch is built between steps, a share per core; up to 12 beside a GPU)."),
-    threads: Optional[int] = typer.Option(None, metavar="N", help="CPU threads (default: every core, fewer while other processes keep cores busy)."),
+    threads: Optional[int] = typer.Option(None, metavar="N", help="CPU threads (default: every core)."),
+    follow_load: bool = typer.Option(False, "--follow-load", help="On a CPU, run on fewer threads while other processes keep cores busy: faster on a shared machine, but two runs may then differ in the weights' last bits."),
     max_steps: Optional[int] = typer.Option(None, metavar="N", help="Stop after this many steps (smoke runs)."),
     val_every: Optional[int] = typer.Option(None, metavar="N", help="Also validate (and write best.pt / last.pt) every N steps, for long epochs."),
     resume: Optional[Path] = typer.Option(None, metavar="DIR", help="Run directory to resume."),
@@ -404,7 +407,7 @@ def train(
         raise UsageError("--out RUN is required (or --resume RUN)")
     config = TrainConfig(data=data, out=out or resume, method=method, task=task, backbone=backbone, fold=fold, folds=folds, epochs=epochs,
                          batch_size=batch_size, lr=lr, preset=preset, device=device, precision=precision, workers=workers,
-                         threads=threads, max_steps=max_steps, val_every=val_every, resume=resume, seed=seed, quiet=quiet)
+                         threads=threads, follow_load=follow_load, max_steps=max_steps, val_every=val_every, resume=resume, seed=seed, quiet=quiet)
     result = run_training(config)
     if isinstance(result, FoldsResult):
         from auhm.metrics.report import au_table
@@ -475,6 +478,7 @@ def annotate(
     detect_every: int = typer.Option(8, metavar="K", help="Frames between full-frame face detections: a face that enters is found within K frames (also right after a face is lost)."),
     max_gap: float = typer.Option(1.0, metavar="SECONDS", help="How long a face may be missing (occluded, turned away, missed) and keep its id."),
     min_face: Optional[int] = typer.Option(None, metavar="PX", help="Smallest face side to find, in pixels of the frame (default: the detector's)."),
+    detector: Optional[str] = typer.Option(None, metavar="NAME", help=DETECTOR_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo videos already annotated, and replace what --out held."),
     engine: str = typer.Option("local", metavar="NAME", help="local, or ray to spread videos over a Ray cluster."),
     quiet: bool = _quiet("No progress bar and no summary line."),
@@ -493,6 +497,7 @@ def annotate(
         model=model, out=out, landmarks=landmarks_backend, landmark_model=landmark_model, per_video=per_video,
         batch_size=batch_size, device=device, precision=precision, workers=workers, every=every,
         overwrite=overwrite, engine=engine, quiet=quiet, faces=faces, detect_every=detect_every, max_gap=max_gap, min_face=min_face,
+        detector=detector,
     )
     try:
         result = run_annotate(videos, config)

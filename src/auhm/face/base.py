@@ -84,6 +84,13 @@ class LandmarkBackend(ABC):
     def detect(self, frames: np.ndarray) -> list[list[Detection]]:
         """Faces in each frame: a list of (box, score) per frame, score in (0, 1]."""
 
+    def detect_new(self, frame: np.ndarray, followed: np.ndarray) -> list[Detection]:
+        """Faces in ``frame``, where those in the ``followed`` boxes (n, 4) may be left out: the
+        multi-face tracker's scheduled search, which needs only the faces it does not follow yet.
+        This default finds them all (the tracker matches them itself); a detector that can leave
+        them out cheaply (a cascade) saves its cost."""
+        return self.detect(frame[None])[0]
+
     @abstractmethod
     def fit(self, frames: np.ndarray, regions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Landmarks (n, 68, 2) frame px and confidence (n,) in [0, 1] of the face in each region.

@@ -4,9 +4,11 @@
 OpenCV's Haar cascade for frontal faces, the file shipped inside the opencv-python wheel
 (``cv2.data``; OpenCV 5 no longer ships it). ``dlib-cnn``: dlib's CNN (MMOD) face detector, the
 weights shipped by face-recognition-models; it finds more turned and small faces but costs seconds
-per frame on a CPU, so it is never chosen unless asked for. All need no torch, so they run in the
-forked tracking processes. Each registers with :func:`register_detector` (in the generic
-:class:`auhm.registry.Registry`) with its rank in the order of preference; :func:`find_detector` takes the first one installed.
+per frame on a CPU, so it is never chosen unless asked for. These need no torch, so they run in
+the forked tracking processes. ``mtcnn`` (:mod:`auhm.face.mtcnn`, only when named) runs small
+torch nets, in the self-tracking path's threads. Each registers with :func:`register_detector`
+(in the generic :class:`auhm.registry.Registry`) with its rank in the order of preference;
+:func:`find_detector` takes the first one installed.
 
 ``min_face`` is the side, in pixels of the original frame, of the smallest face to find: each
 detector scales the frame so that such a face fills its smallest window (up for small faces, down
@@ -24,7 +26,7 @@ import numpy as np
 from auhm.face.base import Detection
 from auhm.registry import Registry
 
-REGISTRY: Registry[type] = Registry("face detector", order="preference")  # the detectors are defined here
+REGISTRY: Registry[type] = Registry("face detector", ("auhm.face.mtcnn",), order="preference")  # and defined here
 
 MIN_FACE = 80  # default smallest face side, original frame pixels (figures in bench/RESULTS.md)
 MIN_SHORT_SIDE = 120  # a frame is never shrunk below this short side: a face filling it still fits the window
@@ -77,6 +79,7 @@ class HogDetector:
     """dlib's HOG frontal-face detector; its smallest window holds an 80-px face."""
 
     WINDOW = 80
+    install_hint = "pip install 'auhm[dlib]'"
 
     @staticmethod
     def available() -> bool:
@@ -107,6 +110,7 @@ class HaarDetector:
 
     CASCADE = "haarcascade_frontalface_default.xml"
     WINDOW = 40
+    install_hint = "an opencv-python before 5 (OpenCV 5 ships no Haar cascades)"
 
     @staticmethod
     def available() -> bool:
@@ -140,6 +144,7 @@ class CnnDetector:
 
     WEIGHTS = "mmod_human_face_detector.dat"
     WINDOW = 80
+    install_hint = "pip install 'auhm[dlib]'"
 
     @staticmethod
     def available() -> bool:
@@ -180,7 +185,9 @@ def cascade_path() -> Path | None:
     return path if path.is_file() else None
 
 
-DETECTORS = tuple(REGISTRY.names())  # in order of preference
+def detector_names() -> tuple[str, ...]:
+    """Every detector registered, in order of preference (those made only when named last)."""
+    return tuple(REGISTRY.names())
 
 
 def available(name: str) -> bool:
@@ -189,7 +196,7 @@ def available(name: str) -> bool:
 
 def find_detector() -> str | None:
     """The first full-frame detector installed here, or None."""
-    return next((name for name in DETECTORS if REGISTRY.get(name).preference is not None and available(name)), None)
+    return next((name for name in detector_names() if REGISTRY.get(name).preference is not None and available(name)), None)
 
 
 def make_detector(name: str, **options):

@@ -1,7 +1,9 @@
 """Every face in the video, each with an id that holds: tracking by detection.
 
 A full-frame detection runs on a schedule (every ``detect_every`` frames, and at once when a
-followed face is lost; with no face in view, after 1, 2, 4 … frames). Between detections each
+followed face is lost; with no face in view, after 1, 2, 4 … frames); it is told where the
+followed faces are, so a detector that can (a cascade, MTCNN) spends nothing on them
+(:meth:`~auhm.face.base.LandmarkBackend.detect_new`). Between detections each
 face is followed from its own landmarks, as the single-face :class:`~auhm.face.tracking.Tracker`
 does; a backend that fits a batch at once (a network) fits each face to the batch's end in one
 call, detection frames included (:class:`~auhm.face.following.FitsAhead`).
@@ -55,10 +57,9 @@ class MultiTrackConfig:
 class MultiTracker:
     """Follows every face of a video, batch by batch; ``update`` gives each batch's faces with their ids."""
 
-    def __init__(self, backend: LandmarkBackend, config: MultiTrackConfig = MultiTrackConfig(), detect=None):
+    def __init__(self, backend: LandmarkBackend, config: MultiTrackConfig = MultiTrackConfig()):
         self.backend = backend
         self.config = config
-        self.detect = detect or (lambda frame: backend.detect(frame[None])[0])
         self.detections = 0  # full-frame detections run (all videos)
         self.faces_seen = 0  # most faces one detection found in this video
         self.tracks_made = 0  # confirmed tracks in this video
@@ -232,21 +233,19 @@ class MultiTracker:
         frame, index = batch.frames[r], int(batch.indices[r])
         self._expire(index)
         self.detections += 1
-        detections = [np.asarray(box, np.float64) for box, _ in self.detect(frame)]
-        self.faces_seen = max(self.faces_seen, len(detections))
-        boxes = np.array(detections).reshape(-1, 4)
-        taken = {d: t.key for d, t in self._associate(frame, index, boxes).items()}  # detection → track key
         live = [t for t in self._tracks if t.live]
+        followed = {t.key: fit for t in live if (fit := self._followed_fit(batch, r, t)) is not None}
+        known = np.array([landmark_boxes(fit[0]) for fit in followed.values()], np.float64).reshape(-1, 4)
+        detections = [np.asarray(box, np.float64) for box, _ in self.backend.detect_new(frame, known)]
+        boxes = np.array(detections).reshape(-1, 4)
+        new = int((box_iou(boxes, known).max(1, initial=0.0) <= self.config.duplicate_iou).sum()) if len(known) else len(boxes)
+        self.faces_seen = max(self.faces_seen, len(known) + new)  # the faces followed, and those found beside them
+        taken = {d: t.key for d, t in self._associate(frame, index, boxes).items()}  # detection → track key
         missing = sorted((t for t in self._tracks if not t.live), key=lambda t: -t.frame)
         box_of = {k: boxes[d] for d, k in taken.items()}
         fitted = []  # (track, landmarks, confidence, scores)
         for t in live:  # followed faces: from their own landmarks, else from their detection
-            if self.backend.batched_fit:
-                ahead = self._fits_ahead(batch, r, len(batch), t)
-                fit = ahead.row(0)
-                self._ahead[t.key] = ahead.after(r + 1)
-            else:
-                fit = self._fit_one(frame, t.predicted_points(index), t.landmarks)
+            fit = followed.get(t.key)
             if fit is not None and not self._still_alike(frame, t, fit[0], boxes):
                 fit = None  # followed onto someone else
             if fit is None and t.key in box_of:
@@ -294,6 +293,15 @@ class MultiTracker:
             self._confirm(t)
             found.append((r, t.key, landmarks, confidence, scores))
         return found
+
+    def _followed_fit(self, batch: FrameBatch, r: int, t: Track):
+        """Track ``t``'s fit on detection row ``r`` from its own landmarks (made ahead by a batched
+        backend), or None where the face is not there."""
+        if not self.backend.batched_fit:
+            return self._fit_one(batch.frames[r], t.predicted_points(int(batch.indices[r])), t.landmarks)
+        ahead = self._fits_ahead(batch, r, len(batch), t)
+        self._ahead[t.key] = ahead.after(r + 1)
+        return ahead.row(0)
 
     def _follow_back(self, batch: FrameBatch, r: int, t: Track, landmarks: np.ndarray, confidence: float) -> list:
         """Entries of a new face on the frames of this batch since the last detection, fitted backwards

@@ -26,7 +26,7 @@ from auhm.face.tracking import FACE_FOLLOWED
 from auhm.infer.engine import Engine
 from auhm.infer.output import Plan, VideoJob, done_part, merge_output, output_lock, output_names, plan_jobs
 from auhm.infer.predictor import Predictor
-from auhm.infer.sources import FACES, face_source, tracking_config
+from auhm.infer.sources import FACES, check_detector, face_source, tracking_config
 from auhm.io import check_writable, file_sha256
 from auhm.landmarks import backend_name, backend_names, check_backend
 from auhm.video.inputs import expand_inputs, nothing_matched
@@ -55,6 +55,7 @@ class AnnotateConfig:
     detect_every: int = 8  # decoded frames between full-frame detections (new faces are found within it)
     max_gap: float = 1.0  # seconds a face may be missing and keep its id
     min_face: int | None = None  # smallest face side to find, in frame pixels (None: the detector's default)
+    detector: str | None = None  # full-frame detector of the self-tracking path (None: the first installed, by preference)
 
     def check(self) -> None:
         """Everything that can be checked before any work, as a UsageError."""
@@ -68,6 +69,8 @@ class AnnotateConfig:
             raise UsageError("--max-gap must be 0 or more seconds, and the refine drift a positive fraction")
         if self.min_landmark_confidence is not None and not (0 <= self.min_landmark_confidence <= 1):
             raise UsageError("--min-landmark-confidence must lie in 0–1")
+        if self.detector is not None:
+            check_detector(self.detector, self.landmarks)
         if self.engine not in ENGINES:
             raise UsageError(f"--engine {self.engine}: choose one of {', '.join(ENGINES)}")
         if self.landmarks != "auto":

@@ -63,6 +63,11 @@ class BackboneBackend(LandmarkBackend):
     def detect(self, frames: np.ndarray) -> list[list[Detection]]:
         return [self.detector(frame) for frame in frames]
 
+    def detect_new(self, frame: np.ndarray, followed: np.ndarray) -> list[Detection]:
+        if getattr(self.detector, "leaves_out", False):
+            return self.detector(frame, leave_out=followed)
+        return self.detector(frame)
+
     def fit(self, frames: np.ndarray, regions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         regions = np.asarray(regions, np.float64)
         points = list(regions if regions.ndim == 3 else regions.reshape(-1, 2, 2))  # landmarks, or a box's corners

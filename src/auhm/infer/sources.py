@@ -103,6 +103,20 @@ def backbone_presence(config: "AnnotateConfig", predictor: "Predictor") -> float
     return float(predictor.info.get("backbone_presence_threshold", DEFAULT_PRESENCE))
 
 
+def check_detector(name: str, landmarks: str) -> None:
+    """``--detector`` names an installed detector, and the path that uses one (self-tracking: the
+    other backends find faces their own way), as a UsageError."""
+    from auhm.face.detectors import REGISTRY, available, detector_names
+
+    if name not in REGISTRY:
+        raise UsageError(f"--detector {name}: choose one of {', '.join(detector_names())}")
+    if not available(name):
+        raise UsageError(f"--detector {name} is not installed here: {REGISTRY.get(name).install_hint}")
+    if landmarks != "auto":
+        raise UsageError(f"--detector is for --landmarks auto (the model's own landmarks follow the faces); "
+                         f"--landmarks {landmarks} finds faces its own way")
+
+
 def tracking_config(config: "AnnotateConfig") -> MultiTrackConfig:
     """The multi-face tracker's settings from the options (``--max-gap`` in seconds: frames by each video's fps)."""
     return MultiTrackConfig(detect_every=config.detect_every, max_gap=config.max_gap)
@@ -119,7 +133,7 @@ def face_source(config: "AnnotateConfig", predictor: "Predictor") -> FaceSource:
     common = {"faces": config.faces, "tracking": tracking_config(config)}
     if name == "auto":
         if predictor.has_landmarks:
-            return _self_tracking(config, predictor, find_detector(), device, common)
+            return _self_tracking(config, predictor, config.detector or find_detector(), device, common)
         if not dlib_available():
             raise UsageError("--landmarks auto: this checkpoint has no landmark backbone and dlib is not installed")
         name = "dlib"

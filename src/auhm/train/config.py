@@ -40,7 +40,8 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"
     workers: Optional[int] = None  # DataLoader processes; None: none on a CPU, most cores beside a GPU (train.batches)
-    threads: Optional[int] = None  # CPU threads; None: torch's default, lowered while other processes hold cores (train.threads)
+    threads: Optional[int] = None  # CPU threads; None: torch's default (every core)
+    follow_load: bool = False  # fewer CPU threads while other processes hold cores (train.threads): faster, but the weights depend on the load
     max_steps: Optional[int] = None
     resume: Optional[Path] = None
     seed: int = 0

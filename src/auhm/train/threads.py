@@ -5,6 +5,8 @@ When another process takes a core, the thread the OS deschedules holds up the ot
 barrier, and the step slows far below its fair share of the cores. Fewer threads then step
 faster. The tuner tries the other thread count now and then, and at once when steps slow down,
 and keeps whichever steps faster; while its choice keeps winning, it probes ever more rarely.
+Only when asked (``auhm train --follow-load``): the thread count sets the order of a step's sums,
+so by default it stays fixed and two runs of one command give the same weights.
 """
 
 from __future__ import annotations
@@ -40,6 +42,15 @@ class ThreadTuner:
         if device.type != "cpu" or world > 1 or n < 2:
             return cls([n])
         return cls([n, max(1, n // 2)])
+
+    @classmethod
+    def for_run(cls, device: torch.device, world: int = 1, threads: int | None = None, follow_load: bool = False) -> "ThreadTuner":
+        """The tuner of a training run: fixed at ``threads`` (or torch's count), unless ``follow_load``
+        asks for speed on a busy machine. A step's sums run in an order set by its thread count, so
+        a count that follows the load makes two runs of one command differ in the weights' last bits."""
+        if follow_load and not threads:
+            return cls.for_device(device, world)
+        return cls([threads or torch.get_num_threads()])
 
     @property
     def active(self) -> bool:

@@ -121,7 +121,7 @@ class Trainer:
         self.readout_labels = self.shards.labels[readout_frames] if readout_frames is not None else None
         self.info = self._checkpoint_info(corpus)
         self.initial_threads = torch.get_num_threads()
-        self.threads = ThreadTuner.for_device(device, self.ddp.world) if not config.threads else ThreadTuner([config.threads])
+        self.threads = ThreadTuner.for_run(device, self.ddp.world, config.threads, config.follow_load)
         if self.ddp.main:
             self.out.mkdir(parents=True, exist_ok=True)
             write_json_atomic(config_dict(config), self.out / "config.json")

@@ -1,0 +1,77 @@
+"""MTCNN (auhm.face.mtcnn): its overlap suppression against OpenCV's, and the faces of a rendered
+crowd found with facenet-pytorch's weights."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from auhm.face.detectors import available, make_detector
+from auhm.face.mtcnn import nms, squared
+
+
+def test_suppression_keeps_what_opencvs_keeps():
+    rng = np.random.default_rng(0)
+    corner = rng.uniform(0, 200, (300, 2))
+    boxes = np.concatenate([corner, corner + rng.uniform(10, 80, (300, 2))], axis=1)
+    scores = (rng.permutation(300) + 1) / 301.0  # no ties: the order is the scores'
+    rects = [[float(x0), float(y0), float(x1 - x0), float(y1 - y0)] for x0, y0, x1, y1 in boxes]
+    for limit in (0.3, 0.5, 0.7):
+        reference = np.asarray(cv2.dnn.NMSBoxes(rects, scores.tolist(), 0.0, limit)).ravel()
+        assert sorted(nms(boxes, scores, limit).tolist()) == sorted(reference.tolist())
+
+
+def test_suppression_by_the_smaller_box_drops_a_box_inside_another():
+    boxes = np.array([[0, 0, 100, 100], [10, 10, 50, 50], [200, 200, 240, 240]], np.float64)
+    scores = np.array([0.9, 0.8, 0.7])
+    assert nms(boxes, scores, 0.7).tolist() == [0, 1, 2]  # IoU 0.16: kept
+    assert nms(boxes, scores, 0.7, by_smaller=True).tolist() == [0, 2]  # wholly inside the first: dropped
+    np.testing.assert_allclose(squared(np.array([[0.0, 0.0, 40.0, 20.0]])), [[0.0, -10.0, 40.0, 30.0]])
+
+
+def test_mtcnn_finds_every_face_of_a_rendered_crowd_and_none_in_a_blank_frame(tmp_path):
+    from auhm.face.boxes import match_boxes
+    from auhm.synth import SynthConfig
+    from auhm.synth.crowd import render_crowd_frame, simulate_crowd, truth_frame, truth_rows
+
+    if not available("mtcnn"):
+        pytest.skip("facenet-pytorch's weights are not installed (pip install --no-deps facenet-pytorch==2.6.0)")
+    config = SynthConfig(tmp_path, layout="crowd", subjects=1, frames=40, width=640, height=360, seed=0, contact_sheet=False)
+    people = simulate_crowd(config, 0)
+    detect, wanted, found = make_detector("mtcnn"), 0, 0
+    for t in (0, 39):
+        rgb, seen = render_crowd_frame(people, t)
+        truth = truth_frame(truth_rows(people, t, seen, config.width, config.height))
+        truth = truth[truth["visible"] > 0.99]
+        detections = detect(rgb)
+        boxes = np.array([b for b, _ in detections]).reshape(-1, 4)
+        wanted += len(truth)
+        found += len(match_boxes(truth[["x0", "y0", "x1", "y1"]].to_numpy(np.float64), boxes))
+        assert all(0.7 < score <= 1 for _, score in detections)
+    assert wanted >= 2 and found == wanted
+    assert detect(np.full((360, 640, 3), 90, np.uint8)) == []
+
+
+def test_mtcnn_leaves_out_the_faces_it_is_told_are_followed(tmp_path):
+    from auhm.face.boxes import match_boxes
+    from auhm.synth import SynthConfig
+    from auhm.synth.crowd import render_crowd_frame, simulate_crowd, truth_frame, truth_rows
+
+    if not available("mtcnn"):
+        pytest.skip("facenet-pytorch's weights are not installed")
+    config = SynthConfig(tmp_path, layout="crowd", subjects=1, frames=40, width=640, height=360, seed=0, contact_sheet=False)
+    people = simulate_crowd(config, 0)
+    for t in range(40):  # the first frame with two faces in full view
+        rgb, seen = render_crowd_frame(people, t)
+        truth = truth_frame(truth_rows(people, t, seen, config.width, config.height))
+        truth = truth[truth["visible"] > 0.99][["x0", "y0", "x1", "y1"]].to_numpy(np.float64)
+        if len(truth) >= 2:
+            break
+    assert len(truth) >= 2
+    detect = make_detector("mtcnn")
+    boxes = lambda found: np.array([b for b, _ in found]).reshape(-1, 4)  # noqa: E731
+    every = boxes(detect(rgb))
+    assert len(match_boxes(truth, every)) == len(truth)
+    rest = boxes(detect(rgb, leave_out=truth[:1]))  # the first face followed: only the others are looked for
+    assert [r for r, _ in match_boxes(truth, rest)] == list(range(1, len(truth)))
