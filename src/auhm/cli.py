@@ -488,6 +488,8 @@ def annotate(
     Example: [bold]auhm annotate 'videos/*.mp4' --model runs/disfa/best.pt --out predictions.parquet[/bold]
 
     One face only, as older versions did: [bold]auhm annotate clip.mp4 --model best.pt --faces largest[/bold]
+
+    MTCNN, which finds faces HOG misses (bench/RESULTS.md): [bold]auhm annotate clip.mp4 --model best.pt --detector mtcnn[/bold]
     """
     from auhm.infer.annotate import AnnotateConfig, annotate as run_annotate
 
