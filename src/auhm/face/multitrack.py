@@ -61,7 +61,7 @@ class MultiTracker:
         self.backend = backend
         self.config = config
         self.detections = 0  # full-frame detections run (all videos)
-        self.faces_seen = 0  # most faces one detection found in this video
+        self.faces_seen = 0  # most faces in view at one detection in this video (followed, and found beside them)
         self.tracks_made = 0  # confirmed tracks in this video
         self.rejected = 0  # faces the detector found whose fit was not a face (this video)
         self.accepted = 0  # … and whose fit was
