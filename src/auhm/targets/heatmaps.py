@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from auhm.targets.au_table import AU_TABLE, IBUG_FLIP_PERMUTATION, MAX_INTENSITY, check_aus
+from auhm.targets.au_table import AU_TABLE, IBUG_FLIP_PERMUTATION, check_aus
 
 
 def crop_to_map(points: torch.Tensor, crop_size: int, map_size: int) -> torch.Tensor:
