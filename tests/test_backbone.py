@@ -137,3 +137,33 @@ def test_self_tracking_matches_crops_cut_from_the_true_face(tmp_path, checkpoint
         tolerance = max(np.abs(answer(frames[i], o) - want).max() for o in off)
         got = df.loc[i, ["AU01", "AU02", "AU12"]].to_numpy(float)
         assert np.abs(got - want).max() <= tolerance + 0.02, (i, got, want, tolerance)
+
+
+def test_auto_tells_a_detector_that_can_leave_out_followed_faces_where_they_are(tmp_path, checkpoint, square_world, monkeypatch):
+    """A detector with ``leaves_out`` (MTCNN) gets the followed face's box at each scheduled search and
+    may skip it; the rows are those of a detector that finds everything."""
+    from auhm.face import detectors
+    from auhm.face.boxes import box_iou
+    from auhm.infer.annotate import annotate
+
+    told = []
+
+    class LeavingOut:
+        leaves_out = True
+
+        def __call__(self, frame, leave_out=None):
+            told.append(np.zeros((0, 4)) if leave_out is None else np.asarray(leave_out, np.float64))
+            found = SquareBackend().detect(frame[None])[0]
+            return [(b, s) for b, s in found if not len(told[-1]) or box_iou(b, told[-1]).max() < 0.3]
+
+    boxes = square_clip(tmp_path / "sq.avi", 40, lambda i: True)
+    annotate([str(tmp_path / "sq.avi")], auto_config(checkpoint, tmp_path / "all.parquet", workers=1))
+    monkeypatch.setattr(detectors, "make_detector", lambda name, **options: LeavingOut())
+    annotate([str(tmp_path / "sq.avi")], auto_config(checkpoint, tmp_path / "left_out.parquet", workers=1))
+    everything, left_out = pd.read_parquet(tmp_path / "all.parquet"), pd.read_parquet(tmp_path / "left_out.parquet")
+    pd.testing.assert_frame_equal(everything, left_out, check_exact=True)
+    assert left_out.success.all() and len(told) >= 4  # the first search and one every 8 frames
+    # From the second search on the square is followed (a search right after a lost fit is told nothing).
+    assert len(told[0]) == 0 and sum(len(t) == 1 for t in told[1:]) >= len(told) - 2
+    for t in told[1:]:
+        assert all(any(box_iou(box, np.asarray(b, float))[0, 0] > 0.5 for b in boxes) for box in t)
