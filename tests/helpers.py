@@ -215,6 +215,14 @@ def standin_script(path: Path, model: str = "h.StandInAU()", setup: str = "") ->
     return path
 
 
+def interruptible() -> None:
+    """In a run's own process: Ctrl-C raises KeyboardInterrupt, as in a terminal, even where the
+    process started with SIGINT ignored (a test run a non-interactive shell put in the background)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def hold_after_first_video(gate: str | os.PathLike, reached: str | os.PathLike) -> None:
     """In a run's own process: once the first video's rows are committed, write ``reached`` and
     hold the run until ``gate`` exists (a test kills it there: one video done, the others not)."""

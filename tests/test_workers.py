@@ -112,7 +112,7 @@ def test_a_stopped_run_exits_at_once_says_what_is_kept_and_resumes(tmp_path, che
     args = ["annotate", *clips, "--model", str(checkpoint), "--out", str(out), "--landmarks", "truth", "--batch-size", "4",
             "--device", "cpu", "--workers", "2", "--quiet"]
     gate, reached = tmp_path / "gate", tmp_path / "reached"
-    script = standin_script(tmp_path / "run.py", setup=f"h.hold_after_first_video({str(gate)!r}, {str(reached)!r})")
+    script = standin_script(tmp_path / "run.py", setup=f"h.interruptible(); h.hold_after_first_video({str(gate)!r}, {str(reached)!r})")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, str(script), *args], env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
