@@ -215,6 +215,31 @@ def standin_script(path: Path, model: str = "h.StandInAU()", setup: str = "") ->
     return path
 
 
+def crowd_view(tmp_path: Path, frames: int = 40, seed: int = 0):
+    """The people of a synthetic crowd video (``auhm synth --layout crowd``, 640×360), rendered
+    without encoding: a function t → (RGB frame, truth rows of the faces in full view)."""
+    from auhm.synth import SynthConfig
+    from auhm.synth.crowd import render_crowd_frame, simulate_crowd, truth_frame, truth_rows
+
+    config = SynthConfig(tmp_path, layout="crowd", subjects=1, frames=frames, width=640, height=360, seed=seed, contact_sheet=False)
+    people = simulate_crowd(config, 0)
+
+    def view(t: int) -> tuple[np.ndarray, pd.DataFrame]:
+        rgb, seen = render_crowd_frame(people, t)
+        truth = truth_frame(truth_rows(people, t, seen, config.width, config.height))
+        return rgb, truth[truth["visible"] > 0.99]
+
+    return view
+
+
+def faces_found(detections: list, truth: pd.DataFrame) -> int:
+    """The true faces (truth rows) that ``detections`` [(box, score)] match one to one at IoU ≥ 0.5."""
+    from auhm.face.boxes import match_boxes
+
+    boxes = np.array([b for b, _ in detections], np.float64).reshape(-1, 4)
+    return len(match_boxes(truth[["x0", "y0", "x1", "y1"]].to_numpy(np.float64), boxes))
+
+
 def interruptible() -> None:
     """In a run's own process: Ctrl-C raises KeyboardInterrupt, as in a terminal, even where the
     process started with SIGINT ignored (a test run a non-interactive shell put in the background)."""

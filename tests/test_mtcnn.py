@@ -10,6 +10,8 @@ import pytest
 from auhm.face.detectors import available, make_detector
 from auhm.face.mtcnn import nms, squared
 
+from helpers import crowd_view, faces_found
+
 
 def test_suppression_keeps_what_opencvs_keeps():
     rng = np.random.default_rng(0)
@@ -31,23 +33,15 @@ def test_suppression_by_the_smaller_box_drops_a_box_inside_another():
 
 
 def test_mtcnn_finds_every_face_of_a_rendered_crowd_and_none_in_a_blank_frame(tmp_path):
-    from auhm.face.boxes import match_boxes
-    from auhm.synth import SynthConfig
-    from auhm.synth.crowd import render_crowd_frame, simulate_crowd, truth_frame, truth_rows
-
     if not available("mtcnn"):
         pytest.skip("facenet-pytorch's weights are not installed (pip install --no-deps facenet-pytorch==2.6.0)")
-    config = SynthConfig(tmp_path, layout="crowd", subjects=1, frames=40, width=640, height=360, seed=0, contact_sheet=False)
-    people = simulate_crowd(config, 0)
+    view = crowd_view(tmp_path)
     detect, wanted, found = make_detector("mtcnn"), 0, 0
     for t in (0, 39):
-        rgb, seen = render_crowd_frame(people, t)
-        truth = truth_frame(truth_rows(people, t, seen, config.width, config.height))
-        truth = truth[truth["visible"] > 0.99]
+        rgb, truth = view(t)
         detections = detect(rgb)
-        boxes = np.array([b for b, _ in detections]).reshape(-1, 4)
         wanted += len(truth)
-        found += len(match_boxes(truth[["x0", "y0", "x1", "y1"]].to_numpy(np.float64), boxes))
+        found += faces_found(detections, truth)
         assert all(0.7 < score <= 1 for _, score in detections)
     assert wanted >= 2 and found == wanted
     assert detect(np.full((360, 640, 3), 90, np.uint8)) == []
@@ -55,23 +49,14 @@ def test_mtcnn_finds_every_face_of_a_rendered_crowd_and_none_in_a_blank_frame(tm
 
 def test_mtcnn_leaves_out_the_faces_it_is_told_are_followed(tmp_path):
     from auhm.face.boxes import match_boxes
-    from auhm.synth import SynthConfig
-    from auhm.synth.crowd import render_crowd_frame, simulate_crowd, truth_frame, truth_rows
 
     if not available("mtcnn"):
         pytest.skip("facenet-pytorch's weights are not installed")
-    config = SynthConfig(tmp_path, layout="crowd", subjects=1, frames=40, width=640, height=360, seed=0, contact_sheet=False)
-    people = simulate_crowd(config, 0)
-    for t in range(40):  # the first frame with two faces in full view
-        rgb, seen = render_crowd_frame(people, t)
-        truth = truth_frame(truth_rows(people, t, seen, config.width, config.height))
-        truth = truth[truth["visible"] > 0.99][["x0", "y0", "x1", "y1"]].to_numpy(np.float64)
-        if len(truth) >= 2:
-            break
-    assert len(truth) >= 2
+    view = crowd_view(tmp_path)
+    rgb, truth = next((rgb, truth) for rgb, truth in map(view, range(40)) if len(truth) >= 2)  # two faces in full view
+    truth = truth[["x0", "y0", "x1", "y1"]].to_numpy(np.float64)
     detect = make_detector("mtcnn")
     boxes = lambda found: np.array([b for b, _ in found]).reshape(-1, 4)  # noqa: E731
-    every = boxes(detect(rgb))
-    assert len(match_boxes(truth, every)) == len(truth)
+    assert len(match_boxes(truth, boxes(detect(rgb)))) == len(truth)
     rest = boxes(detect(rgb, leave_out=truth[:1]))  # the first face followed: only the others are looked for
     assert [r for r, _ in match_boxes(truth, rest)] == list(range(1, len(truth)))

@@ -23,6 +23,8 @@ from auhm.synth.face_model import project
 from auhm.targets import au_name
 from auhm.video import VideoReader
 
+from helpers import crowd_view, faces_found
+
 SMALL = dict(frames=16, width=128, height=96, fps=10.0)
 _ROW = re.compile(rb"^(\d+),(\d)$")
 
@@ -356,20 +358,14 @@ def test_truth_sidecar_reader_keeps_a_face_column(tmp_path):
 
 def test_crowd_faces_are_found_by_the_default_detector(tmp_path):
     from auhm.face.detectors import available, make_detector
-    from auhm.face.boxes import match_boxes
-    from auhm.synth.crowd import render_crowd_frame, simulate_crowd, truth_frame, truth_rows
 
     if not available("dlib"):
         pytest.skip("dlib not installed")
-    config = SynthConfig(tmp_path, layout="crowd", subjects=1, frames=40, width=640, height=360, seed=0, contact_sheet=False)
-    people = simulate_crowd(config, 0)
+    view = crowd_view(tmp_path)
     detect, wanted, found = make_detector("dlib"), 0, 0
     for t in (0, 39):  # before the walker crosses and after
-        rgb, seen = render_crowd_frame(people, t)
-        truth = truth_frame(truth_rows(people, t, seen, config.width, config.height))
-        truth = truth[truth["visible"] > 0.99]
-        boxes = np.array([b for b, _ in detect(rgb)]).reshape(-1, 4)
+        rgb, truth = view(t)
         wanted += len(truth)
-        found += len(match_boxes(truth[["x0", "y0", "x1", "y1"]].to_numpy(np.float64), boxes))
+        found += faces_found(detect(rgb), truth)
         assert (truth["x1"] - truth["x0"]).min() >= 90
     assert wanted >= 2 and found == wanted

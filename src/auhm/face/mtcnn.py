@@ -13,7 +13,6 @@ facenet-pytorch==2.6.0``. The nets below are written to load those state dicts a
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import cv2
@@ -23,7 +22,7 @@ from torch import nn
 
 from auhm.face.base import Detection
 from auhm.face.boxes import box_iou
-from auhm.face.detectors import MIN_FACE, detection_scale, register_detector
+from auhm.face.detectors import MIN_FACE, detection_scale, installed_file, register_detector
 
 INSTALL_HINT = "pip install --no-deps facenet-pytorch==2.6.0 (auhm reads its MTCNN weights only)"
 WEIGHT_FILES = {"pnet": "pnet.pt", "rnet": "rnet.pt", "onet": "onet.pt"}
@@ -31,12 +30,8 @@ WEIGHT_FILES = {"pnet": "pnet.pt", "rnet": "rnet.pt", "onet": "onet.pt"}
 
 def mtcnn_weights() -> Path | None:
     """The folder holding facenet-pytorch's MTCNN state dicts, or None where it is not installed."""
-    spec = importlib.util.find_spec("facenet_pytorch")
-    for root in (spec.submodule_search_locations or []) if spec else []:
-        folder = Path(root) / "data"
-        if all((folder / f).is_file() for f in WEIGHT_FILES.values()):
-            return folder
-    return None
+    folder = installed_file("facenet_pytorch", "data")
+    return folder if folder is not None and all((folder / f).is_file() for f in WEIGHT_FILES.values()) else None
 
 
 class Stage(nn.Module):

@@ -106,12 +106,11 @@ def backbone_presence(config: "AnnotateConfig", predictor: "Predictor") -> float
 def check_detector(name: str, landmarks: str) -> None:
     """``--detector`` names an installed detector, and the path that uses one (self-tracking: the
     other backends find faces their own way), as a UsageError."""
-    from auhm.face.detectors import REGISTRY, available, detector_names
+    from auhm.face.detectors import REGISTRY, available
 
-    if name not in REGISTRY:
-        raise UsageError(f"--detector {name}: choose one of {', '.join(detector_names())}")
+    detector = REGISTRY.get(name, UsageError, option="--detector")
     if not available(name):
-        raise UsageError(f"--detector {name} is not installed here: {REGISTRY.get(name).install_hint}")
+        raise UsageError(f"--detector {name} is not installed here: {detector.install_hint}")
     if landmarks != "auto":
         raise UsageError(f"--detector is for --landmarks auto (the model's own landmarks follow the faces); "
                          f"--landmarks {landmarks} finds faces its own way")
