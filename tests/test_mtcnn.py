@@ -60,3 +60,37 @@ def test_mtcnn_leaves_out_the_faces_it_is_told_are_followed(tmp_path):
     assert len(match_boxes(truth, boxes(detect(rgb)))) == len(truth)
     rest = boxes(detect(rgb, leave_out=truth[:1]))  # the first face followed: only the others are looked for
     assert [r for r, _ in match_boxes(truth, rest)] == list(range(1, len(truth)))
+
+
+def test_a_box_convention_moves_and_scales_a_box_about_its_centre():
+    from auhm.face.detectors import BoxConvention
+
+    box = np.array([0.0, 0.0, 100.0, 200.0])  # centre (50, 100)
+    np.testing.assert_allclose(BoxConvention()(box), box)
+    # centre 0.1 × 200 lower: (50, 120); height 0.5 × 200 = 100, width 2 × 100 = 200
+    np.testing.assert_allclose(BoxConvention(shift_y=0.1, height=0.5, width=2.0)(box), [-50.0, 70.0, 150.0, 170.0])
+
+
+@pytest.mark.parametrize("name", ["mtcnn", "opencv"])
+def test_a_detectors_boxes_are_drawn_as_hogs(tmp_path, name):
+    """The boxes a detector answers with lie on HOG's box of the same face closer than its own do,
+    so that a fit seeded from either starts from about the same crop."""
+    from auhm.face.boxes import box_iou, match_boxes
+    from auhm.face.detectors import REGISTRY
+
+    if not (available(name) and available("dlib")):
+        pytest.skip(f"{name} or dlib is not installed")
+    view = crowd_view(tmp_path)
+    cls, hog = REGISTRY.get(name, ValueError), make_detector("dlib")
+    own, drawn = cls(convention=None), cls()
+    gains = []
+    for t in (0, 20, 39):
+        rgb, _ = view(t)
+        hog_boxes = np.array([b for b, _ in hog(rgb)]).reshape(-1, 4)
+        own_boxes = np.array([b for b, _ in own(rgb)]).reshape(-1, 4)
+        drawn_boxes = np.array([b for b, _ in drawn(rgb)]).reshape(-1, 4)
+        for r, c in match_boxes(hog_boxes, own_boxes, 0.3):
+            gains.append((box_iou(hog_boxes[r:r + 1], own_boxes[c:c + 1])[0, 0], box_iou(hog_boxes[r:r + 1], drawn_boxes[c:c + 1])[0, 0]))
+    assert len(gains) >= 2
+    before, after = np.median(np.array(gains), axis=0)
+    assert after > before + 0.05 and after > 0.75

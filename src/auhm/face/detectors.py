@@ -13,11 +13,16 @@ torch nets, in the self-tracking path's threads. Each registers with :func:`regi
 ``min_face`` is the side, in pixels of the original frame, of the smallest face to find: each
 detector scales the frame so that such a face fills its smallest window (up for small faces, down
 for large ones), which sets both what it finds and what it costs.
+
+Every detector answers with boxes drawn as dlib's HOG draws them (:class:`BoxConvention`): a fit
+seeded from a box starts from the same crop whichever detector found the face, and dlib's shape
+predictor was trained on HOG's boxes.
 """
 
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -30,6 +35,24 @@ REGISTRY: Registry[type] = Registry("face detector", ("auhm.face.mtcnn",), order
 
 MIN_FACE = 80  # default smallest face side, original frame pixels (figures in bench/RESULTS.md)
 MIN_SHORT_SIDE = 120  # a frame is never shrunk below this short side: a face filling it still fits the window
+
+
+@dataclass(frozen=True)
+class BoxConvention:
+    """Where dlib's HOG would draw the box of a face another detector boxed: its centre lower by
+    ``shift_y`` of the detector's box height, its height and width ``height`` and ``width`` times
+    the detector's (each detector's figures measured by bench/box_convention.py)."""
+
+    shift_y: float = 0.0
+    height: float = 1.0
+    width: float = 1.0
+
+    def __call__(self, box: np.ndarray) -> np.ndarray:
+        x0, y0, x1, y1 = np.asarray(box, np.float64)[:4]
+        w, h = x1 - x0, y1 - y0
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 + self.shift_y * h
+        half_w, half_h = self.width * w / 2, self.height * h / 2
+        return np.array([cx - half_w, cy - half_h, cx + half_w, cy + half_h])
 
 
 def register_detector(name: str, preference: int | None = None):
@@ -110,13 +133,14 @@ class HaarDetector:
 
     CASCADE = "haarcascade_frontalface_default.xml"
     WINDOW = 40
+    AS_HOG = BoxConvention(shift_y=0.09, height=0.89, width=0.89)  # its boxes sit higher and are larger than HOG's: drawn as HOG's
     install_hint = "an opencv-python before 5 (OpenCV 5 ships no Haar cascades)"
 
     @staticmethod
     def available() -> bool:
         return cascade_path() is not None
 
-    def __init__(self, min_face: float = MIN_FACE, min_neighbours: int = 5):
+    def __init__(self, min_face: float = MIN_FACE, min_neighbours: int = 5, convention: BoxConvention | None = AS_HOG):
         path = cascade_path()
         if path is None:
             raise RuntimeError(f"opencv detector: {self.CASCADE} is not shipped with this OpenCV ({cv2.__version__})")
@@ -124,6 +148,7 @@ class HaarDetector:
         self._cascade = cv2.CascadeClassifier(str(path))
         self.min_face = min_face
         self.min_neighbours = min_neighbours
+        self.convention = convention or BoxConvention()  # None: the cascade's own boxes
 
     def __call__(self, frame: np.ndarray) -> list[Detection]:
         scale = detection_scale(frame.shape, self.min_face, self.WINDOW)
@@ -132,7 +157,7 @@ class HaarDetector:
         boxes, _, weights = self._cascade.detectMultiScale3(grey, 1.1, self.min_neighbours, minSize=window, outputRejectLevels=True)
         out = []
         for (x, y, w, h), weight in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(weights).reshape(-1)):
-            box = np.array([x, y, x + w, y + h], np.float64) / scale
+            box = self.convention(np.array([x, y, x + w, y + h], np.float64) / scale)
             out.append((box, float(1.0 / (1.0 + np.exp(-0.5 * float(weight))))))
         return out
 
@@ -144,13 +169,14 @@ class CnnDetector:
 
     WEIGHTS = "mmod_human_face_detector.dat"
     WINDOW = 80
+    AS_HOG = BoxConvention(shift_y=0.09, height=1.09, width=1.09)  # MMOD's boxes sit higher and are smaller than HOG's: drawn as HOG's
     install_hint = "pip install 'auhm[dlib]'"
 
     @staticmethod
     def available() -> bool:
         return importlib.util.find_spec("dlib") is not None and cnn_weights() is not None
 
-    def __init__(self, min_face: float = MIN_FACE, threshold: float = 0.0):
+    def __init__(self, min_face: float = MIN_FACE, threshold: float = 0.0, convention: BoxConvention | None = AS_HOG):
         import dlib
 
         path = cnn_weights()
@@ -160,11 +186,12 @@ class CnnDetector:
         self._detector = dlib.cnn_face_detection_model_v1(str(path))
         self.min_face = min_face
         self.threshold = threshold
+        self.convention = convention or BoxConvention()  # None: MMOD's own boxes
 
     def __call__(self, frame: np.ndarray) -> list[Detection]:
         scale = detection_scale(frame.shape, self.min_face, self.WINDOW)
         found = [d for d in self._detector(scaled_frame(frame, scale), 0) if d.confidence > self.threshold]
-        return [(box, hog_confidence(d.confidence)) for box, d in zip(_frame_boxes([d.rect for d in found], scale), found)]
+        return [(self.convention(box), hog_confidence(d.confidence)) for box, d in zip(_frame_boxes([d.rect for d in found], scale), found)]
 
 
 def installed_file(package: str, relative: str) -> Path | None:

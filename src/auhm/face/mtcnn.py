@@ -22,7 +22,7 @@ from torch import nn
 
 from auhm.face.base import Detection
 from auhm.face.boxes import box_iou
-from auhm.face.detectors import MIN_FACE, detection_scale, installed_file, register_detector
+from auhm.face.detectors import MIN_FACE, BoxConvention, detection_scale, installed_file, register_detector
 
 INSTALL_HINT = "pip install --no-deps facenet-pytorch==2.6.0 (auhm reads its MTCNN weights only)"
 WEIGHT_FILES = {"pnet": "pnet.pt", "rnet": "rnet.pt", "onet": "onet.pt"}
@@ -144,6 +144,7 @@ class MtcnnDetector:
     WINDOW = 12
     STRIDE, CELL = 2, 12
     LEAVE_OUT_IOU = 0.3  # a proposal overlapping a followed face more than this is that face
+    AS_HOG = BoxConvention(shift_y=0.07, height=0.80, width=1.11)  # its boxes reach up the forehead: drawn as HOG's
     leaves_out = True
     install_hint = INSTALL_HINT
 
@@ -151,7 +152,8 @@ class MtcnnDetector:
     def available() -> bool:
         return mtcnn_weights() is not None
 
-    def __init__(self, min_face: float = MIN_FACE, thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7), factor: float = 0.709):
+    def __init__(self, min_face: float = MIN_FACE, thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7), factor: float = 0.709,
+                 convention: BoxConvention | None = AS_HOG):
         folder = mtcnn_weights()
         if folder is None:
             raise RuntimeError(f"mtcnn detector: facenet-pytorch's weights are not installed; {INSTALL_HINT}")
@@ -159,6 +161,7 @@ class MtcnnDetector:
         self.min_face = min_face
         self.thresholds = tuple(float(t) for t in thresholds)
         self.factor = float(factor)
+        self.convention = convention or BoxConvention()  # None: MTCNN's own boxes
         self.nets = {}
         for name, make in (("pnet", proposal_net), ("rnet", refine_net), ("onet", output_net)):
             net = make()
@@ -185,7 +188,7 @@ class MtcnnDetector:
             boxes = boxes[box_iou(boxes[:, :4], np.asarray(leave_out, np.float64)).max(1) <= self.LEAVE_OUT_IOU]
         boxes = self._refined(frame, boxes, "rnet", 24, self.thresholds[1])
         boxes = self._refined(frame, boxes, "onet", 48, self.thresholds[2], last=True)
-        return [(b[:4].astype(np.float64), float(b[4])) for b in boxes]
+        return [(self.convention(b), float(b[4])) for b in boxes]
 
     def _proposals(self, frame: np.ndarray) -> np.ndarray:
         """P-Net's boxes over the pyramid (x0, y0, x1, y1, score), squared, in frame pixels."""
