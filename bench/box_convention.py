@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from auhm.face.boxes import box_iou, match_boxes
-from auhm.face.detectors import BoxConvention, available, make_detector
+from auhm.face.detectors import available, make_detector
 from auhm.video import VideoReader
 
 MEDIA = Path(os.environ.get("AUHM_MEDIA", Path(__file__).resolve().parents[2] / "shared" / "media"))
