@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from auhm.face.boxes import box_iou, match_boxes
-from auhm.face.detectors import available, make_detector
+from auhm.face.detectors import BoxConvention, available, make_detector
 from auhm.video import VideoReader
 
 MEDIA = Path(os.environ.get("AUHM_MEDIA", Path(__file__).resolve().parents[2] / "shared" / "media"))
@@ -85,16 +85,16 @@ def main() -> None:
     if available("mtcnn"):
         from auhm.face.mtcnn import MtcnnDetector
 
-        detectors["mtcnn"] = (MtcnnDetector(convention=None), MtcnnDetector.AS_HOG)
+        detectors["mtcnn"] = (MtcnnDetector(convention=BoxConvention()), MtcnnDetector.AS_HOG)
     if available("opencv"):
         from auhm.face.detectors import HaarDetector
 
-        detectors["opencv"] = (HaarDetector(convention=None), HaarDetector.AS_HOG)
+        detectors["opencv"] = (HaarDetector(convention=BoxConvention()), HaarDetector.AS_HOG)
     pairs = measure(media_frames(args.every), hog, detectors)
     if available("dlib-cnn"):  # seconds a frame: every 4th frame looked at by the others
         from auhm.face.detectors import CnnDetector
 
-        slow = {"dlib-cnn": (CnnDetector(convention=None), CnnDetector.AS_HOG)}
+        slow = {"dlib-cnn": (CnnDetector(convention=BoxConvention()), CnnDetector.AS_HOG)}
         pairs.update(measure(media_frames(args.every * 4), hog, slow))
         detectors.update(slow)
     report(f"real faces ({MEDIA})", pairs, detectors)

@@ -12,7 +12,7 @@
 # git), made beforehand with
 #   pip download --dest .whl --only-binary=:all: --no-deps --python-version 3.12 \
 #       --platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64 decord av dlib-bin
-#   pip download --dest .whl --no-deps facenet-pytorch==2.6.0      (MTCNN's weights, the default detector: 1.9 MB)
+#   pip download --dest .whl --no-deps facenet-pytorch==2.6.0      (MTCNN's weights, for --detector mtcnn: 1.9 MB)
 # dlib's HOG detector needs no model file; its 68-point predictor (face-recognition-models, ~100 MB)
 # does not fit the carry, so the dlib path is skipped there and said so.
 #

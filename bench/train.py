@@ -119,7 +119,7 @@ def contention(args) -> None:
             for label in ("follow-load", "fixed"):
                 quiet, busy = figures[label, "quiet"], figures[label, "busy"]
                 print(f"{preset:6s} {method:11s} {precision:5s} {bs:5d} {label:>8s} {quiet:12.1f} {busy:11.1f} {busy / quiet:11.0%}", flush=True)
-            print(f"  default/fixed when quiet: {figures['default', 'quiet'] / figures['fixed', 'quiet']:.0%}", flush=True)
+            print(f"  follow-load/fixed when quiet: {figures['follow-load', 'quiet'] / figures['fixed', 'quiet']:.0%}", flush=True)
 
 
 def cv_noise(rng, size: int) -> np.ndarray:

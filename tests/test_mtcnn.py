@@ -76,13 +76,13 @@ def test_a_detectors_boxes_are_drawn_as_hogs(tmp_path, name):
     """The boxes a detector answers with lie on HOG's box of the same face closer than its own do,
     so that a fit seeded from either starts from about the same crop."""
     from auhm.face.boxes import box_iou, match_boxes
-    from auhm.face.detectors import REGISTRY
+    from auhm.face.detectors import REGISTRY, BoxConvention
 
     if not (available(name) and available("dlib")):
         pytest.skip(f"{name} or dlib is not installed")
     view = crowd_view(tmp_path)
     cls, hog = REGISTRY.get(name, ValueError), make_detector("dlib")
-    own, drawn = cls(convention=None), cls()
+    own, drawn = cls(convention=BoxConvention()), cls()
     gains = []
     for t in (0, 20, 39):
         rgb, _ = view(t)

@@ -140,7 +140,7 @@ class HaarDetector:
     def available() -> bool:
         return cascade_path() is not None
 
-    def __init__(self, min_face: float = MIN_FACE, min_neighbours: int = 5, convention: BoxConvention | None = AS_HOG):
+    def __init__(self, min_face: float = MIN_FACE, min_neighbours: int = 5, convention: BoxConvention = AS_HOG):
         path = cascade_path()
         if path is None:
             raise RuntimeError(f"opencv detector: {self.CASCADE} is not shipped with this OpenCV ({cv2.__version__})")
@@ -148,7 +148,7 @@ class HaarDetector:
         self._cascade = cv2.CascadeClassifier(str(path))
         self.min_face = min_face
         self.min_neighbours = min_neighbours
-        self.convention = convention or BoxConvention()  # None: the cascade's own boxes
+        self.convention = convention  # BoxConvention(): the cascade's own boxes
 
     def __call__(self, frame: np.ndarray) -> list[Detection]:
         scale = detection_scale(frame.shape, self.min_face, self.WINDOW)
@@ -176,7 +176,7 @@ class CnnDetector:
     def available() -> bool:
         return importlib.util.find_spec("dlib") is not None and cnn_weights() is not None
 
-    def __init__(self, min_face: float = MIN_FACE, threshold: float = 0.0, convention: BoxConvention | None = AS_HOG):
+    def __init__(self, min_face: float = MIN_FACE, threshold: float = 0.0, convention: BoxConvention = AS_HOG):
         import dlib
 
         path = cnn_weights()
@@ -186,7 +186,7 @@ class CnnDetector:
         self._detector = dlib.cnn_face_detection_model_v1(str(path))
         self.min_face = min_face
         self.threshold = threshold
-        self.convention = convention or BoxConvention()  # None: MMOD's own boxes
+        self.convention = convention  # BoxConvention(): MMOD's own boxes
 
     def __call__(self, frame: np.ndarray) -> list[Detection]:
         scale = detection_scale(frame.shape, self.min_face, self.WINDOW)

@@ -153,7 +153,7 @@ class MtcnnDetector:
         return mtcnn_weights() is not None
 
     def __init__(self, min_face: float = MIN_FACE, thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7), factor: float = 0.709,
-                 convention: BoxConvention | None = AS_HOG):
+                 convention: BoxConvention = AS_HOG):
         folder = mtcnn_weights()
         if folder is None:
             raise RuntimeError(f"mtcnn detector: facenet-pytorch's weights are not installed; {INSTALL_HINT}")
@@ -161,7 +161,7 @@ class MtcnnDetector:
         self.min_face = min_face
         self.thresholds = tuple(float(t) for t in thresholds)
         self.factor = float(factor)
-        self.convention = convention or BoxConvention()  # None: MTCNN's own boxes
+        self.convention = convention  # BoxConvention(): MTCNN's own boxes
         self.nets = {}
         for name, make in (("pnet", proposal_net), ("rnet", refine_net), ("onet", output_net)):
             net = make()

@@ -238,7 +238,7 @@ class MultiTracker:
         known = np.array([landmark_boxes(fit[0]) for fit in followed.values()], np.float64).reshape(-1, 4)
         detections = [np.asarray(box, np.float64) for box, _ in self.backend.detect_new(frame, known)]
         boxes = np.array(detections).reshape(-1, 4)
-        new = int((box_iou(boxes, known).max(1, initial=0.0) <= self.config.duplicate_iou).sum()) if len(known) else len(boxes)
+        new = int((box_iou(boxes, known).max(1, initial=0.0) <= self.config.duplicate_iou).sum())  # found beside the followed
         self.faces_seen = max(self.faces_seen, len(known) + new)  # the faces followed, and those found beside them
         taken = {d: t.key for d, t in self._associate(frame, index, boxes).items()}  # detection → track key
         missing = sorted((t for t in self._tracks if not t.live), key=lambda t: -t.frame)
