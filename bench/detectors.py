@@ -50,6 +50,7 @@ def settings() -> list[tuple[str, object, bool]]:
     """(label, detector, slow) for every setting measured here."""
     out = [("hog side 480 (before)", OldHog(), False)]
     out += [(f"hog min_face {m}", make_detector("dlib", min_face=m), False) for m in (40, 60, 80, 120)]
+    out += [("hog candidates min_face 80", make_detector("dlib", candidates=True, min_face=80), False)]  # the multi-face search
     if available("opencv"):
         out += [(f"haar min_face {m}", make_detector("opencv", min_face=m), False) for m in (40, 80)]
     if available("dlib-cnn"):

@@ -255,8 +255,8 @@ def hold_after_first_video(gate: str | os.PathLike, reached: str | os.PathLike) 
 
     commit = ParquetStream.commit
 
-    def commit_then_hold(self, metadata=None):
-        commit(self, metadata)
+    def commit_then_hold(self, metadata=None, rewrite=None):
+        commit(self, metadata, rewrite)
         tmp = Path(f"{reached}.tmp")
         tmp.write_text(str(self.path))
         tmp.replace(reached)  # whole or absent: a test polling for it never reads it half written

@@ -683,6 +683,10 @@ def test_detector_option_names_an_installed_detector_and_picks_the_self_tracking
     cfg.check()
     adaptation = Predictor(build_model("adaptation", AUS, preset="small"), {"aus": AUS, "method": "adaptation"}, "cpu", "fp32")
     assert face_source(cfg, adaptation).name == "backbone+mtcnn"  # the metadata's landmark_backend: part of the resume key
+    if detectors.REGISTRY.get("dlib").available():  # every face: HOG's low scorers too, the tracker confirms them; the largest: not
+        for faces, threshold in (("all", -0.5), ("largest", 0.0)):
+            hog = AnnotateConfig(model=tmp_path / "m.pt", out=tmp_path / "p.parquet", detector="dlib", faces=faces)
+            assert face_source(hog, adaptation).make_backend().detector.threshold == threshold
 
 
 def test_tracking_workers_default_to_one_on_a_cpu_and_the_spare_cores_beside_a_gpu(monkeypatch):
@@ -802,3 +806,30 @@ def test_face_gaps_count_runs_without_a_face_across_chunks():
         runs = [len(list(g)) for has, g in itertools.groupby(flags) if not has]
         assert gaps.notes() == {"frames": len(flags), "frames_without_face": int((~flags).sum()),
                                 "longest_gap": max(runs, default=0)}, (trial, flags, cuts)
+
+
+def test_tracks_joined_at_a_videos_end_rename_its_face_ids_in_annotates_and_landmarks_tables(tmp_path, checkpoint, standin, monkeypatch):
+    """Whatever the tracker says at a video's end (here: its two first ids swapped) is what both
+    tables hold, every row of an id renamed, with the notes' count of tracks; nothing else moves."""
+    from auhm.face.multitrack import MultiTracker
+    from auhm.infer.annotate import annotate
+    from auhm.landmarks.job import LandmarksConfig, extract_landmarks
+    from auhm.synth import SynthConfig, make_corpus
+
+    make_corpus(SynthConfig(tmp_path / "crowd", subjects=1, seed=0, layout="crowd", frames=24, width=320, height=180, fps=10.0,
+                            contact_sheet=False), quiet=True)
+    video = str(tmp_path / "crowd" / "videos" / "crowd000.mp4")
+    truth = tmp_path / "crowd" / "auhm_truth" / "crowd000.parquet"
+    plain = pd.read_parquet(annotate([video], annotate_config(checkpoint, tmp_path / "plain.parquet")).out)
+    plain_lm = pd.read_parquet(extract_landmarks([video], tmp_path / "plain_lm.parquet", LandmarksConfig(backend="truth", truth=truth, quiet=True)).out)
+    assert {0, 1} <= set(plain.face.dropna())
+    swap = {0: 1, 1: 0}
+    monkeypatch.setattr(MultiTracker, "people", lambda self: {face: swap.get(face, face) for face in self._records})
+    out = annotate([video], annotate_config(checkpoint, tmp_path / "joined.parquet")).out
+    joined = pd.read_parquet(out)
+    assert joined.face.dtype == plain.face.dtype
+    pd.testing.assert_series_equal(joined.face, plain.face.map(lambda f: swap.get(f, f)), check_names=False, check_dtype=False)
+    pd.testing.assert_frame_equal(joined.drop(columns="face"), plain.drop(columns="face"))
+    assert read_metadata(out)["videos"][video]["tracks"] == plain.face.nunique()
+    lm = pd.read_parquet(extract_landmarks([video], tmp_path / "joined_lm.parquet", LandmarksConfig(backend="truth", truth=truth, quiet=True)).out)
+    pd.testing.assert_series_equal(lm.face, plain_lm.face.map(lambda f: swap.get(f, f)), check_names=False, check_dtype=False)

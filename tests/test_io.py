@@ -18,6 +18,7 @@ from auhm.io import (
     read_labels,
     read_metadata,
     read_predictions,
+    with_people,
     write_parquet_atomic,
 )
 
@@ -79,6 +80,27 @@ def test_parquet_stream_appears_whole_or_not_at_all(tmp_path):
             stream.append(pa.RecordBatch.from_arrays([pa.array(np.arange(2, dtype=np.int32))], schema=schema))
             raise RuntimeError("broke")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.parquet"]  # no output, no temp file left
+
+
+def test_a_stream_rewritten_at_its_commit_joins_face_ids_and_keeps_its_metadata(tmp_path):
+    """Face ids joined into people after the video: every id mapped, a null face stays null, the
+    notes and the schema's metadata kept, and still nothing in place until the commit."""
+    schema = prediction_schema([12], {"checkpoint": "abc"})
+    faces = [0, 1, None, 2, 1, 3]
+    n = len(faces)
+    columns = {"video": ["v"] * n, "frame": list(range(n)), "timestamp": [0.0] * n, "face": faces,
+               "success": [f is not None for f in faces], "confidence": [1.0] * n,
+               "x0": [0.0] * n, "y0": [0.0] * n, "x1": [1.0] * n, "y1": [1.0] * n, "AU12": [0.5] * n}
+    table = pa.Table.from_pydict(columns, schema=schema)
+    out = tmp_path / "v.parquet"
+    with ParquetStream(out, schema, row_group_rows=2) as stream:
+        stream.append(table)
+        stream.commit({"notes": {"tracks": 2}}, rewrite=lambda t: with_people(t, {0: 0, 1: 1, 2: 0, 3: 1}))
+    assert pq.read_table(out).column("face").to_pylist() == [0, 1, None, 0, 1, 1]
+    assert read_metadata(out) == {"version": __version__, "checkpoint": "abc", "notes": {"tracks": 2}}
+    assert pq.read_schema(out).field("face").type == pa.int16()
+    assert with_people(table, {1: 0}).column("face").to_pylist() == [0, 0, None, 2, 0, 3]  # ids not named stay
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.parquet"]
 
 
 def test_failure_reason_is_one_line_without_the_path_and_names_a_surprise():

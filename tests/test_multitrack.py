@@ -75,7 +75,11 @@ def scene(n: int, people: dict) -> tuple[np.ndarray, dict]:
 
 def run(frames: np.ndarray, batch: int = 16, backend: LandmarkBackend | None = None, **config) -> dict[int, dict[int, np.ndarray]]:
     """{frame: {id: box}} from the tracker, fed ``batch`` frames at a time."""
-    tracker = MultiTracker(backend or BlobBackend(), MultiTrackConfig(**config))
+    return follow(MultiTracker(backend or BlobBackend(), MultiTrackConfig(**config)), frames, batch)
+
+
+def follow(tracker: MultiTracker, frames: np.ndarray, batch: int = 16) -> dict[int, dict[int, np.ndarray]]:
+    """{frame: {id: box}} from ``tracker``, fed ``batch`` frames at a time."""
     tracker.start("scene", len(frames))
     out: dict = {}
     for s in range(0, len(frames), batch):
@@ -286,3 +290,64 @@ def test_a_search_that_leaves_out_the_followed_faces_keeps_the_same_ids():
         i = 8 * (k + 1)
         for box in boxes:
             assert any(iou(box, b)[0, 0] > 0.5 for b in (truth["red"].get(i), truth["green"].get(i)) if b is not None)
+
+
+class NoReidWhileReading(MultiTracker):
+    """Re-identifies no face while reading (as when its colours are mixed with another face's then)."""
+
+    def _same_look(self, track):
+        return None
+
+
+def test_tracks_of_one_face_are_joined_into_one_person_at_the_videos_end():
+    """Green leaves for 40 frames (past --max-gap) and comes back near where it went; not
+    re-identified while reading, it comes back as a third id, and the video's end joins it to
+    green's first."""
+    frames, truth = scene(90, {"red": (lambda i: 200, lambda i: True),
+                               "green": (lambda i: 40 if i < 20 else 90, lambda i: i < 20 or i >= 60)})
+    tracker = NoReidWhileReading(BlobBackend(), MultiTrackConfig(max_gap=10 / 30))
+    got = ids_of(follow(tracker, frames), truth)
+    assert len(got["green"]) == 2 and len(got["red"]) == 1
+    people = tracker.people()
+    assert {people[i] for i in got["green"]} == {people[min(got["green"])]} and people[min(got["red"])] not in {people[i] for i in got["green"]}
+    assert sorted(set(people.values())) == [0, 1]
+    apart = NoReidWhileReading(BlobBackend(), MultiTrackConfig(max_gap=10 / 30, join=None))
+    follow(apart, frames)
+    assert apart.people() == {0: 0, 1: 1, 2: 2}
+
+
+def test_a_fit_that_changes_size_too_fast_is_searched_again_at_once():
+    """Red's square grows by a third from one frame to the next: a fit that jumps so is a fit that
+    slid between two faces, so the tracker searches that frame at once (and finds red again)."""
+    n = 40
+    frames, truth = scene(n, {"red": (lambda i: 100, lambda i: i < 20)})
+    frames[20:] = scene(n, {"red": (lambda i: 96, lambda i: True, 52)})[0][20:]
+    strict = MultiTracker(BlobBackend(), MultiTrackConfig(detect_every=100))
+    lax = MultiTracker(BlobBackend(), MultiTrackConfig(detect_every=100, max_step_scale=1.5))
+    out_strict = follow(strict, frames)
+    follow(lax, frames)
+    assert strict.detections == lax.detections + 1  # one more search, at the jump
+    assert {f for faces in out_strict.values() for f in faces} == {0} and sorted(out_strict) == list(range(n))
+
+
+class WithFalseFinds(BlobBackend):
+    """Also finds a grey patch (no square: no fit there), scored ``score``."""
+
+    def __init__(self, score: float):
+        super().__init__()
+        self.score = score
+
+    def detect(self, frames):
+        return [found + [(np.array([250.0, 60.0, 290.0, 100.0]), self.score)] for found in super().detect(frames)]
+
+
+def test_a_false_find_the_detector_was_unsure_of_does_not_count_against_the_landmarks():
+    """Rejected fits count against trusting the model's landmarks on a video only where the
+    detector was sure of its find (a candidate under its threshold says nothing)."""
+    frames, _ = scene(20, {"red": (lambda i: 30, lambda i: True)})
+    for score, rejected in ((0.3, 0), (0.9, 3)):
+        tracker = MultiTracker(WithFalseFinds(score), MultiTrackConfig(detect_every=8))
+        out = follow(tracker, frames)
+        assert tracker.rejected == rejected and tracker.accepted >= 1
+        assert {f for faces in out.values() for f in faces} == {0}
+

@@ -171,8 +171,9 @@ LANDMARK_MODEL_HELP = ("Landmark checkpoint (auhm train --task landmarks): the t
                        "and the face search where no detector is installed.")
 DETECTOR_HELP = ("Full-frame face detector of --landmarks auto: mtcnn, dlib (HOG), opencv (Haar) or dlib-cnn "
                  "(default: the first installed of dlib, opencv). --landmarks dlib always uses dlib's HOG.")
-FACES_HELP = ("all: every face, the face column its track id within the video (ids hold through crossings and gaps up to "
-              "--max-gap); largest: only the largest face, id 0.")
+FACES_HELP = ("all: every face, the face column its id within the video (ids hold through crossings and gaps up to "
+              "--max-gap; after longer ones, a face that looks the same takes its old id, and at the video's end tracks "
+              "of one person are joined); largest: only the largest face, id 0.")
 
 
 def _precision():

@@ -13,11 +13,12 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from auhm import __version__
@@ -106,6 +107,15 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[str]:
             os.unlink(tmp)
 
 
+def with_people(table: pa.Table, people: dict[int, int]) -> pa.Table:
+    """``table`` with each face id replaced by its person's (tracks joined after the video); a
+    null face stays null, an id not in ``people`` stays itself."""
+    face = table.column("face")
+    where = pc.index_in(face, value_set=pa.array(list(people), face.type))
+    joined = pc.take(pa.array(list(people.values()), face.type), where)
+    return table.set_column(table.schema.get_field_index("face"), table.schema.field("face"), pc.coalesce(joined, face))
+
+
 class ParquetStream:
     """Row groups appended as they come to a temp file (:func:`atomic_path`), renamed into place
     by :meth:`commit`: a reader never sees half a file, and memory stays flat however long the
@@ -135,13 +145,19 @@ class ParquetStream:
             self.rows_written += self._rows
             self._pending, self._rows = [], 0
 
-    def commit(self, metadata: dict | None = None) -> None:
+    def commit(self, metadata: dict | None = None, rewrite: Callable[[pa.Table], pa.Table] | None = None) -> None:
         """Close and rename into place; ``metadata`` (what was learnt while writing) goes into the
-        file's footer under ``auhm.`` keys, beside the schema's."""
+        file's footer under ``auhm.`` keys, beside the schema's. ``rewrite`` (the whole table →
+        the table kept) changes what only the end could tell (face ids joined into people): the
+        file is read back once and written anew before it is placed."""
         self._flush()
         if metadata:
             self._writer.add_key_value_metadata({f"auhm.{k}": json.dumps(v) for k, v in metadata.items()})
         self._writer.close()
+        if rewrite is not None:
+            footer = {k: v for k, v in (pq.read_metadata(self.tmp).metadata or {}).items() if k != b"ARROW:schema"}
+            table = rewrite(pq.read_table(self.tmp))
+            pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **footer}), self.tmp, row_group_size=self.row_group_rows)
         self._place.__exit__(None, None, None)  # renames the temp file onto the path
 
     def abort(self) -> None:

@@ -102,6 +102,7 @@ class HogDetector:
     """dlib's HOG frontal-face detector; its smallest window holds an 80-px face."""
 
     WINDOW = 80
+    CANDIDATES = {"threshold": -0.5}  # for a tracker that confirms its finds: HOG's low scorers (turned, dark, half-hidden faces) too
     install_hint = "pip install 'auhm[dlib]'"
 
     @staticmethod
@@ -232,6 +233,12 @@ def find_detector() -> str | None:
     return next((name for name in detector_names() if REGISTRY.get(name).preference is not None and available(name)), None)
 
 
-def make_detector(name: str, **options):
-    """A callable frame → list of (box, score) detections; ``options`` (``min_face``: the smallest face side to find, in frame pixels) where given."""
-    return REGISTRY.get(name, ValueError)(**{k: v for k, v in options.items() if v is not None})
+def make_detector(name: str, candidates: bool = False, **options):
+    """A callable frame → list of (box, score) detections; ``options`` (``min_face``: the smallest face side to find, in frame pixels) where given.
+
+    ``candidates``: for a tracker that confirms what it finds itself (several hits, a plausible
+    fit: the multi-face tracker), with the detector's ``CANDIDATES`` settings where it has them
+    (a lower threshold: more faces found, the false ones make no track)."""
+    cls = REGISTRY.get(name, ValueError)
+    settings = {**(getattr(cls, "CANDIDATES", {}) if candidates else {}), **{k: v for k, v in options.items() if v is not None}}
+    return cls(**settings)

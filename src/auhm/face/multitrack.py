@@ -20,7 +20,11 @@ matches one of a face gone from view, clearly better than any other, takes that 
 face's colours are taken at detections, leaving out what other faces' boxes cover (one of them
 may stand in front of it); at each detection a followed face that no longer looks like its track
 (a fit that slid onto someone passing close) is let go, and its detection is free for a track of
-its own.
+its own; between detections, a fit whose size jumps by more than ``max_step_scale`` from one
+frame to the next (one sliding between two faces) is lost there and searched for at once. The
+search may hand over unsure finds too (HOG's under its threshold): a false one makes no track,
+and only a sure one counts against the model's landmarks when no face fits it. At the video's
+end, :meth:`MultiTracker.people` joins its tracks into people (:mod:`auhm.face.linking`).
 
 Everything is a function of the frames alone, in frame order: the same video gives the same
 ids and rows whatever the timing of the threads around it.
@@ -28,7 +32,7 @@ ids and rows whatever the timing of the threads around it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -36,9 +40,13 @@ from auhm.face.base import LandmarkBackend, landmark_boxes
 from auhm.face.entries import FaceEntries
 from auhm.face.boxes import box_iou, box_points, match_overlaps
 from auhm.face.following import FitsAhead, Track, follow_face
+from auhm.face.linking import JoinConfig, TrackRecord, join_tracks
 from auhm.face.looks import absorbed, appearance, looks_alike, look_distance, nearest_look
 from auhm.face.tracking import TrackerConfig, plausible
 from auhm.video import FrameBatch
+
+
+SURE = 0.5  # detection score from which a detector is sure of a face (below: a candidate, dlib HOG's under its threshold)
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,9 @@ class MultiTrackConfig:
     max_faces: int | None = None  # at most this many tracks at once (None: no limit)
     reid_distance: float | None = 0.3  # Bhattacharyya distance of colour histograms below which a face is the same (None: no re-identification)
     reid_margin: float = 0.1  # … and the next nearest face at least this much further
-    tracker: TrackerConfig = field(default_factory=TrackerConfig)  # what a plausible fit is
+    join: JoinConfig | None = field(default_factory=JoinConfig)  # tracks joined into people at the video's end (None: not; needs reid_distance)
+    max_step_scale: float = 1.12  # a followed face's size ratio between two frames beyond this: lost (its fit slid between two faces)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)  # what a plausible fit is (its max_scale_change capped by max_step_scale)
 
 
 class MultiTracker:
@@ -60,6 +70,8 @@ class MultiTracker:
     def __init__(self, backend: LandmarkBackend, config: MultiTrackConfig = MultiTrackConfig()):
         self.backend = backend
         self.config = config
+        limit = min(config.tracker.max_scale_change, config.max_step_scale)
+        self._fit_rules = replace(config.tracker, max_scale_change=limit)  # what a plausible fit is, here
         self.detections = 0  # full-frame detections run (all videos)
         self.faces_seen = 0  # most faces in view at one detection in this video (followed, and found beside them)
         self.tracks_made = 0  # confirmed tracks in this video
@@ -75,11 +87,15 @@ class MultiTracker:
         self._ahead: dict[int, FitsAhead] = {}  # track key → its fits made ahead, to this batch's end (or its loss)
         self._min_hits = config.min_hits
         self._max_gap = max(1, round(config.max_gap * 30.0))
+        self._fps = 30.0
+        self._records: dict[int, TrackRecord] = {}  # confirmed id → what joining tracks into people needs
 
     def start(self, video: str, frames: int | None = None, fps: float | None = None) -> None:
         """A new video; ``frames``, when known, lets a video shorter than ``min_hits`` (a photo) confirm
         its faces at once; ``fps`` turns ``max_gap`` into frame numbers."""
-        self._max_gap = max(1, round(self.config.max_gap * (fps if fps and fps > 0 else 30.0)))
+        self._fps = fps if fps and fps > 0 else 30.0
+        self._max_gap = max(1, round(self.config.max_gap * self._fps))
+        self._records = {}
         self._min_hits = max(1, min(self.config.min_hits, frames)) if frames else self.config.min_hits
         self._tracks, self._gone, self._births, self._next_detect, self._empty = [], [], 0, 0, 0
         self._last_detection, self._recent = -1, []
@@ -125,7 +141,18 @@ class MultiTracker:
         """Entries of confirmed tracks only (a track not confirmed by the batch's end is not written)."""
         ids = {t.key: t.id for t in self._tracks if t.id is not None}
         kept = [(r, ids[k], lm, c, s) for r, k, lm, c, s in found if k in ids]
+        for face in sorted({e[1] for e in kept}):
+            mine = sorted((e for e in kept if e[1] == face), key=lambda e: e[0])
+            record = self._records.setdefault(face, TrackRecord(face))
+            record.add_frames(batch.indices[[e[0] for e in mine]], np.array([landmark_boxes(e[2]) for e in mine]))
         return FaceEntries.from_lists(batch, kept)
+
+    def people(self) -> dict[int, int]:
+        """After the video: each written id → the id of the person it is (tracks joined by
+        :func:`~auhm.face.linking.join_tracks`; every id itself where joining is off)."""
+        if self.config.join is None or self.config.reid_distance is None:
+            return {face: face for face in sorted(self._records)}
+        return join_tracks(list(self._records.values()), self._fps, self.config.join)
 
     def _confirm(self, track: Track) -> None:
         if track.id is None and track.hits >= self._min_hits:
@@ -168,9 +195,11 @@ class MultiTracker:
         look = appearance(frame, landmarks, others)
         return look is None or look_distance(track.look, look) <= self._veto
 
-    def _remember_look(self, track: Track, frame: np.ndarray, landmarks: np.ndarray, others: np.ndarray) -> None:
+    def _remember_look(self, track: Track, frame: np.ndarray, landmarks: np.ndarray, others: np.ndarray) -> np.ndarray | None:
+        """Absorb the face's colours, without what ``others`` cover, into its track's; the look taken."""
         look = appearance(frame, landmarks, others) if self.config.reid_distance is not None else None
         track.look, track.looks = absorbed(track.look, track.looks, look, self.config.reid_distance)
+        return look
 
     def _expire(self, frame: int) -> None:
         """Forget tracks missing for longer than the gap a face may be bridged over (and unconfirmed
@@ -226,7 +255,7 @@ class MultiTracker:
     def _fit_track(self, batch: FrameBatch, i: int, j: int, t: Track) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Landmarks, confidence (and scores) of track ``t`` on frames i, i+1 … up to the first implausible one (excluded)."""
         regions = np.stack([t.predicted_points(int(f)) for f in batch.indices[i:j]])
-        return follow_face(self.backend, self.config.tracker, batch.frames[i:j], regions, t.landmarks, t.confidence)
+        return follow_face(self.backend, self._fit_rules, batch.frames[i:j], regions, t.landmarks, t.confidence)
 
     # ── detection frames ──────────────────────────────────────────────────────────────────────
     def _detection_frame(self, batch: FrameBatch, r: int) -> list:
@@ -236,12 +265,14 @@ class MultiTracker:
         live = [t for t in self._tracks if t.live]
         followed = {t.key: fit for t in live if (fit := self._followed_fit(batch, r, t)) is not None}
         known = np.array([landmark_boxes(fit[0]) for fit in followed.values()], np.float64).reshape(-1, 4)
-        detections = [np.asarray(box, np.float64) for box, _ in self.backend.detect_new(frame, known)]
-        boxes = np.array(detections).reshape(-1, 4)
-        new = int((box_iou(boxes, known).max(1, initial=0.0) <= self.config.duplicate_iou).sum())  # found beside the followed
+        searched = self.backend.detect_new(frame, known)
+        boxes = np.array([np.asarray(box, np.float64) for box, _ in searched]).reshape(-1, 4)
+        sure = np.array([score >= SURE for _, score in searched], bool)
+        new = int(((box_iou(boxes, known).max(1, initial=0.0) <= self.config.duplicate_iou) & sure).sum())  # found beside the followed
         self.faces_seen = max(self.faces_seen, len(known) + new)  # the faces followed, and those found beside them
         taken = {d: t.key for d, t in self._associate(frame, index, boxes).items()}  # detection → track key
         missing = sorted((t for t in self._tracks if not t.live), key=lambda t: -t.frame)
+        detection_of = {k: d for d, k in taken.items()}
         box_of = {k: boxes[d] for d, k in taken.items()}
         fitted = []  # (track, landmarks, confidence, scores)
         for t in live:  # followed faces: from their own landmarks, else from their detection
@@ -261,7 +292,7 @@ class MultiTracker:
         for t in missing:  # faces found again after a gap
             if t.key in box_of:
                 fit = self._fit_one(frame, box_points(box_of[t.key]), None)
-                self._judged(fit)
+                self._judged(fit, sure[detection_of[t.key]])
                 if fit is not None:
                     fitted.append((t, *fit))
         limit = self.config.max_faces
@@ -270,13 +301,14 @@ class MultiTracker:
             if limit is not None and len(fitted) >= limit:
                 break
             fit = self._fit_one(frame, box_points(boxes[d]), None)
-            self._judged(fit)
+            self._judged(fit, sure[d])
             if fit is not None:
                 self._births += 1
                 t = Track(self._births, fit[0], fit[1], index, hits=0, live=False)
                 self._tracks.append(t)
                 fitted.append((t, *fit))
         fitted = self._without_duplicates(frame, fitted)
+        self.faces_seen = max(self.faces_seen, len(fitted))  # … and an unsure find that proved a face
         kept = {t.key for t, *_ in fitted}
         for t in self._tracks:
             if t.key not in kept:
@@ -289,8 +321,10 @@ class MultiTracker:
                 found += self._follow_back(batch, r, t, landmarks, confidence)
             t.seen(index, landmarks, confidence)
             others = np.array([landmark_boxes(g[1]) for g in fitted if g[0] is not t]).reshape(-1, 4)
-            self._remember_look(t, frame, landmarks, others)  # what no other face covers
+            look = self._remember_look(t, frame, landmarks, others)  # what no other face covers
             self._confirm(t)
+            if t.id is not None and not (box_iou(landmark_boxes(landmarks), others) > 0).any():  # no other face touches it: a clean look
+                self._records.setdefault(t.id, TrackRecord(t.id)).add_look(look)
             found.append((r, t.key, landmarks, confidence, scores))
         return found
 
@@ -343,11 +377,13 @@ class MultiTracker:
                 taken[free[b]] = group[a]
         return taken
 
-    def _judged(self, fit) -> None:
-        if fit is None:
-            self.rejected += 1
-        else:
+    def _judged(self, fit, sure: bool) -> None:
+        """Count a detection's fit as accepted or rejected (what says whether the model's landmarks
+        can be trusted on this video); a rejected find the detector was not sure of says nothing."""
+        if fit is not None:
             self.accepted += 1
+        elif sure:
+            self.rejected += 1
 
     def _without_duplicates(self, frame: np.ndarray, fitted: list) -> list:
         """Of tracks whose fits hold one face, keep the one that face looks like (two people crossing
@@ -368,7 +404,7 @@ class MultiTracker:
     def _fit_one(self, frame: np.ndarray, region: np.ndarray, previous: np.ndarray | None):
         landmarks, confidence = self.backend.fit(frame[None], np.asarray(region)[None])
         scores = getattr(self.backend, "last_scores", None)
-        if not plausible(self.config.tracker, self.backend, landmarks[0], float(confidence[0]), frame.shape, previous):
+        if not plausible(self._fit_rules, self.backend, landmarks[0], float(confidence[0]), frame.shape, previous):
             return None
         return landmarks[0], float(confidence[0]), None if scores is None else scores[0]
 

@@ -43,6 +43,7 @@ class VideoEnd:
     job: int
     error: str | None = None  # the video failed: its rows are dropped
     notes: dict | None = None  # the video is written, with these notes (faces seen, a shortfall of frames)
+    people: dict[int, int] | None = None  # each face id written → its person's id (tracks joined at the end), when any changes
 
 
 @dataclass

@@ -30,7 +30,7 @@ from auhm.infer.output import VideoJob, chunk_rows
 from auhm.infer.predictor import ModelLanes, Prediction, Predictor, default_batch_size, model_lanes
 from auhm.infer.sources import FaceSource
 from auhm.infer.workers import TrackingWorkers, tracking_workers
-from auhm.io import ParquetStream, prediction_schema
+from auhm.io import ParquetStream, prediction_schema, with_people
 
 
 @dataclass
@@ -239,7 +239,8 @@ class Engine:
             if w is None:  # a video whose every row was written before (or that had none)
                 w = self._writer(item.job)
                 self.writers.pop(item.job)
-            w.commit({"notes": {**(item.notes or {}), **gaps.notes()}})
+            people = item.people
+            w.commit({"notes": {**(item.notes or {}), **gaps.notes()}}, rewrite=None if people is None else lambda t: with_people(t, people))
             self.rows += w.rows_written
             self.written.append(video)
 

@@ -163,6 +163,6 @@ def _self_tracking(config: "AnnotateConfig", predictor: "Predictor", detector: s
             network = make_backend("network", model=landmark_model, device=device)
             return lambda frame: network.detect(frame[None])[0]
     else:
-        find = lambda: make_detector(detector, min_face=config.min_face)  # noqa: E731
+        find = lambda: make_detector(detector, candidates=config.faces == "all", min_face=config.min_face)  # noqa: E731
     make = lambda: BackboneBackend(predictor, find(), threshold, config.refine_drift)  # noqa: E731
     return FaceSource(f"backbone+{detector}", make, True, fallback, forkable=False, **common)

@@ -173,8 +173,8 @@ class TrackingWorkers:
         reader = VideoReader(video, num_threads=1)
         return reader, prefetched(reader.batches(self.chunk_frames, self.config.every), self.stop)
 
-    def _end(self, j: int, error: str | None = None, notes: dict | None = None) -> None:
-        self._put(VideoEnd(j, error, notes))
+    def _end(self, j: int, error: str | None = None, notes: dict | None = None, people: dict[int, int] | None = None) -> None:
+        self._put(VideoEnd(j, error, notes, people))
         if self.processes:
             return_freed_memory_to_the_os()
 
@@ -224,10 +224,12 @@ class TrackingWorkers:
                 frames += len(batch)
             if self.stop.is_set():
                 return  # stopped mid-video: not written, the re-run does it
-            self._end(j, notes=_with_shortfall(_tracking_notes(tracker, current), reader))
+            notes, people = _tracking_notes(tracker, current)
+            self._end(j, notes=_with_shortfall(notes, reader), people=people)
         except Exception as e:  # one broken video must not stop the others
             if isinstance(e, VideoError) and frames:  # decoding broke off: the frames before it are kept
-                self._end(j, notes={**_tracking_notes(tracker, current), "incomplete": failure_reason(e, video)})
+                notes, people = _tracking_notes(tracker, current)
+                self._end(j, notes={**notes, "incomplete": failure_reason(e, video)}, people=people)
             else:
                 self._end(j, failure_reason(e, video))
 
@@ -244,17 +246,22 @@ class TrackingWorkers:
         return fallback
 
 
-def _tracking_notes(tracker, current) -> dict:
-    """What a video's notes say of its faces: the most one detection found, tracks made, faces rejected."""
+def _tracking_notes(tracker, current) -> tuple[dict, dict[int, int] | None]:
+    """What a video's notes say of its faces (the most one detection found, the tracks written and
+    how many were joined into an earlier person's id, faces rejected), and each face id written →
+    its person's id, or None where no id changes."""
     notes: dict = {}
     if tracker.detections or current.detections:
         notes["faces_seen"] = int(max(tracker.faces_seen, current.faces_seen))
+    people = current.people() if hasattr(current, "people") else None
     made = getattr(current, "tracks_made", None)
     if made is not None:
-        notes["tracks"] = int(made)
+        notes["tracks"] = len(set(people.values())) if people else int(made)
+        if people and len(set(people.values())) < len(people):
+            notes["tracks_joined"] = len(people) - len(set(people.values()))
     if tracker.rejected:
         notes["faces_rejected"] = int(tracker.rejected)
-    return notes
+    return notes, people if people and any(face != person for face, person in people.items()) else None
 
 
 def _with_shortfall(notes: dict, reader: VideoReader) -> dict:

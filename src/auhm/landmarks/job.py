@@ -20,7 +20,7 @@ from auhm.face.base import BackendUnavailable
 from auhm.face.entries import FaceEntries, faces_of, row_layout
 from auhm.face.multitrack import MultiTrackConfig, MultiTracker
 from auhm.face.tracking import Tracker, TrackerConfig
-from auhm.io import ParquetStream, check_writable, encode_metadata
+from auhm.io import ParquetStream, check_writable, encode_metadata, with_people
 from auhm.landmarks import check_backend, make_backend
 from auhm.video import VideoError, VideoReader
 from auhm.video.inputs import expand_inputs, known_length, nothing_matched
@@ -135,23 +135,33 @@ def extract_landmarks(videos: list[str], out: Path, config: LandmarksConfig = La
     return result
 
 
+def _write_people(tracker, tables: list[pa.Table], stream: ParquetStream) -> None:
+    """A video's rows, each face id replaced by its person's (tracks joined after the video)."""
+    people = tracker.people() if hasattr(tracker, "people") else {}
+    for table in tables:
+        stream.append(with_people(table, people) if any(face != person for face, person in people.items()) else table)
+
+
 def _one_video(video: str, tracker, stream: ParquetStream, schema: pa.Schema, batch_size: int, advance) -> tuple[int, int, InputFailure | None]:
     """(frames written, frames with a face, failure or None) for one video; a video that stops
     short of its end keeps the frames it decoded."""
     frames = faces = 0
+    tables: list[pa.Table] = []  # the video's rows, held until its tracks are joined into people
     try:
         reader = VideoReader(video)
         tracker.start(video, known_length(video, reader.info.frames_claimed), reader.info.fps)
         for batch in reader.batches(batch_size):
             found = faces_of(tracker, batch)
-            stream.append(track_table(video, found, schema))
+            tables.append(track_table(video, found, schema))
             frames += len(batch)
             faces += len(np.unique(found.rows))
             advance(len(batch))
     except Exception as e:  # one broken input must not lose the others
         reason = failure_reason(e, video)
         if isinstance(e, VideoError) and frames:
+            _write_people(tracker, tables, stream)
             reason = f"incomplete, {reason} (the frames decoded are kept)"
         return frames, faces, InputFailure(video, reason)
+    _write_people(tracker, tables, stream)
     missing = reader.shortfall()
     return frames, faces, InputFailure(video, f"incomplete, {missing} (the frames decoded are kept)") if missing else None
