@@ -38,9 +38,11 @@ def test_one_persons_tracks_apart_in_time_join_and_ids_are_renumbered():
     assert join_tracks(tracks, FPS) == {0: 0, 1: 1, 2: 0, 3: 2}  # dense ids, in order of the people's first ids
 
 
-def test_tracks_that_share_a_frame_are_two_people_however_alike():
-    tracks = [record(0, range(0, 30), 100, 120, look(3)), record(1, range(29, 60), 250, 250, look(3))]
+def test_tracks_in_view_at_once_are_two_people_however_alike_and_near():
+    tracks = [record(0, range(0, 30), 100, 120, look(3)), record(1, range(29, 60), 120, 120, look(3))]
     assert join_tracks(tracks, FPS) == {0: 0, 1: 1}
+    tracks = [record(0, range(0, 29), 100, 120, look(3)), record(1, range(29, 60), 120, 120, look(3))]
+    assert join_tracks(tracks, FPS) == {0: 0, 1: 0}  # one frame apart: one person
 
 
 def test_colours_farther_than_the_distance_are_two_people():
