@@ -1,9 +1,10 @@
 """The ``auhm landmarks`` job: tracked 68-point landmarks for every decoded frame → one Parquet.
 
-Rows are streamed into Parquet row groups while videos are read (``io.ParquetStream``), so
-memory stays flat; the file appears under its final name only when the job ends. A video that cannot
-be opened or decoded is reported as an InputFailure and the others go on; frames decoded
-before a mid-stream decoding error are kept (they are real frames).
+Each video's rows are held until its end (its tracks are then joined into people, which renames
+face ids) and streamed into Parquet row groups (``io.ParquetStream``), so memory holds one
+video's landmarks at most; the file appears under its final name only when the job ends. A
+video that cannot be opened or decoded is reported as an InputFailure and the others go on;
+frames decoded before a mid-stream decoding error are kept (they are real frames).
 """
 
 from __future__ import annotations
