@@ -102,7 +102,7 @@ class HogDetector:
     """dlib's HOG frontal-face detector; its smallest window holds an 80-px face."""
 
     WINDOW = 80
-    CANDIDATES = {"threshold": -0.5}  # for a tracker that confirms its finds: HOG's low scorers (turned, dark, half-hidden faces) too
+    CANDIDATES = {"threshold": -0.5}  # for a tracker that confirms its finds: HOG's low scorers too (faces it scores under 0: bench/RESULTS.md)
     install_hint = "pip install 'auhm[dlib]'"
 
     @staticmethod
