@@ -109,6 +109,7 @@ BAD = [
     (["train", "{tmp}/data", "--out", "{tmp}/run", "--threads", "-1"], "--threads must be between 1 and"),
     (["train", "{tmp}/data", "--out", "{tmp}/run", "--threads", "0"], "--threads must be between 1 and"),
     (["train", "{tmp}/data", "--out", "{tmp}/run", "--workers", "-1"], "--workers must be between 0 and"),
+    (["train", "{tmp}/data", "--out", "{tmp}/run", "--threads", "1", "--follow-load"], "--threads 1 with --follow-load: --follow-load chooses"),
     (["train", "{tmp}/data", "--out", "{tmp}/run", "--folds", "-1"], "--folds must be at least 2, not -1"),
     (["train", "{tmp}/data", "--out", "{tmp}/run", "--folds", "0"], "--folds must be at least 2, not 0"),
     (["train", "{tmp}/data", "--out", "{tmp}/run", "--epochs", "0"], "--epochs must be at least 1, not 0"),

@@ -382,7 +382,7 @@ def train(
     precision: str = _precision(),
     workers: Optional[int] = typer.Option(None, metavar="N", help="Data worker processes (default: none on a CPU, where each batch is built between steps, a share per core; up to 12 beside a GPU)."),
     threads: Optional[int] = typer.Option(None, metavar="N", help="CPU threads (default: every core)."),
-    follow_load: bool = typer.Option(False, "--follow-load", help="On a CPU, run on fewer threads while other processes keep cores busy: faster on a shared machine, but two runs may then differ in the weights' last bits."),
+    follow_load: bool = typer.Option(False, "--follow-load", help="On a CPU, run on fewer threads while other processes keep cores busy: faster on a shared machine, but two runs may then differ in the weights' last bits (not with --threads)."),
     max_steps: Optional[int] = typer.Option(None, metavar="N", help="Stop after this many steps (smoke runs)."),
     val_every: Optional[int] = typer.Option(None, metavar="N", help="Also validate (and write best.pt / last.pt) every N steps, for long epochs."),
     resume: Optional[Path] = typer.Option(None, metavar="DIR", help="Run directory to resume."),

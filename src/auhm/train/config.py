@@ -76,6 +76,8 @@ class TrainConfig:
         checks.at_least(self.folds, 2, "--folds")
         cores = os.cpu_count() or 1
         checks.between(self.threads, 1, cores, "--threads", "the cores of this machine")
+        if self.follow_load and self.threads is not None:
+            raise UsageError(f"--threads {self.threads} with --follow-load: --follow-load chooses the thread count as the load goes; give one or the other")
         checks.between(self.workers, 0, cores, "--workers", "the cores of this machine")
         checks.finite(self.lr, "--lr", minimum=0)
         checks.finite(self.weight_decay, "weight decay", minimum=0)
