@@ -73,3 +73,29 @@ def test_render_real_clip(media, tmp_path):
     res = render(media / "single_face.mp4", RenderConfig(model=ckpt, out=out, landmarks="dlib", device="cpu", max_frames=6, quiet=True))
     assert res.frames == 6 and res.faces >= 5
     assert sum(len(b) for b in VideoReader(out).batches(16)) == 6
+
+
+def test_render_draws_each_face_with_the_id_of_annotates_table(tmp_path, monkeypatch):
+    """The clip is tracked before it is drawn: what the tracker says at its end (here: its two
+    first ids swapped) is the id drawn on every frame of those faces."""
+    import auhm.infer.render as render_module
+    from auhm.face.multitrack import MultiTracker
+    from auhm.infer.render import RenderConfig, render
+    from auhm.synth import SynthConfig, make_corpus
+
+    make_corpus(SynthConfig(tmp_path / "crowd", subjects=1, seed=0, layout="crowd", frames=12, width=320, height=180, fps=10.0,
+                            contact_sheet=False), quiet=True)
+    clip = tmp_path / "crowd" / "videos" / "crowd000.mp4"
+    ckpt = small_checkpoint(tmp_path / "m.pt")
+    drawn: list[int] = []
+    monkeypatch.setattr(render_module, "draw_face_id", lambda canvas, box, face: drawn.append(face))
+
+    def ids(name: str) -> list[int]:
+        drawn.clear()
+        render(clip, RenderConfig(model=ckpt, out=tmp_path / name, landmarks="truth", device="cpu", precision="fp32", batch_size=4, quiet=True))
+        return list(drawn)
+
+    plain = ids("plain.mp4")
+    assert {0, 1} <= set(plain)
+    monkeypatch.setattr(MultiTracker, "people", lambda self: {face: {0: 1, 1: 0}.get(face, face) for face in self._records})
+    assert ids("joined.mp4") == [{0: 1, 1: 0}.get(f, f) for f in plain]

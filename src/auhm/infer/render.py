@@ -1,7 +1,9 @@
 """Overlay video: the predicted AU heatmaps drawn back onto the face, intensities beside it.
 
 Made from the annotate pipeline's pieces (Predictor, the face source, track_and_crop), one
-batch at a time: it is for looking at a clip, not for throughput.
+batch at a time: it is for looking at a clip, not for throughput. The video is tracked first and
+drawn after, so each face is drawn with the id annotate's table gives it (the tracks of one person
+joined at the video's end).
 """
 
 from __future__ import annotations
@@ -123,11 +125,10 @@ def render(video: str | Path, config: RenderConfig) -> RenderResult:
     frames = faces = 0
     limit = config.max_frames or info.frames_claimed or None
     with VideoWriter(config.out, info.fps or 25.0, width + PANEL_WIDTH, height) as writer, progress(config.quiet) as bar:
+        tracked = _tracked(reader, tracker, config, bar, limit)
+        people = tracker.people() if hasattr(tracker, "people") else {}
         task = bar.add_task("render", total=limit, unit="frames")
-        for batch in reader.batches(config.batch_size):
-            if config.max_frames is not None and frames >= config.max_frames:
-                break
-            found = faces_of(tracker, batch)
+        for batch, found in zip(reader.batches(config.batch_size), tracked):
             cut = [crop_face(batch.frames[r], found.landmarks[k], predictor.crop) for k, r in enumerate(found.rows)]
             pred = predictor(np.stack([c[0] for c in cut]), keep_heatmaps=True) if cut else None
             for r in range(len(batch)):
@@ -138,10 +139,23 @@ def render(video: str | Path, config: RenderConfig) -> RenderResult:
                 values = None
                 for k in np.flatnonzero(found.rows == r):  # every face, with its id
                     canvas = draw_heatmaps(canvas, pred.heatmaps[k], cut[k][1], predictor.crop.size, colours, config.opacity)
-                    draw_face_id(canvas, found.boxes[k], int(found.ids[k]))
+                    draw_face_id(canvas, found.boxes[k], people.get(int(found.ids[k]), int(found.ids[k])))
                     values = pred.intensities[k] if values is None else values  # the bars: the face of the lowest id
                     faces += 1
                 writer.write(np.concatenate([canvas, draw_panel(height, predictor.aus, values, colours)], axis=1))
                 frames += 1
                 bar.advance(task, 1)
     return RenderResult(Path(config.out), frames, faces, source.name)
+
+
+def _tracked(reader: VideoReader, tracker, config: RenderConfig, bar, limit: int | None) -> list:
+    """Each batch's faces, up to ``max_frames``: the whole clip tracked before a frame is drawn."""
+    task = bar.add_task("track", total=limit, unit="frames")
+    tracked, frames = [], 0
+    for batch in reader.batches(config.batch_size):
+        if config.max_frames is not None and frames >= config.max_frames:
+            break
+        tracked.append(faces_of(tracker, batch))
+        frames += len(batch)
+        bar.advance(task, len(batch))
+    return tracked
