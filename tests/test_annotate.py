@@ -686,7 +686,8 @@ def test_detector_option_names_an_installed_detector_and_picks_the_self_tracking
     if detectors.REGISTRY.get("dlib").available():  # every face: HOG's low scorers too, the tracker confirms them; the largest: not
         for faces, threshold in (("all", -0.5), ("largest", 0.0)):
             hog = AnnotateConfig(model=tmp_path / "m.pt", out=tmp_path / "p.parquet", detector="dlib", faces=faces)
-            assert face_source(hog, adaptation).make_backend().detector.threshold == threshold
+            backend = face_source(hog, adaptation).make_backend()
+            assert backend.detector.threshold == threshold and backend.sure_score == 0.5  # under HOG's own threshold: unsure
 
 
 def test_tracking_workers_default_to_one_on_a_cpu_and_the_spare_cores_beside_a_gpu(monkeypatch):

@@ -331,7 +331,10 @@ def test_a_fit_that_changes_size_too_fast_is_searched_again_at_once():
 
 
 class WithFalseFinds(BlobBackend):
-    """Also finds a grey patch (no square: no fit there), scored ``score``."""
+    """Also finds a grey patch (no square: no fit there), scored ``score``; finds under 0.5 are
+    candidates it is unsure of."""
+
+    sure_score = 0.5
 
     def __init__(self, score: float):
         super().__init__()

@@ -72,6 +72,7 @@ class LandmarkBackend(ABC):
     min_confidence: float = 0.3  # fit confidence below which the tracker calls the face lost
     batched_fit: bool = False  # fit recovers from the previous frame's region (re-crops): a batch may share it
     verify_every: int = 1  # a fit's presence check is costly: the tracker may skip it on all but every k-th frame
+    sure_score: float = 0.0  # a find of its search scored under this is a candidate the detector is unsure of (0: every find is sure)
 
     def start(self, video: str) -> None:
         """A new video begins (the truth backend needs its path); nothing by default."""

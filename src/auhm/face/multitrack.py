@@ -46,9 +46,6 @@ from auhm.face.tracking import TrackerConfig, plausible
 from auhm.video import FrameBatch
 
 
-SURE = 0.5  # detection score from which a detector is sure of a face (below: a candidate, dlib HOG's under its threshold)
-
-
 @dataclass(frozen=True)
 class MultiTrackConfig:
     detect_every: int = 8  # decoded frames between full-frame detections (also right after a loss)
@@ -267,7 +264,7 @@ class MultiTracker:
         known = np.array([landmark_boxes(fit[0]) for fit in followed.values()], np.float64).reshape(-1, 4)
         searched = self.backend.detect_new(frame, known)
         boxes = np.array([np.asarray(box, np.float64) for box, _ in searched]).reshape(-1, 4)
-        sure = np.array([score >= SURE for _, score in searched], bool)
+        sure = np.array([score >= self.backend.sure_score for _, score in searched], bool)
         new = int(((box_iou(boxes, known).max(1, initial=0.0) <= self.config.duplicate_iou) & sure).sum())  # found beside the followed
         self.faces_seen = max(self.faces_seen, len(known) + new)  # the faces followed, and those found beside them
         taken = {d: t.key for d, t in self._associate(frame, index, boxes).items()}  # detection → track key

@@ -60,6 +60,11 @@ class BackboneBackend(LandmarkBackend):
         self.last_scores: np.ndarray | None = None  # (n, N) AU intensities of the last fit's final crops
         self.forwards = 0  # crops scored, for reports and tests
 
+    @property
+    def sure_score(self) -> float:
+        """Its detector's: the score under which a find is a candidate (HOG's under its own threshold)."""
+        return getattr(self.detector, "sure_score", 0.0)
+
     def detect(self, frames: np.ndarray) -> list[list[Detection]]:
         return [self.detector(frame) for frame in frames]
 
