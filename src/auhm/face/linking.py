@@ -92,6 +92,11 @@ def join_tracks(records: list[TrackRecord], fps: float, config: JoinConfig = Joi
     return {i: people[group[i]] for i in sorted(group)}
 
 
+def renames(people: dict[int, int]) -> bool:
+    """Whether joining gave any track another id (else a video's table is written as it is)."""
+    return any(face != person for face, person in people.items())
+
+
 def _rival(pair: tuple, within: float, group: dict[int, int], people: set[int]) -> bool:
     """A pairing nearer than ``within`` of two tracks not yet one person, other than a pairing of
     the two people being joined."""
