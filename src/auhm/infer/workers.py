@@ -18,6 +18,7 @@ from typing import Iterator, Sequence
 import torch
 
 from auhm.errors import failure_reason
+from auhm.face.linking import renames
 from auhm.infer.chunks import Note, VideoEnd, WorkerDone, track_and_crop
 from auhm.video import FrameBatch, VideoError, VideoReader
 from auhm.video.inputs import known_length
@@ -203,6 +204,7 @@ class TrackingWorkers:
         flushing = threading.Thread(target=self.items.join_thread, daemon=True)
         flushing.start()
         while flushing.is_alive() and not self.stop.is_set():
+            self._alive_parent()  # a killed annotating process reads nothing more: leave, not wait forever
             flushing.join(timeout=0.05)
         if flushing.is_alive():
             self.items.cancel_join_thread()
@@ -261,7 +263,7 @@ def _tracking_notes(tracker, current) -> tuple[dict, dict[int, int] | None]:
             notes["tracks_joined"] = len(people) - len(set(people.values()))
     if tracker.rejected:
         notes["faces_rejected"] = int(tracker.rejected)
-    return notes, people if people and any(face != person for face, person in people.items()) else None
+    return notes, people if people and renames(people) else None
 
 
 def _with_shortfall(notes: dict, reader: VideoReader) -> dict:
