@@ -248,6 +248,33 @@ def interruptible() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (Linux /proc; none elsewhere)."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return kids
+
+
+def still_running(pids: list[int], within_s: float = 10.0) -> list[int]:
+    """Of ``pids``, those still running once ``within_s`` has passed (sooner when all are gone); a
+    zombie, exited and waiting to be reaped, is gone. Reads process states from Linux /proc."""
+    def running(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        except (OSError, IndexError):
+            return False
+
+    deadline = time.monotonic() + within_s
+    while (left := [p for p in pids if running(p)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
 def hold_after_first_video(gate: str | os.PathLike, reached: str | os.PathLike) -> None:
     """In a run's own process: once the first video's rows are committed, write ``reached`` and
     hold the run until ``gate`` exists (a test kills it there: one video done, the others not)."""

@@ -23,8 +23,8 @@ from auhm.face.crop import CropConfig, crop_face
 from auhm.io import read_metadata
 from auhm.video import VideoReader, VideoWriter
 
-from helpers import (AUS, INFO, SIZE, TRACK_SIZE, SquareAU, SquareBackend, StandInAU, annotate_config, make_clip,
-                     small_checkpoint, square_clip, square_detector, standin_script, write_truncated_video)
+from helpers import (AUS, INFO, SIZE, TRACK_SIZE, SquareAU, SquareBackend, StandInAU, annotate_config, children, make_clip,
+                     small_checkpoint, square_clip, square_detector, standin_script, still_running, write_truncated_video)
 
 
 def test_rows_schema_metadata_and_intensities(tmp_path, checkpoint, standin):
@@ -199,26 +199,6 @@ def test_per_video_resume_skips_done_and_redoes_other_checkpoint(tmp_path, check
     assert third.written == clips and made[0] == "truth"
 
 
-def _children(pid: int) -> list[int]:
-    """Processes whose parent is ``pid`` (Linux /proc; none elsewhere)."""
-    kids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                kids.append(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    return kids
-
-
-def _running(pid: int) -> bool:
-    """Whether process ``pid`` still runs (a zombie, finished but not reaped, does not)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
-
-
 def test_kill_and_resume_gives_one_row_per_frame(tmp_path, checkpoint):
     """kill -9 while the run is held just after the first video's rows were committed (the
     others not); the re-run completes, nothing lost or doubled."""
@@ -240,15 +220,12 @@ def test_kill_and_resume_gives_one_row_per_frame(tmp_path, checkpoint):
             assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode() if proc.poll() is not None else "not reached"
             time.sleep(0.02)
     finally:  # killed whatever happened: never an orphan left running
-        workers = _children(proc.pid)
+        workers = children(proc.pid)
         proc.kill()
         proc.wait()
     if Path("/proc/self/stat").exists():  # the tracking processes (truth landmarks fork) leave with the run they served
         assert workers
-        deadline = time.monotonic() + 10
-        while (left := [w for w in workers if _running(w)]) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not left, "a tracking process outlived the killed run"
+        assert not still_running(workers), "a tracking process outlived the killed run"
     parts = tmp_path / "all.parquet.parts"
     assert reached.read_text() == str(parts / "k0.parquet")
     assert sorted(p.name for p in parts.iterdir() if not p.name.startswith(".")) == ["k0.parquet"] and not out.exists()

@@ -14,7 +14,7 @@ from auhm.train.augment import AugmentConfig, ShardView
 from auhm.train.batches import ForkedBatches, batch_loader, resolve_workers
 from auhm.train.sampling import EpochBatches
 
-from helpers import FailsOn, FakeShards
+from helpers import FailsOn, FakeShards, still_running
 
 
 def _equal(a: dict, b: dict) -> None:
@@ -123,7 +123,6 @@ os.kill(os.getpid(), 9)  # no clean-up: the helper is on its own
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads process states from /proc")
 def test_a_helper_whose_parent_is_killed_exits(tmp_path):
     import subprocess
-    import time
     from pathlib import Path
 
     script = tmp_path / "parent_killed.py"
@@ -133,18 +132,7 @@ def test_a_helper_whose_parent_is_killed_exits(tmp_path):
     subprocess.run([sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
     helpers = [int(p) for p in pids.read_text().split()]
     assert len(helpers) == 1
-
-    def running(pid: int) -> bool:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except FileNotFoundError:
-            return False
-        return state != "Z"  # a zombie has exited and waits to be reaped
-
-    deadline = time.monotonic() + 10
-    while running(helpers[0]) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not running(helpers[0]), "the batch helper outlived its killed parent"
+    assert not still_running(helpers), "the batch helper outlived its killed parent"
 
 
 _FORK_AFTER_OPENCV_POOL = """
