@@ -586,7 +586,7 @@ def test_self_tracking_follows_the_face_with_one_detection(tmp_path):
         np.testing.assert_allclose(df.loc[df.success, ["x0", "y0", "x1", "y1"]].to_numpy(), np.array(truth), atol=2)
         notes = read_metadata(tmp_path / faces / "move.parquet")["notes"]
         assert notes["frames_without_face"] == 5 and notes["longest_gap"] == 5 and notes["frames"] == n
-    # every face: one detection on frame 0, then on the schedule (every 8 frames) and at the loss
+    # every face: one detection on frame 0, then on the schedule (the last of every 16 frames) and at the loss
     assert SquareBackend.detections <= 1 + 2 * 5
 
 

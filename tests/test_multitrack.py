@@ -73,6 +73,17 @@ def scene(n: int, people: dict) -> tuple[np.ndarray, dict]:
     return frames, truth
 
 
+def stamped(frames: np.ndarray) -> np.ndarray:
+    """The frames with each one's number written into its corner pixel (too small to be a square)."""
+    frames = frames.copy()
+    frames[:, 0, 0, 0], frames[:, 0, 0, 1] = np.arange(len(frames)) % 256, np.arange(len(frames)) // 256
+    return frames
+
+
+def stamp(frame: np.ndarray) -> int:
+    return int(frame[0, 0, 0]) + 256 * int(frame[0, 0, 1])
+
+
 def run(frames: np.ndarray, batch: int = 16, backend: LandmarkBackend | None = None, **config) -> dict[int, dict[int, np.ndarray]]:
     """{frame: {id: box}} from the tracker, fed ``batch`` frames at a time."""
     return follow(MultiTracker(backend or BlobBackend(), MultiTrackConfig(**config)), frames, batch)
@@ -102,14 +113,17 @@ def ids_of(out: dict, truth: dict) -> dict[str, set]:
 
 
 class LeavingOut(BlobBackend):
-    """Its search leaves out the faces the tracker says it follows (as MTCNN does); it keeps what it was told."""
+    """Its search leaves out the faces the tracker says it follows (as MTCNN does); it keeps what it
+    was told, and the frames searched (their :func:`stamp`)."""
 
     def __init__(self):
         super().__init__()
         self.told: list[np.ndarray] = []
+        self.searched: list[int] = []
 
     def detect_new(self, frame, followed):
         self.told.append(np.asarray(followed, np.float64).reshape(-1, 4))
+        self.searched.append(stamp(frame))
         return [(b, 1.0) for b in colour_boxes(frame) if not len(followed) or iou(b, followed).max() <= 0.3]
 
 
@@ -282,12 +296,11 @@ def test_a_search_that_leaves_out_the_followed_faces_keeps_the_same_ids():
     the others (a cascade saving its cost) gives the same ids through a crossing."""
     frames, truth = scene(80, {"red": (lambda i: 20 + 3 * i, lambda i: True), "green": (lambda i: 260 - 3 * i, lambda i: True)})
     backend = LeavingOut()
-    out = run(frames, backend=backend, detect_every=8)
+    out = run(stamped(frames), backend=backend, detect_every=8)
     assert ids_of(out, truth) == ids_of(run(frames, detect_every=8), truth) == {"red": {0}, "green": {1}}
     told = backend.told[1:]  # from the second search on, both squares are followed (apart from the crossing)
     assert sum(len(t) == 2 for t in told) >= len(told) - 2
-    for k, boxes in enumerate(told):
-        i = 8 * (k + 1)
+    for i, boxes in zip(backend.searched[1:], told):
         for box in boxes:
             assert any(iou(box, b)[0, 0] > 0.5 for b in (truth["red"].get(i), truth["green"].get(i)) if b is not None)
 
@@ -354,3 +367,51 @@ def test_a_false_find_the_detector_was_unsure_of_does_not_count_against_the_land
         assert tracker.rejected == rejected and tracker.accepted >= 1
         assert {f for faces in out.values() for f in faces} == {0}
 
+
+
+def test_searches_fall_on_the_last_frame_of_every_k_and_twice_as_often_among_several_faces():
+    one, _ = scene(64, {"red": (lambda i: 30, lambda i: True)})
+    backend = LeavingOut()
+    run(stamped(one), batch=32, backend=backend, detect_every=16)
+    assert backend.searched == [0, 15, 31, 47, 63]
+    two, _ = scene(64, {"red": (lambda i: 30, lambda i: True), "green": (lambda i: 200, lambda i: True)})
+    backend = LeavingOut()
+    run(stamped(two), batch=32, backend=backend, detect_every=16)
+    assert backend.searched == [0, 7, 15, 23, 31, 39, 47, 55, 63]
+
+
+def test_a_face_that_enters_between_two_searches_is_written_from_where_it_entered():
+    """Batches of 32 frames end on a search (every 16): green, entering on frame 20, is found on
+    frame 31 and followed back to 20, all in the batch not yet handed on."""
+    frames, truth = scene(64, {"red": (lambda i: 30, lambda i: True), "green": (lambda i: 200, lambda i: i >= 20)})
+    out = run(frames, batch=32, detect_every=16)
+    got = ids_of(out, truth)
+    assert got == {"red": {0}, "green": {1}}
+    assert min(i for i, faces in out.items() if 1 in faces) == 20
+
+
+def test_a_missing_face_is_found_again_where_it_was_last_seen_whatever_its_motion_says():
+    """A face hidden by someone walking in front: its fit was dragged along before it was lost, so
+    its motion points away, but it comes back where it stood; colours are left out (they would
+    also tell)."""
+    from auhm.face.following import Track
+
+    tracker = MultiTracker(BlobBackend(), MultiTrackConfig(reid_distance=None))
+    tracker.start("scene", 100)
+    stood = np.array([140.0, 40.0, 180.0, 80.0])
+    hidden = Track(1, inscribed_ring(stood), 1.0, frame=50, id=0, live=False, velocity=np.array([6.0, 0.0]))
+    tracker._tracks = [hidden]
+    frame = np.zeros((H, W, 3), np.uint8)
+    assert iou(hidden.predicted_box(60), stood)[0, 0] == 0  # where its motion took it: nowhere near
+    taken = tracker._associate(frame, 60, stood[None])
+    assert taken == {0: hidden}
+
+
+def test_a_face_gone_for_good_within_one_batch_keeps_its_rows():
+    """Red is seen for 10 frames and leaves for longer than the gap a face is kept missing; all in
+    one batch: its track is dropped before the batch ends, and its rows are still written."""
+    frames, truth = scene(40, {"red": (lambda i: 30, lambda i: i < 10), "blue": (lambda i: 200, lambda i: i >= 25)})
+    out = run(frames, batch=40, detect_every=4, max_gap=5 / 30)
+    red_rows = [i for i, box in truth["red"].items() if any(iou(box, b)[0, 0] > 0.5 for b in out.get(i, {}).values())]
+    assert red_rows == list(range(10))
+    assert ids_of(out, truth) == {"red": {0}, "blue": {1}}

@@ -476,7 +476,7 @@ def annotate(
     workers: Optional[int] = typer.Option(None, metavar="N", help="Decode + tracking workers, one video each (processes for dlib and truth, threads otherwise; default: 1 on a CPU, whose cores run the model; beside a GPU one process per spare core, or up to 4 threads)."),
     every: int = typer.Option(1, metavar="K", help="Annotate every k-th frame."),
     faces: str = typer.Option("all", metavar="MODE", help=FACES_HELP),
-    detect_every: int = typer.Option(8, metavar="K", help="Frames between full-frame face detections: a face that enters is found within K frames (also right after a face is lost)."),
+    detect_every: int = typer.Option(16, metavar="K", help="Frames between full-frame face detections: a face that enters is found within K frames and followed back to where it entered (every K/2 frames while two faces or more are followed or one is missing; also right after a face is lost)."),
     max_gap: float = typer.Option(1.0, metavar="SECONDS", help="How long a face may be missing (occluded, turned away, missed) and keep its id."),
     min_face: Optional[int] = typer.Option(None, metavar="PX", help="Smallest face side to find, in pixels of the frame (default: the detector's)."),
     detector: Optional[str] = typer.Option(None, metavar="NAME", help=DETECTOR_HELP),

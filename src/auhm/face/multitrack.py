@@ -1,7 +1,8 @@
 """Every face in the video, each with an id that holds: tracking by detection.
 
-A full-frame detection runs on a schedule (every ``detect_every`` frames, and at once when a
-followed face is lost; with no face in view, after 1, 2, 4 … frames); it is told where the
+A full-frame detection runs on a schedule (:mod:`auhm.face.schedule`: every ``detect_every``-th
+decoded frame, twice as often among several faces, at once when a followed face is lost; with no
+face in view, after 1, 2, 4 … frames); it is told where the
 followed faces are, so a detector that can (a cascade, MTCNN) spends nothing on them
 (:meth:`~auhm.face.base.LandmarkBackend.detect_new`). Between detections each
 face is followed from its own landmarks, as the single-face :class:`~auhm.face.tracking.Tracker`
@@ -10,7 +11,9 @@ call, detection frames included (:class:`~auhm.face.following.FitsAhead`).
 At a detection, faces are matched to tracks by box overlap after each track's motion is carried
 forward, with an optimal assignment (``scipy.optimize.linear_sum_assignment``): first the
 tracks followed up to this frame, then those missing for at most ``max_gap`` seconds (an
-occlusion or a miss, bridged under the old id), and a detection left over starts a new track.
+occlusion or a miss, bridged under the old id; a missing face is looked for where its motion
+took it and where it was last seen, since someone walking in front drags a hidden face's fit
+along), and a detection left over starts a new track.
 A new track is confirmed only after ``min_hits`` frames with a face, so a one-frame false
 detection makes no track; ids are handed out in order of confirmation (0, 1, 2 …). When two
 tracks settle on the same face (one person crossing in front of another), the younger track
@@ -42,13 +45,14 @@ from auhm.face.boxes import box_iou, box_points, match_overlaps
 from auhm.face.following import FitsAhead, Track, follow_face
 from auhm.face.linking import JoinConfig, TrackRecord, join_tracks
 from auhm.face.looks import absorbed, appearance, looks_alike, look_distance, nearest_look
+from auhm.face.schedule import SearchSchedule
 from auhm.face.tracking import TrackerConfig, plausible
 from auhm.video import FrameBatch
 
 
 @dataclass(frozen=True)
 class MultiTrackConfig:
-    detect_every: int = 8  # decoded frames between full-frame detections (also right after a loss)
+    detect_every: int = 16  # full-frame detections on every k-th decoded frame, every k/2-th among several faces (and after a loss)
     max_gap: float = 1.0  # seconds a missing face keeps its id (in frames by the video's fps; 30 frames when it is unknown)
     min_hits: int = 3  # frames with a face before a new track counts (and is written)
     match_iou: float = 0.3  # least overlap of a detection with a track's predicted box
@@ -77,8 +81,8 @@ class MultiTracker:
         self._tracks: list[Track] = []
         self._gone: list[Track] = []  # confirmed faces no longer tracked: candidates for re-identification
         self._births = 0
-        self._next_detect = 0
-        self._empty = 0  # detections in a row that found no face
+        self._schedule = SearchSchedule(config.detect_every)  # which decoded frames are searched
+        self._decoded = 0  # frames of this video tracked before this batch
         self._last_detection = -1  # frame of the last detection
         self._recent: list = []  # entries of the batch being tracked, so far
         self._ahead: dict[int, FitsAhead] = {}  # track key → its fits made ahead, to this batch's end (or its loss)
@@ -86,15 +90,17 @@ class MultiTracker:
         self._max_gap = max(1, round(config.max_gap * 30.0))
         self._fps = 30.0
         self._records: dict[int, TrackRecord] = {}  # confirmed id → what joining tracks into people needs
+        self._ids: dict[int, int] = {}  # track key → its id, once confirmed (also after the track is dropped)
 
     def start(self, video: str, frames: int | None = None, fps: float | None = None) -> None:
         """A new video; ``frames``, when known, lets a video shorter than ``min_hits`` (a photo) confirm
         its faces at once; ``fps`` turns ``max_gap`` into frame numbers."""
         self._fps = fps if fps and fps > 0 else 30.0
         self._max_gap = max(1, round(self.config.max_gap * self._fps))
-        self._records = {}
+        self._records, self._ids = {}, {}
         self._min_hits = max(1, min(self.config.min_hits, frames)) if frames else self.config.min_hits
-        self._tracks, self._gone, self._births, self._next_detect, self._empty = [], [], 0, 0, 0
+        self._tracks, self._gone, self._births, self._decoded = [], [], 0, 0
+        self._schedule = SearchSchedule(self.config.detect_every)
         self._last_detection, self._recent = -1, []
         self.faces_seen = self.tracks_made = self.rejected = self.accepted = 0
         self.backend.start(video)
@@ -105,38 +111,30 @@ class MultiTracker:
         if known is not None:  # faces known without looking (truth): every frame is a detection
             return self._update_known(batch, known(batch.indices))
         found: list = []  # (row, track key, landmarks, confidence, scores)
-        n, i = len(batch), 0
-        step = int(batch.indices[1] - batch.indices[0]) if n > 1 else 1
+        n, i, first, schedule = len(batch), 0, self._decoded, self._schedule
         while i < n:
-            if batch.indices[i] >= self._next_detect:
+            if first + i >= schedule.next:
                 self._recent = found  # what this batch holds so far: a face followed back stops at another
                 found += self._detection_frame(batch, i)
                 self._last_detection = int(batch.indices[i])
-                self._next_detect = int(batch.indices[i]) + self._detection_wait() * max(step, 1)
+                schedule.searched(first + i, sum(t.live for t in self._tracks), sum(t.id is not None and not t.live for t in self._tracks))
                 i += 1
                 continue
-            j = next((r for r in range(i, n) if batch.indices[r] >= self._next_detect), n)
+            j = min(schedule.next - first, n)
             lost_at, kept = self._follow(batch, i, j)
             found += kept
             if lost_at < j:
-                self._next_detect = int(batch.indices[lost_at])  # search that frame at once
+                schedule.lost(first + lost_at)
             i = lost_at
         self._ahead = {}
+        self._decoded += n
         return self._entries(batch, found)
 
-    def _detection_wait(self) -> int:
-        """Frames to the next detection: ``detect_every`` while faces are followed; with none, 1, 2,
-        4 … after searches in a row that found nothing (up to ``detect_every``), so that a face that
-        appears is found within a frame or two, and a video without faces costs few searches."""
-        if any(t.live for t in self._tracks):
-            self._empty = 0
-            return self.config.detect_every
-        self._empty += 1
-        return min(2 ** (self._empty - 1), self.config.detect_every)
-
     def _entries(self, batch: FrameBatch, found: list) -> FaceEntries:
-        """Entries of confirmed tracks only (a track not confirmed by the batch's end is not written)."""
-        ids = {t.key: t.id for t in self._tracks if t.id is not None}
+        """Entries of confirmed tracks only: a track not confirmed by the batch's end is not written,
+        one confirmed and then dropped within the batch (gone past ``max_gap``, or found to be an
+        older face) is."""
+        ids = self._ids
         kept = [(r, ids[k], lm, c, s) for r, k, lm, c, s in found if k in ids]
         for face in sorted({e[1] for e in kept}):
             mine = sorted((e for e in kept if e[1] == face), key=lambda e: e[0])
@@ -155,11 +153,11 @@ class MultiTracker:
         if track.id is None and track.hits >= self._min_hits:
             old = self._same_look(track)
             if old is not None:  # a face seen before, back after a long gap or far from where it was lost
-                track.id = old.id
+                track.id = self._ids[track.key] = old.id
                 self._gone = [t for t in self._gone if t is not old]
                 self._tracks = [t for t in self._tracks if t is not old]
                 return
-            track.id = self.tracks_made
+            track.id = self._ids[track.key] = self.tracks_made
             self.tracks_made += 1
 
     def _same_look(self, track: Track) -> Track | None:
@@ -231,6 +229,8 @@ class MultiTracker:
 
     def _first_conflict(self, i: int, end: int, live: list[Track], fits: dict) -> int:
         """The first row in [i, end) where two tracks hold one face; ``end`` where none does."""
+        if len(live) < 2:
+            return end
         for r in range(i, end):
             boxes = np.array([landmark_boxes(fits[t.key][0][r - i]) for t in live], np.float64).reshape(-1, 4)
             if (np.triu(box_iou(boxes, boxes), 1) > self.config.duplicate_iou).any():
@@ -368,7 +368,8 @@ class MultiTracker:
             if not group or not free:
                 continue
             overlap = box_iou(np.array([t.predicted_box(index) for t in group]), boxes[free])
-            if group is missing:  # after a gap, where a face went is a guess
+            if group is missing:  # after a gap, where a face went is a guess: where its motion took it, or where it was
+                overlap = np.maximum(overlap, box_iou(np.array([t.box() for t in group]), boxes[free]))
                 overlap *= self._looks_alike(frame, group, boxes[free])
             for a, b in match_overlaps(overlap, self.config.match_iou):
                 taken[free[b]] = group[a]
@@ -385,6 +386,8 @@ class MultiTracker:
     def _without_duplicates(self, frame: np.ndarray, fitted: list) -> list:
         """Of tracks whose fits hold one face, keep the one that face looks like (two people crossing
         stand, for a moment, where each other's motion predicts them); without looks, the oldest."""
+        if len(fitted) < 2:
+            return fitted
         def claim(f) -> tuple:
             t, landmarks = f[0], f[1]
             look = appearance(frame, landmarks) if t.look is not None else None

@@ -52,7 +52,7 @@ class AnnotateConfig:
     refine_drift: float = 0.10  # self-tracking: re-cut when the face moved more than this × crop side
     min_landmark_confidence: float | None = None  # self-tracking: below it the face is lost (None: the backbone's calibrated threshold)
     faces: str = "all"  # every face with its track id, or the largest one only
-    detect_every: int = 8  # decoded frames between full-frame detections (new faces are found within it)
+    detect_every: int = 16  # decoded frames between full-frame detections (new faces are found within it; half among several faces)
     max_gap: float = 1.0  # seconds a face may be missing and keep its id
     min_face: int | None = None  # smallest face side to find, in frame pixels (None: the detector's default)
     detector: str | None = None  # full-frame detector of the self-tracking path (None: the first installed, by preference)
