@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import atexit
 import json
 import os
 import shutil
@@ -126,55 +127,53 @@ def main() -> None:
     if args.make:
         make_crowd(args.folder, args.make, args.frames, args.seed)
     videos, truth = crowd_truth(args.folder)
-    tmp = Path(tempfile.mkdtemp(prefix="auhm-tracking-"))  # the runs' tables: gone when the figures are printed
-    try:
-        predictor = None
-        if args.model_stub:
-            from auhm.infer.predictor import StubPredictor
+    tmp = Path(tempfile.mkdtemp(prefix="auhm-tracking-"))
+    atexit.register(shutil.rmtree, tmp, True)  # the runs' tables go when the bench ends, whichever way
+    predictor = None
+    if args.model_stub:
+        from auhm.infer.predictor import StubPredictor
 
-            predictor = StubPredictor(input_size=256, landmarks=args.landmarks == "auto")
-            args.model = tmp / "stub.pt"
-            args.model.write_bytes(b"stand-in network: nothing to load")
-        elif args.model is None:
-            raise SystemExit("give --model CKPT or --model-stub")
-        base = settings(args.sets)
-        report = {"settings": base, "landmarks": args.landmarks, "model": "stub" if args.model_stub else str(args.model),
-                  "cpus": os.cpu_count(), "runs": {}}
-        for name, extra in variants(args.variant).items():
-            pred, wall = run(videos, tmp / f"{name}.parquet", args, {**base, **extra}, predictor)
-            scores = track_scores(pred, truth, iou=args.iou, min_visible=args.min_visible)
-            frames, faces = int(pred.groupby("video")["frame"].nunique().sum()), len(face_rows(pred))
-            o = scores["overall"]
-            run_report = {"fields": {**base, **extra}, "frames": frames, "face_rows": faces, "seconds": wall,
-                          "frames_per_s": frames / wall, "faces_per_s": faces / wall, "crowd": scores}
-            labels = args.folder / "labels.parquet"
-            if labels.exists() and not args.model_stub:  # AU accuracy on the rows that lie on a true face
-                run_report["au"] = au_on_true_faces(pred, truth, pd.read_parquet(labels), args.iou)
-                print(f"{name}: AU scores on the tracker's rows matched to a true face: mean ICC {run_report['au']['icc']:.3f} "
-                      f"over {run_report['au']['frames']} face-frames")
-            print(f"{name}: IDF1 {o['idf1']:.3f}, MOTA {o['mota']:.3f}, HOTA {o['hota']:.3f} (DetA {o['deta']:.3f}, AssA {o['assa']:.3f}), "
-                  f"{o['id_switches']} ID switches = {o['switches_per_1000']:.2f} per 1,000 face-frames ({o['face_frames']} face-frames "
-                  f"of {o['faces']} faces, {o['tracks']} tracks made); recall {o['recall']:.3f}, precision {o['precision']:.3f}; "
-                  f"{frames} frames in {wall:.1f} s: {frames / wall:.1f} frames/s, {faces / wall:.1f} faces/s", flush=True)
-            for video, v in scores["videos"].items():
-                print(f"  {Path(video).name}: IDF1 {v['idf1']:.3f}, MOTA {v['mota']:.3f}, HOTA {v['hota']:.3f}, {v['id_switches']} switches, "
-                      f"{v['faces']} faces, {v['tracks']} tracks")
-            if args.real:
-                clips = [str(MEDIA / c) for c in CLIPS if (MEDIA / c).exists()]
-                real, real_wall = run(clips, tmp / f"{name}-real.parquet", args, {**base, **extra}, predictor)
-                run_report["real"] = real_summary(real)
-                run_report["real_seconds"] = real_wall
-                for clip, r in run_report["real"].items():
-                    print(f"  {clip}: face on {r['frames_with_face']} of {r['frames']} frames, at most {r['most_faces_in_a_frame']} "
-                          f"faces a frame, {r['tracks']} tracks")
-            report["runs"][name] = run_report
-        if len(report["runs"]) > 1:
-            rates = {n: r["frames_per_s"] for n, r in report["runs"].items()}
-            print("frames/s: " + ", ".join(f"{n} {v:.1f}" for n, v in rates.items()))
-        if args.json:
-            args.json.write_text(json.dumps(report, indent=1, default=lambda v: v.item() if isinstance(v, np.generic) else str(v)))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        predictor = StubPredictor(input_size=256, landmarks=args.landmarks == "auto")
+        args.model = tmp / "stub.pt"
+        args.model.write_bytes(b"stand-in network: nothing to load")
+    elif args.model is None:
+        raise SystemExit("give --model CKPT or --model-stub")
+    base = settings(args.sets)
+    report = {"settings": base, "landmarks": args.landmarks, "model": "stub" if args.model_stub else str(args.model),
+              "cpus": os.cpu_count(), "runs": {}}
+    for name, extra in variants(args.variant).items():
+        pred, wall = run(videos, tmp / f"{name}.parquet", args, {**base, **extra}, predictor)
+        scores = track_scores(pred, truth, iou=args.iou, min_visible=args.min_visible)
+        frames, faces = int(pred.groupby("video")["frame"].nunique().sum()), len(face_rows(pred))
+        o = scores["overall"]
+        run_report = {"fields": {**base, **extra}, "frames": frames, "face_rows": faces, "seconds": wall,
+                      "frames_per_s": frames / wall, "faces_per_s": faces / wall, "crowd": scores}
+        labels = args.folder / "labels.parquet"
+        if labels.exists() and not args.model_stub:  # AU accuracy on the rows that lie on a true face
+            run_report["au"] = au_on_true_faces(pred, truth, pd.read_parquet(labels), args.iou)
+            print(f"{name}: AU scores on the tracker's rows matched to a true face: mean ICC {run_report['au']['icc']:.3f} "
+                  f"over {run_report['au']['frames']} face-frames")
+        print(f"{name}: IDF1 {o['idf1']:.3f}, MOTA {o['mota']:.3f}, HOTA {o['hota']:.3f} (DetA {o['deta']:.3f}, AssA {o['assa']:.3f}), "
+              f"{o['id_switches']} ID switches = {o['switches_per_1000']:.2f} per 1,000 face-frames ({o['face_frames']} face-frames "
+              f"of {o['faces']} faces, {o['tracks']} tracks made); recall {o['recall']:.3f}, precision {o['precision']:.3f}; "
+              f"{frames} frames in {wall:.1f} s: {frames / wall:.1f} frames/s, {faces / wall:.1f} faces/s", flush=True)
+        for video, v in scores["videos"].items():
+            print(f"  {Path(video).name}: IDF1 {v['idf1']:.3f}, MOTA {v['mota']:.3f}, HOTA {v['hota']:.3f}, {v['id_switches']} switches, "
+                  f"{v['faces']} faces, {v['tracks']} tracks")
+        if args.real:
+            clips = [str(MEDIA / c) for c in CLIPS if (MEDIA / c).exists()]
+            real, real_wall = run(clips, tmp / f"{name}-real.parquet", args, {**base, **extra}, predictor)
+            run_report["real"] = real_summary(real)
+            run_report["real_seconds"] = real_wall
+            for clip, r in run_report["real"].items():
+                print(f"  {clip}: face on {r['frames_with_face']} of {r['frames']} frames, at most {r['most_faces_in_a_frame']} "
+                      f"faces a frame, {r['tracks']} tracks")
+        report["runs"][name] = run_report
+    if len(report["runs"]) > 1:
+        rates = {n: r["frames_per_s"] for n, r in report["runs"].items()}
+        print("frames/s: " + ", ".join(f"{n} {v:.1f}" for n, v in rates.items()))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1, default=lambda v: v.item() if isinstance(v, np.generic) else str(v)))
 
 
 if __name__ == "__main__":
