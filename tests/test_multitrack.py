@@ -415,3 +415,39 @@ def test_a_face_gone_for_good_within_one_batch_keeps_its_rows():
     red_rows = [i for i, box in truth["red"].items() if any(iou(box, b)[0, 0] > 0.5 for b in out.get(i, {}).values())]
     assert red_rows == list(range(10))
     assert ids_of(out, truth) == {"red": {0}, "blue": {1}}
+
+
+class AskedFrames(BatchedBlobBackend):
+    """Keeps the frames each fit was asked for (their :func:`stamp`), one list a call."""
+
+    def __init__(self):
+        super().__init__()
+        self.asked: list[list[int]] = []
+
+    def fit(self, frames, regions):
+        self.asked.append([stamp(f) for f in frames])
+        return super().fit(frames, regions)
+
+
+def test_several_faces_are_fitted_together_and_only_as_far_as_the_next_search():
+    """Among several faces a fit is lost sooner, and what a batched fit made past the loss is thrown
+    away: two followed faces are fitted in one call (each frame asked once for each face), only as
+    far as the next search (every 8 frames among several at 16), and give the faces that fitting
+    them one frame at a time gives."""
+    frames, truth = scene(64, {"red": (lambda i: 20 + i, lambda i: True), "green": (lambda i: 200 - i, lambda i: True)})
+    frames = stamped(frames)
+    backend = AskedFrames()
+    out = run(frames, batch=32, backend=backend, detect_every=16)
+    following = [a for a in backend.asked if len(a) > 1]
+    assert len(following) == 8  # rows 1–7, then 8 frames up to each search: 64 frames, both faces in every call
+    for asked in following:
+        m = len(asked) // 2
+        assert asked[:m] == asked[m:] == list(range(asked[0], asked[0] + m))
+        assert m <= 8 and asked[m - 1] % 8 == 7  # ends on a search
+    plain = run(frames, batch=32, detect_every=16)
+    assert sorted(out) == sorted(plain) == list(range(64))
+    for i in out:
+        assert sorted(out[i]) == sorted(plain[i]) == [0, 1]
+        for face in out[i]:
+            np.testing.assert_array_equal(out[i][face], plain[i][face])
+    assert ids_of(out, truth) == {"red": {0}, "green": {1}}

@@ -99,6 +99,11 @@ class LandmarkBackend(ABC):
         ``regions`` are detector boxes (n, 4) or the previous frame's landmarks (n, 68, 2).
         """
 
+    def fit_rows(self, frames: np.ndarray, rows: np.ndarray, regions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``fit`` on ``frames[rows]``: one call for several faces of the same frames (a row may
+        repeat); a backend that crops each frame itself overrides it to spare the copy."""
+        return self.fit(frames[np.asarray(rows)], regions)
+
     def fit_unchecked(self, frames: np.ndarray, regions: np.ndarray) -> np.ndarray:
         """Landmarks (n, 68, 2) without the presence check behind ``fit``'s confidence.
 

@@ -62,25 +62,53 @@ def follow_face(backend: LandmarkBackend, cfg: TrackerConfig, frames: np.ndarray
     the face is expected on each (used by a batched fit), ``previous``/``confidence``: its last fit."""
     if backend.batched_fit and len(frames) > 1:
         landmarks, conf = backend.fit(frames, regions)
-        scores = getattr(backend, "last_scores", None)
-        k = 0
-        for k in range(len(frames)):
-            if not plausible(cfg, backend, landmarks[k], float(conf[k]), frames.shape[1:], previous):
-                break
-            previous = landmarks[k]
-        else:
-            k = len(frames)
-        return landmarks[:k], conf[:k], None if scores is None else scores[:k]
+        return _plausible_run(backend, cfg, frames.shape[1:], landmarks, conf, getattr(backend, "last_scores", None), previous)
     return _frame_by_frame(backend, cfg, frames, previous, confidence)
+
+
+def follow_faces(backend: LandmarkBackend, cfg: TrackerConfig, frames: np.ndarray, regions: list[np.ndarray],
+                 previous: list[np.ndarray]) -> list[Fits]:
+    """Several faces followed on the same ``frames`` by a batched backend in one call (one forward
+    for all their crops); each face's fits end at its first implausible one, as in :func:`follow_face`."""
+    m = len(frames)
+    landmarks, conf = backend.fit_rows(frames, np.tile(np.arange(m), len(regions)), np.concatenate(regions))
+    scores = getattr(backend, "last_scores", None)
+    out = []
+    for k, last in enumerate(previous):
+        part = slice(k * m, (k + 1) * m)
+        out.append(_plausible_run(backend, cfg, frames.shape[1:], landmarks[part], conf[part], None if scores is None else scores[part], last))
+    return out
+
+
+def _plausible_run(backend: LandmarkBackend, cfg: TrackerConfig, shape: tuple, landmarks: np.ndarray, conf: np.ndarray,
+                   scores: np.ndarray | None, previous: np.ndarray) -> Fits:
+    """The fits up to the first implausible one (excluded), each judged against the one before."""
+    k = 0
+    for k in range(len(landmarks)):
+        if not plausible(cfg, backend, landmarks[k], float(conf[k]), shape, previous):
+            break
+        previous = landmarks[k]
+    else:
+        k = len(landmarks)
+    return landmarks[:k], conf[:k], None if scores is None else scores[:k]
 
 
 @dataclass
 class FitsAhead:
-    """A face's fits from batch row ``start`` on, made ahead (a network fits a batch at once):
-    shorter than the rows asked for, the face was lost where they end."""
+    """A face's fits on batch rows [``start``, ``end``), made ahead (a network fits many frames at
+    once): shorter than that, the face was lost where they end."""
 
     start: int
+    end: int
     fits: tuple  # landmarks (n, 68, 2), confidence (n,), scores (n, …) or None
+
+    @property
+    def lost(self) -> bool:
+        return len(self.fits[0]) < self.end - self.start
+
+    def covers(self, start: int, end: int) -> bool:
+        """Whether these fits say where the face is on rows [start, end) (or that it is lost before)."""
+        return self.start == start and (self.end >= end or self.lost)
 
     def row(self, k: int):
         """(landmarks, confidence, scores) of row start + k, or None where the face was lost."""
@@ -93,7 +121,7 @@ class FitsAhead:
         """The fits from ``row`` on."""
         k = row - self.start
         landmarks, confidence, scores = self.fits
-        return FitsAhead(row, (landmarks[k:], confidence[k:], None if scores is None else scores[k:]))
+        return FitsAhead(row, max(row, self.end), (landmarks[k:], confidence[k:], None if scores is None else scores[k:]))
 
 
 def _frame_by_frame(backend: LandmarkBackend, cfg: TrackerConfig, frames: np.ndarray, start: np.ndarray, confidence: float) -> Fits:

@@ -42,7 +42,7 @@ import numpy as np
 from auhm.face.base import LandmarkBackend, landmark_boxes
 from auhm.face.entries import FaceEntries
 from auhm.face.boxes import box_iou, box_points, match_overlaps
-from auhm.face.following import FitsAhead, Track, follow_face
+from auhm.face.following import FitsAhead, Track, follow_face, follow_faces
 from auhm.face.linking import JoinConfig, TrackRecord, join_tracks
 from auhm.face.looks import absorbed, appearance, looks_alike, look_distance, nearest_look
 from auhm.face.schedule import SearchSchedule
@@ -210,7 +210,8 @@ class MultiTracker:
         """Fit every live track on frames [i, j) from its own landmarks; (the first frame where one
         was lost, the entries up to there)."""
         live = [t for t in self._tracks if t.live]
-        ahead = {t.key: self._fits_ahead(batch, i, j, t) for t in live}
+        upto = min(j + 1, len(batch)) if self.backend.batched_fit else j  # a batched fit goes through the search at j, which reads it
+        ahead = self._fits_ahead(batch, i, upto, live)
         fits = {key: a.fits for key, a in ahead.items()}
         lost_at = min([i + len(f[0]) for f in fits.values()] + [j])
         lost_at = self._first_conflict(i, lost_at, live, fits)
@@ -237,17 +238,24 @@ class MultiTracker:
                 return r
         return end
 
-    def _fits_ahead(self, batch: FrameBatch, i: int, j: int, t: Track) -> "FitsAhead":
-        """Track ``t``'s fits from row ``i`` (up to the frame it is lost). A backend that fits a batch at
-        once (``batched_fit``: a network) fits on to the batch's end, and what is left is kept for the
-        detection frames and the frames after them (one call a batch, as with one face); any other
-        fits rows [i, j) frame by frame, as far as the next detection."""
+    def _fits_ahead(self, batch: FrameBatch, i: int, upto: int, live: list[Track]) -> dict[int, FitsAhead]:
+        """Each live track's fits from row ``i``, at least to row ``upto`` (or to where it is lost).
+        A backend that fits many frames at once (``batched_fit``: a network) fits every track lacking
+        them in one call and keeps what it fitted for later rows: a lone face to the batch's end (one
+        call a batch, as with one face), several only to ``upto`` (the next search), since among
+        several faces a fit is lost sooner and what was fitted past the loss is thrown away. Any
+        other backend fits rows [i, upto) frame by frame."""
         if not self.backend.batched_fit:
-            return FitsAhead(i, self._fit_track(batch, i, j, t))
-        ahead = self._ahead.get(t.key)
-        if ahead is None or ahead.start != i:
-            ahead = self._ahead[t.key] = FitsAhead(i, self._fit_track(batch, i, len(batch), t))
-        return ahead
+            return {t.key: FitsAhead(i, upto, self._fit_track(batch, i, upto, t)) for t in live}
+        need = [t for t in live if not (t.key in self._ahead and self._ahead[t.key].covers(i, upto))]
+        end = len(batch) if len(live) < 2 else upto
+        if len(need) == 1:
+            self._ahead[need[0].key] = FitsAhead(i, end, self._fit_track(batch, i, end, need[0]))
+        elif need:
+            regions = [np.stack([t.predicted_points(int(f)) for f in batch.indices[i:end]]) for t in need]
+            fits = follow_faces(self.backend, self._fit_rules, batch.frames[i:end], regions, [t.landmarks for t in need])
+            self._ahead.update({t.key: FitsAhead(i, end, f) for t, f in zip(need, fits)})
+        return {t.key: self._ahead[t.key] for t in live}
 
     def _fit_track(self, batch: FrameBatch, i: int, j: int, t: Track) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Landmarks, confidence (and scores) of track ``t`` on frames i, i+1 … up to the first implausible one (excluded)."""
@@ -260,7 +268,7 @@ class MultiTracker:
         self._expire(index)
         self.detections += 1
         live = [t for t in self._tracks if t.live]
-        followed = {t.key: fit for t in live if (fit := self._followed_fit(batch, r, t)) is not None}
+        followed = self._followed_fits(batch, r, live)
         known = np.array([landmark_boxes(fit[0]) for fit in followed.values()], np.float64).reshape(-1, 4)
         searched = self.backend.detect_new(frame, known)
         boxes = np.array([np.asarray(box, np.float64) for box, _ in searched]).reshape(-1, 4)
@@ -325,14 +333,16 @@ class MultiTracker:
             found.append((r, t.key, landmarks, confidence, scores))
         return found
 
-    def _followed_fit(self, batch: FrameBatch, r: int, t: Track):
-        """Track ``t``'s fit on detection row ``r`` from its own landmarks (made ahead by a batched
-        backend), or None where the face is not there."""
+    def _followed_fits(self, batch: FrameBatch, r: int, live: list[Track]) -> dict:
+        """Track key → its fit on detection row ``r`` from its own landmarks (made ahead by a batched
+        backend), for the followed tracks whose face is there."""
         if not self.backend.batched_fit:
-            return self._fit_one(batch.frames[r], t.predicted_points(int(batch.indices[r])), t.landmarks)
-        ahead = self._fits_ahead(batch, r, len(batch), t)
-        self._ahead[t.key] = ahead.after(r + 1)
-        return ahead.row(0)
+            fits = {t.key: self._fit_one(batch.frames[r], t.predicted_points(int(batch.indices[r])), t.landmarks) for t in live}
+        else:
+            ahead = self._fits_ahead(batch, r, r + 1, live)
+            fits = {t.key: ahead[t.key].row(0) for t in live}
+            self._ahead.update({t.key: ahead[t.key].after(r + 1) for t in live})
+        return {key: fit for key, fit in fits.items() if fit is not None}
 
     def _follow_back(self, batch: FrameBatch, r: int, t: Track, landmarks: np.ndarray, confidence: float) -> list:
         """Entries of a new face on the frames of this batch since the last detection, fitted backwards

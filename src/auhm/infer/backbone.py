@@ -74,9 +74,12 @@ class BackboneBackend(LandmarkBackend):
         return self.detector(frame)
 
     def fit(self, frames: np.ndarray, regions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.fit_rows(frames, np.arange(len(frames)), regions)
+
+    def fit_rows(self, frames: np.ndarray, rows: np.ndarray, regions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         regions = np.asarray(regions, np.float64)
         points = list(regions if regions.ndim == 3 else regions.reshape(-1, 2, 2))  # landmarks, or a box's corners
-        n, size = len(frames), self.crop.size
+        n, size = len(rows), self.crop.size
         landmarks = np.full((n, 68, 2), np.nan, np.float32)
         confidence = np.zeros(n, np.float32)
         scores = np.full((n, len(self.predictor.aus)), np.nan, np.float32)
@@ -85,7 +88,7 @@ class BackboneBackend(LandmarkBackend):
             crops = np.empty((len(todo), size, size, 3), np.uint8)
             affines = np.empty((len(todo), 2, 3))
             for k, r in enumerate(todo):
-                crops[k], affines[k] = crop_face(frames[r], points[r], self.crop)
+                crops[k], affines[k] = crop_face(frames[rows[r]], points[r], self.crop)
             pred = self.predictor(crops)
             self.forwards += len(todo)
             frame_points = to_frame(pred.landmarks.astype(np.float64), affines)
