@@ -438,7 +438,7 @@ def test_several_faces_are_fitted_together_and_only_as_far_as_the_next_search():
     frames = stamped(frames)
     backend = AskedFrames()
     out = run(frames, batch=32, backend=backend, detect_every=16)
-    following = [a for a in backend.asked if len(a) > 1]
+    following = [a for a in backend.asked if len(set(a)) > 1]  # (the faces found at frame 0 are fitted in one call too)
     assert len(following) == 8  # rows 1–7, then 8 frames up to each search: 64 frames, both faces in every call
     assert backend.detected == 9  # frames 0, 7, 15 … 63: what was fitted is used, no face is lost on the way
     for asked in following:

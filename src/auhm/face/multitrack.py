@@ -279,14 +279,14 @@ class MultiTracker:
         missing = sorted((t for t in self._tracks if not t.live), key=lambda t: -t.frame)
         detection_of = {k: d for d, k in taken.items()}
         box_of = {k: boxes[d] for d, k in taken.items()}
+        held = {t.key: fit for t in live if (fit := followed.get(t.key)) is not None and self._still_alike(frame, t, fit[0], boxes)}
+        finds = self._fits_of_finds(frame, boxes, [d for d in range(len(boxes)) if taken.get(d) not in held])
         fitted = []  # (track, landmarks, confidence, scores)
-        for t in live:  # followed faces: from their own landmarks, else from their detection
-            fit = followed.get(t.key)
-            if fit is not None and not self._still_alike(frame, t, fit[0], boxes):
-                fit = None  # followed onto someone else
+        for t in live:  # followed faces: from their own landmarks (unless followed onto someone else), else from their detection
+            fit = held.get(t.key)
             if fit is None and t.key in box_of:
                 self._ahead.pop(t.key, None)  # found again from its detection: what was fitted ahead no longer follows
-                fit = self._fit_one(frame, box_points(box_of[t.key]), None)
+                fit = finds[detection_of[t.key]]
                 if fit is not None and not self._still_alike(frame, t, fit[0], boxes):
                     fit = None  # … and so is its detection: someone else's, free for a track of their own
                     taken = {d: k for d, k in taken.items() if k != t.key}
@@ -296,7 +296,7 @@ class MultiTracker:
                 fitted.append((t, *fit))
         for t in missing:  # faces found again after a gap
             if t.key in box_of:
-                fit = self._fit_one(frame, box_points(box_of[t.key]), None)
+                fit = finds[detection_of[t.key]]
                 self._judged(fit, sure[detection_of[t.key]])
                 if fit is not None:
                     fitted.append((t, *fit))
@@ -305,7 +305,7 @@ class MultiTracker:
         for d in newcomers:
             if limit is not None and len(fitted) >= limit:
                 break
-            fit = self._fit_one(frame, box_points(boxes[d]), None)
+            fit = finds[d]
             self._judged(fit, sure[d])
             if fit is not None:
                 self._births += 1
@@ -417,6 +417,20 @@ class MultiTracker:
         if not plausible(self._fit_rules, self.backend, landmarks[0], float(confidence[0]), frame.shape, previous):
             return None
         return landmarks[0], float(confidence[0]), None if scores is None else scores[0]
+
+    def _fits_of_finds(self, frame: np.ndarray, boxes: np.ndarray, wanted: list[int]) -> dict[int, tuple | None]:
+        """Found box → its fit from the box alone (None where that is no face), for the ``wanted``
+        boxes, in one call (a network scores one crop for the cost of several)."""
+        if not wanted:
+            return {}
+        regions = np.stack([box_points(boxes[d]) for d in wanted])
+        landmarks, confidence = self.backend.fit_rows(frame[None], np.zeros(len(wanted), np.intp), regions)
+        scores = getattr(self.backend, "last_scores", None)
+        out = {}
+        for k, d in enumerate(wanted):
+            face = plausible(self._fit_rules, self.backend, landmarks[k], float(confidence[k]), frame.shape, None)
+            out[d] = (landmarks[k], float(confidence[k]), None if scores is None else scores[k]) if face else None
+        return out
 
     # ── faces known by frame number ───────────────────────────────────────────────────────────
     def _update_known(self, batch: FrameBatch, faces: list[list[np.ndarray]]) -> FaceEntries:
