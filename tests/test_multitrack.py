@@ -431,14 +431,15 @@ class AskedFrames(BatchedBlobBackend):
 
 def test_several_faces_are_fitted_together_and_only_as_far_as_the_next_search():
     """Among several faces a fit is lost sooner, and what a batched fit made past the loss is thrown
-    away: two followed faces are fitted in one call (each frame asked once for each face), only as
+    away: the faces a search finds, and two followed faces, are each fitted in one call (each frame asked once for each face), only as
     far as the next search (every 8 frames among several at 16), and give the faces that fitting
     them one frame at a time gives."""
     frames, truth = scene(64, {"red": (lambda i: 20 + i, lambda i: True), "green": (lambda i: 200 - i, lambda i: True)})
     frames = stamped(frames)
     backend = AskedFrames()
     out = run(frames, batch=32, backend=backend, detect_every=16)
-    following = [a for a in backend.asked if len(set(a)) > 1]  # (the faces found at frame 0 are fitted in one call too)
+    assert backend.asked[0] == [0, 0]  # the two faces found on frame 0: fitted from their boxes in one call
+    following = [a for a in backend.asked if len(set(a)) > 1]
     assert len(following) == 8  # rows 1–7, then 8 frames up to each search: 64 frames, both faces in every call
     assert backend.detected == 9  # frames 0, 7, 15 … 63: what was fitted is used, no face is lost on the way
     for asked in following:
