@@ -61,6 +61,7 @@ class MultiTrackConfig:
     reid_distance: float | None = 0.3  # Bhattacharyya distance of colour histograms below which a face is the same (None: no re-identification)
     reid_margin: float = 0.1  # … and the next nearest face at least this much further
     join: JoinConfig | None = field(default_factory=JoinConfig)  # tracks joined into people at the video's end (None: not; needs reid_distance)
+    find_scale: tuple[float, float] = (0.65, 1.25)  # a followed fit's width over its matched sure find's outside this: refitted from the find
     max_step_scale: float = 1.12  # a followed face's size ratio between two frames beyond this: lost (its fit slid between two faces)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)  # what a plausible fit is (its max_scale_change capped by max_step_scale)
 
@@ -279,7 +280,8 @@ class MultiTracker:
         missing = sorted((t for t in self._tracks if not t.live), key=lambda t: -t.frame)
         detection_of = {k: d for d, k in taken.items()}
         box_of = {k: boxes[d] for d, k in taken.items()}
-        held = {t.key: fit for t in live if (fit := followed.get(t.key)) is not None and self._still_alike(frame, t, fit[0], boxes)}
+        held = {t.key: fit for t in live if (fit := followed.get(t.key)) is not None and self._still_alike(frame, t, fit[0], boxes)
+                and not (t.key in box_of and sure[detection_of[t.key]] and self._off_its_find(fit[0], box_of[t.key]))}
         finds = self._fits_of_finds(frame, boxes, [d for d in range(len(boxes)) if taken.get(d) not in held])
         fitted = []  # (track, landmarks, confidence, scores)
         for t in live:  # followed faces: from their own landmarks (unless followed onto someone else), else from their detection
@@ -417,6 +419,14 @@ class MultiTracker:
         if not plausible(self._fit_rules, self.backend, landmarks[0], float(confidence[0]), frame.shape, previous):
             return None
         return landmarks[0], float(confidence[0]), None if scores is None else scores[0]
+
+    def _off_its_find(self, landmarks: np.ndarray, found: np.ndarray) -> bool:
+        """Whether a followed fit's size is off from that of the sure find it was matched to (a fit
+        spreading over a face behind or beside it grows from frame to frame, each step small)."""
+        width = landmark_boxes(landmarks)[2] - landmark_boxes(landmarks)[0]
+        ratio = width / max(float(found[2] - found[0]), 1.0)
+        low, high = self.config.find_scale
+        return not low <= ratio <= high
 
     def _fits_of_finds(self, frame: np.ndarray, boxes: np.ndarray, wanted: list[int]) -> dict[int, tuple | None]:
         """Found box → its fit from the box alone (None where that is no face), for the ``wanted``
