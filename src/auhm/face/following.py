@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from auhm.face.base import LandmarkBackend, landmark_boxes
+from auhm.face.crop import crop_square
 from auhm.face.tracking import TrackerConfig, plausible
 
 Fits = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]  # landmarks (n, 68, 2), confidence (n,), scores (n, …) or None
@@ -57,17 +58,18 @@ class Track:
 
 
 def follow_face(backend: LandmarkBackend, cfg: TrackerConfig, frames: np.ndarray, regions: np.ndarray,
-                previous: np.ndarray, confidence: float) -> Fits:
+                previous: np.ndarray, confidence: float, run_scale: float | None = None) -> Fits:
     """Fits on ``frames`` up to the first implausible one (excluded); ``regions`` (n, 68, 2): where
-    the face is expected on each (used by a batched fit), ``previous``/``confidence``: its last fit."""
+    the face is expected on each (used by a batched fit), ``previous``/``confidence``: its last fit;
+    ``run_scale``: how far a batched fit's size may drift from ``previous``'s over the frames."""
     if backend.batched_fit and len(frames) > 1:
         landmarks, conf = backend.fit(frames, regions)
-        return _plausible_run(backend, cfg, frames.shape[1:], landmarks, conf, getattr(backend, "last_scores", None), previous)
+        return _plausible_run(backend, cfg, frames.shape[1:], landmarks, conf, getattr(backend, "last_scores", None), previous, run_scale)
     return _frame_by_frame(backend, cfg, frames, previous, confidence)
 
 
 def follow_faces(backend: LandmarkBackend, cfg: TrackerConfig, frames: np.ndarray, regions: list[np.ndarray],
-                 previous: list[np.ndarray]) -> list[Fits]:
+                 previous: list[np.ndarray], run_scale: float | None = None) -> list[Fits]:
     """Several faces followed on the same ``frames`` by a batched backend in one call (one forward
     for all their crops); each face's fits end at its first implausible one, as in :func:`follow_face`."""
     m = len(frames)
@@ -76,16 +78,21 @@ def follow_faces(backend: LandmarkBackend, cfg: TrackerConfig, frames: np.ndarra
     out = []
     for k, last in enumerate(previous):
         part = slice(k * m, (k + 1) * m)
-        out.append(_plausible_run(backend, cfg, frames.shape[1:], landmarks[part], conf[part], None if scores is None else scores[part], last))
+        out.append(_plausible_run(backend, cfg, frames.shape[1:], landmarks[part], conf[part], None if scores is None else scores[part], last, run_scale))
     return out
 
 
 def _plausible_run(backend: LandmarkBackend, cfg: TrackerConfig, shape: tuple, landmarks: np.ndarray, conf: np.ndarray,
-                   scores: np.ndarray | None, previous: np.ndarray) -> Fits:
-    """The fits up to the first implausible one (excluded), each judged against the one before."""
+                   scores: np.ndarray | None, previous: np.ndarray, run_scale: float | None = None) -> Fits:
+    """The fits up to the first implausible one (excluded), each judged against the one before, and
+    (``run_scale``) its size against the first ``previous``'s: a fit spreading onto a face beside it
+    grows by small steps."""
+    first = crop_square(previous, cfg.crop)[2] if run_scale else None
     k = 0
     for k in range(len(landmarks)):
         if not plausible(cfg, backend, landmarks[k], float(conf[k]), shape, previous):
+            break
+        if first and not 1 / run_scale <= crop_square(landmarks[k], cfg.crop)[2] / first <= run_scale:
             break
         previous = landmarks[k]
     else:

@@ -62,6 +62,7 @@ class MultiTrackConfig:
     reid_margin: float = 0.1  # … and the next nearest face at least this much further
     join: JoinConfig | None = field(default_factory=JoinConfig)  # tracks joined into people at the video's end (None: not; needs reid_distance)
     find_scale: tuple[float, float] = (0.65, 1.25)  # a followed fit's width over its matched sure find's outside this: refitted from the find
+    max_run_scale: float = 1.2  # … and among several faces, its size ratio to where a batched fit began (one spreading onto a face beside it)
     max_step_scale: float = 1.12  # a followed face's size ratio between two frames beyond this: lost (its fit slid between two faces)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)  # what a plausible fit is (its max_scale_change capped by max_step_scale)
 
@@ -250,18 +251,19 @@ class MultiTracker:
             return {t.key: FitsAhead(i, upto, self._fit_track(batch, i, upto, t)) for t in live}
         need = [t for t in live if not (t.key in self._ahead and self._ahead[t.key].covers(i, upto))]
         end = len(batch) if len(live) < 2 else upto
+        run_scale = self.config.max_run_scale if len(live) > 1 else None
         if len(need) == 1:
-            self._ahead[need[0].key] = FitsAhead(i, end, self._fit_track(batch, i, end, need[0]))
+            self._ahead[need[0].key] = FitsAhead(i, end, self._fit_track(batch, i, end, need[0], run_scale))
         elif need:
             regions = [np.stack([t.predicted_points(int(f)) for f in batch.indices[i:end]]) for t in need]
-            fits = follow_faces(self.backend, self._fit_rules, batch.frames[i:end], regions, [t.landmarks for t in need])
+            fits = follow_faces(self.backend, self._fit_rules, batch.frames[i:end], regions, [t.landmarks for t in need], run_scale)
             self._ahead.update({t.key: FitsAhead(i, end, f) for t, f in zip(need, fits)})
         return {t.key: self._ahead[t.key] for t in live}
 
-    def _fit_track(self, batch: FrameBatch, i: int, j: int, t: Track) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def _fit_track(self, batch: FrameBatch, i: int, j: int, t: Track, run_scale: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Landmarks, confidence (and scores) of track ``t`` on frames i, i+1 … up to the first implausible one (excluded)."""
         regions = np.stack([t.predicted_points(int(f)) for f in batch.indices[i:j]])
-        return follow_face(self.backend, self._fit_rules, batch.frames[i:j], regions, t.landmarks, t.confidence)
+        return follow_face(self.backend, self._fit_rules, batch.frames[i:j], regions, t.landmarks, t.confidence, run_scale)
 
     # ── detection frames ──────────────────────────────────────────────────────────────────────
     def _detection_frame(self, batch: FrameBatch, r: int) -> list:
