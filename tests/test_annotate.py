@@ -689,7 +689,7 @@ def test_detector_option_names_an_installed_detector_and_picks_the_self_tracking
     adaptation = Predictor(build_model("adaptation", AUS, preset="small"), {"aus": AUS, "method": "adaptation"}, "cpu", "fp32")
     assert face_source(cfg, adaptation).name == "backbone+mtcnn"  # the metadata's landmark_backend: part of the resume key
     if detectors.REGISTRY.get("dlib").available():  # every face: HOG's low scorers too, the tracker confirms them; the largest: not
-        for faces, threshold in (("all", -0.5), ("largest", 0.0)):
+        for faces, threshold in (("all", -0.8), ("largest", 0.0)):
             hog = AnnotateConfig(model=tmp_path / "m.pt", out=tmp_path / "p.parquet", detector="dlib", faces=faces)
             backend = face_source(hog, adaptation).make_backend()
             assert backend.detector.threshold == threshold and backend.sure_score == 0.5  # under HOG's own threshold: unsure

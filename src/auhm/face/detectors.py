@@ -102,7 +102,7 @@ class HogDetector:
     """dlib's HOG frontal-face detector; its smallest window holds an 80-px face."""
 
     WINDOW = 80
-    CANDIDATES = {"threshold": -0.5}  # for a tracker that confirms its finds: HOG's low scorers too (faces it scores under 0: bench/RESULTS.md)
+    CANDIDATES = {"threshold": -0.8}  # for a tracker that confirms its finds: HOG's low scorers too (faces it scores under 0: bench/RESULTS.md)
     sure_score = hog_confidence(0.0)  # a find under dlib's own threshold (0) is a candidate, whatever threshold this one runs at
     install_hint = "pip install 'auhm[dlib]'"
 
