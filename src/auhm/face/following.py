@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from auhm.face.base import LandmarkBackend, landmark_boxes
+from auhm.face.boxes import box_iou
 from auhm.face.crop import crop_square
+from auhm.face.looks import appearance, look_distance
 from auhm.face.tracking import TrackerConfig, plausible
 
 Fits = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]  # landmarks (n, 68, 2), confidence (n,), scores (n, …) or None
@@ -98,6 +100,53 @@ def _plausible_run(backend: LandmarkBackend, cfg: TrackerConfig, shape: tuple, l
     else:
         k = len(landmarks)
     return landmarks[:k], conf[:k], None if scores is None else scores[:k]
+
+
+def fit_on_frame(backend: LandmarkBackend, cfg: TrackerConfig, frame: np.ndarray, regions: list[np.ndarray],
+                 previous: list[np.ndarray] | None = None) -> list:
+    """Several faces of one frame fitted in one call (a network scores several crops for little more
+    than one), each from its region (a found box's corners, or landmarks carried forward):
+    (landmarks, confidence, scores) for each, None where it is no face (or, after its ``previous``
+    fit, an implausible one)."""
+    if not regions:
+        return []
+    landmarks, confidence = backend.fit_rows(frame[None], np.zeros(len(regions), np.intp), np.stack(regions))
+    scores = getattr(backend, "last_scores", None)
+    out = []
+    for k in range(len(regions)):
+        face = plausible(cfg, backend, landmarks[k], float(confidence[k]), frame.shape, None if previous is None else previous[k])
+        out.append((landmarks[k], float(confidence[k]), None if scores is None else scores[k]) if face else None)
+    return out
+
+
+def size_off(landmarks: np.ndarray, box: np.ndarray, bounds: tuple[float, float]) -> bool:
+    """Whether a fit's width over that of the face found where it is (``box``) lies outside
+    ``bounds``: a fit spreading over a face behind or beside it grows by steps too small to jump."""
+    x0, _, x1, _ = landmark_boxes(landmarks)
+    ratio = (x1 - x0) / max(float(box[2] - box[0]), 1.0)
+    return not bounds[0] <= ratio <= bounds[1]
+
+
+def one_track_a_face(frame: np.ndarray, fitted: list, duplicate_iou: float, unknown: float) -> list:
+    """Of ``fitted`` (track, landmarks, …) whose fits hold one face (overlap past ``duplicate_iou``),
+    keep the track that face looks like (two people crossing stand, for a moment, where each
+    other's motion predicts them); a track without colours counts at distance ``unknown``; then the
+    oldest."""
+    if len(fitted) < 2:
+        return fitted
+
+    def claim(f) -> tuple:
+        t, landmarks = f[0], f[1]
+        look = appearance(frame, landmarks) if t.look is not None else None
+        distance = look_distance(t.look, look) if look is not None else unknown
+        return (round(distance, 6), t.id is None, t.id if t.id is not None else 0, t.key)
+
+    kept: list = []
+    for f in sorted(fitted, key=claim):
+        box = landmark_boxes(f[1])
+        if all(box_iou(box, landmark_boxes(g[1]))[0, 0] <= duplicate_iou for g in kept):
+            kept.append(f)
+    return kept
 
 
 @dataclass

@@ -6,8 +6,10 @@ face in view, after 1, 2, 4 … frames); it is told where the
 followed faces are, so a detector that can (a cascade, MTCNN) spends nothing on them
 (:meth:`~auhm.face.base.LandmarkBackend.detect_new`). Between detections each
 face is followed from its own landmarks, as the single-face :class:`~auhm.face.tracking.Tracker`
-does; a backend that fits a batch at once (a network) fits each face to the batch's end in one
-call, detection frames included (:class:`~auhm.face.following.FitsAhead`).
+does; a backend that fits a batch at once (a network) fits a lone face to the batch's end in one
+call, and several faces together in one call only as far as the next search (a loss among them
+comes sooner, and what was fitted past it is thrown away), detection frames included
+(:class:`~auhm.face.following.FitsAhead`); the faces a search finds are fitted in one call too.
 At a detection, faces are matched to tracks by box overlap after each track's motion is carried
 forward, with an optimal assignment (``scipy.optimize.linear_sum_assignment``): first the
 tracks followed up to this frame, then those missing for at most ``max_gap`` seconds (an
@@ -23,8 +25,11 @@ matches one of a face gone from view, clearly better than any other, takes that 
 face's colours are taken at detections, leaving out what other faces' boxes cover (one of them
 may stand in front of it); at each detection a followed face that no longer looks like its track
 (a fit that slid onto someone passing close) is let go, and its detection is free for a track of
-its own; between detections, a fit whose size jumps by more than ``max_step_scale`` from one
-frame to the next (one sliding between two faces) is lost there and searched for at once. The
+its own, and one whose size is off from that of the face found there (``find_scale``) is fitted
+again from the find; between detections, a fit whose size jumps by more than ``max_step_scale``
+from one frame to the next (one sliding between two faces) is lost there and searched for at
+once, and so, among several faces, is one whose size drifts past ``max_run_scale`` from where its
+run of fits began (one spreading over a face behind or beside it, by steps too small to jump). The
 search may hand over unsure finds too (HOG's under its threshold): a false one makes no track,
 and only a sure one counts against the model's landmarks when no face fits it. At the video's
 end, :meth:`MultiTracker.people` joins its tracks into people (:mod:`auhm.face.linking`).
@@ -42,11 +47,11 @@ import numpy as np
 from auhm.face.base import LandmarkBackend, landmark_boxes
 from auhm.face.entries import FaceEntries
 from auhm.face.boxes import box_iou, box_points, match_overlaps
-from auhm.face.following import FitsAhead, Track, follow_face, follow_faces
+from auhm.face.following import FitsAhead, Track, fit_on_frame, follow_face, follow_faces, one_track_a_face, size_off
 from auhm.face.linking import JoinConfig, TrackRecord, join_tracks
 from auhm.face.looks import absorbed, appearance, looks_alike, look_distance, nearest_look
 from auhm.face.schedule import SearchSchedule
-from auhm.face.tracking import TrackerConfig, plausible
+from auhm.face.tracking import TrackerConfig
 from auhm.video import FrameBatch
 
 
@@ -283,8 +288,9 @@ class MultiTracker:
         detection_of = {k: d for d, k in taken.items()}
         box_of = {k: boxes[d] for d, k in taken.items()}
         held = {t.key: fit for t in live if (fit := followed.get(t.key)) is not None and self._still_alike(frame, t, fit[0], boxes)
-                and not (t.key in box_of and sure[detection_of[t.key]] and self._off_its_find(fit[0], box_of[t.key]))}
-        finds = self._fits_of_finds(frame, boxes, [d for d in range(len(boxes)) if taken.get(d) not in held])
+                and not (t.key in box_of and sure[detection_of[t.key]] and size_off(fit[0], box_of[t.key], self.config.find_scale))}
+        wanted = [d for d in range(len(boxes)) if taken.get(d) not in held]  # fitted from the box alone, in one call
+        finds = dict(zip(wanted, fit_on_frame(self.backend, self._fit_rules, frame, [box_points(boxes[d]) for d in wanted])))
         fitted = []  # (track, landmarks, confidence, scores)
         for t in live:  # followed faces: from their own landmarks (unless followed onto someone else), else from their detection
             fit = held.get(t.key)
@@ -316,7 +322,7 @@ class MultiTracker:
                 t = Track(self._births, fit[0], fit[1], index, hits=0, live=False)
                 self._tracks.append(t)
                 fitted.append((t, *fit))
-        fitted = self._without_duplicates(frame, fitted)
+        fitted = one_track_a_face(frame, fitted, self.config.duplicate_iou, self.config.reid_distance or 0.0)
         self.faces_seen = max(self.faces_seen, len(fitted))  # … and an unsure find that proved a face
         kept = {t.key for t, *_ in fitted}
         for t in self._tracks:
@@ -341,7 +347,8 @@ class MultiTracker:
         """Track key → its fit on detection row ``r`` from its own landmarks (made ahead by a batched
         backend), for the followed tracks whose face is there."""
         if not self.backend.batched_fit:
-            fits = {t.key: self._fit_one(batch.frames[r], t.predicted_points(int(batch.indices[r])), t.landmarks) for t in live}
+            regions = [t.predicted_points(int(batch.indices[r])) for t in live]
+            fits = dict(zip([t.key for t in live], fit_on_frame(self.backend, self._fit_rules, batch.frames[r], regions, [t.landmarks for t in live])))
         else:
             ahead = self._fits_ahead(batch, r, r + 1, live)
             fits = {t.key: ahead[t.key].row(0) for t in live}
@@ -397,52 +404,6 @@ class MultiTracker:
         elif sure:
             self.rejected += 1
 
-    def _without_duplicates(self, frame: np.ndarray, fitted: list) -> list:
-        """Of tracks whose fits hold one face, keep the one that face looks like (two people crossing
-        stand, for a moment, where each other's motion predicts them); without looks, the oldest."""
-        if len(fitted) < 2:
-            return fitted
-        def claim(f) -> tuple:
-            t, landmarks = f[0], f[1]
-            look = appearance(frame, landmarks) if t.look is not None else None
-            distance = look_distance(t.look, look) if look is not None else self.config.reid_distance or 0.0
-            return (round(distance, 6), t.id is None, t.id if t.id is not None else 0, t.key)
-
-        kept: list = []
-        for f in sorted(fitted, key=claim):
-            box = landmark_boxes(f[1])
-            if all(box_iou(box, landmark_boxes(g[1]))[0, 0] <= self.config.duplicate_iou for g in kept):
-                kept.append(f)
-        return kept
-
-    def _fit_one(self, frame: np.ndarray, region: np.ndarray, previous: np.ndarray | None):
-        landmarks, confidence = self.backend.fit(frame[None], np.asarray(region)[None])
-        scores = getattr(self.backend, "last_scores", None)
-        if not plausible(self._fit_rules, self.backend, landmarks[0], float(confidence[0]), frame.shape, previous):
-            return None
-        return landmarks[0], float(confidence[0]), None if scores is None else scores[0]
-
-    def _off_its_find(self, landmarks: np.ndarray, found: np.ndarray) -> bool:
-        """Whether a followed fit's size is off from that of the sure find it was matched to (a fit
-        spreading over a face behind or beside it grows from frame to frame, each step small)."""
-        width = landmark_boxes(landmarks)[2] - landmark_boxes(landmarks)[0]
-        ratio = width / max(float(found[2] - found[0]), 1.0)
-        low, high = self.config.find_scale
-        return not low <= ratio <= high
-
-    def _fits_of_finds(self, frame: np.ndarray, boxes: np.ndarray, wanted: list[int]) -> dict[int, tuple | None]:
-        """Found box → its fit from the box alone (None where that is no face), for the ``wanted``
-        boxes, in one call (a network scores one crop for the cost of several)."""
-        if not wanted:
-            return {}
-        regions = np.stack([box_points(boxes[d]) for d in wanted])
-        landmarks, confidence = self.backend.fit_rows(frame[None], np.zeros(len(wanted), np.intp), regions)
-        scores = getattr(self.backend, "last_scores", None)
-        out = {}
-        for k, d in enumerate(wanted):
-            face = plausible(self._fit_rules, self.backend, landmarks[k], float(confidence[k]), frame.shape, None)
-            out[d] = (landmarks[k], float(confidence[k]), None if scores is None else scores[k]) if face else None
-        return out
 
     # ── faces known by frame number ───────────────────────────────────────────────────────────
     def _update_known(self, batch: FrameBatch, faces: list[list[np.ndarray]]) -> FaceEntries:
