@@ -111,14 +111,17 @@ def test_every_face_of_the_group_photo_is_found_at_the_default(media):
 @pytest.mark.skipif(not available("dlib"), reason="dlib not installed")
 def test_the_multi_face_search_also_takes_hogs_low_scorers_and_finds_the_fifth_face(media):
     """As candidates for a tracker that confirms them, HOG's finds under its own threshold count
-    too: on the group photo, the face behind sunglasses besides the four it is sure of."""
+    too: on the group photo, the face behind sunglasses besides the four it is sure of (and a
+    patch of a shoulder, which the tracker's fit is there to reject)."""
     from auhm.face.boxes import box_iou
 
     photo = _rgb(media / "multi_face.jpg")
     sure, candidates = make_detector("dlib")(photo), make_detector("dlib", candidates=True)(photo)
-    assert len(sure) == 4 and len(candidates) == 5
-    assert all(box_iou(box, np.array([b for b, _ in candidates])).max() > 0.99 for box, _ in sure)
-    assert sorted(score < 0.5 for _, score in candidates) == [False] * 4 + [True]  # scored as unsure
+    found = np.array([b for b, _ in candidates])
+    assert len(sure) == 4 and len(candidates) == 6
+    assert all(box_iou(box, found).max() > 0.99 for box, _ in sure)
+    assert box_iou(np.array([215.0, 77, 319, 181]), found).max() > 0.9  # the face behind sunglasses
+    assert sorted(score < 0.5 for _, score in candidates) == [False] * 4 + [True] * 2  # scored as unsure
     assert len(make_detector("dlib", candidates=True, threshold=0.0)(photo)) == 4  # an option given wins
 
 
