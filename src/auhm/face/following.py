@@ -160,6 +160,7 @@ class FitsAhead:
 
     @property
     def lost(self) -> bool:
+        """Whether the face was lost before ``end``."""
         return len(self.fits[0]) < self.end - self.start
 
     def covers(self, start: int, end: int) -> bool:

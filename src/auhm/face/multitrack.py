@@ -66,9 +66,9 @@ class MultiTrackConfig:
     reid_distance: float | None = 0.3  # Bhattacharyya distance of colour histograms below which a face is the same (None: no re-identification)
     reid_margin: float = 0.1  # … and the next nearest face at least this much further
     join: JoinConfig | None = field(default_factory=JoinConfig)  # tracks joined into people at the video's end (None: not; needs reid_distance)
-    find_scale: tuple[float, float] = (0.65, 1.25)  # a followed fit's width over its matched sure find's outside this: refitted from the find
-    max_run_scale: float = 1.2  # … and among several faces, its size ratio to where a batched fit began (one spreading onto a face beside it)
     max_step_scale: float = 1.12  # a followed face's size ratio between two frames beyond this: lost (its fit slid between two faces)
+    max_run_scale: float = 1.2  # … and among several faces, its size ratio to where a batched run of fits began (one spreading onto a face beside it)
+    find_scale: tuple[float, float] = (0.65, 1.25)  # a followed fit's width over its matched sure find's outside this at a search: fitted again from the find
     tracker: TrackerConfig = field(default_factory=TrackerConfig)  # what a plausible fit is (its max_scale_change capped by max_step_scale)
 
 
@@ -403,7 +403,6 @@ class MultiTracker:
             self.accepted += 1
         elif sure:
             self.rejected += 1
-
 
     # ── faces known by frame number ───────────────────────────────────────────────────────────
     def _update_known(self, batch: FrameBatch, faces: list[list[np.ndarray]]) -> FaceEntries:
