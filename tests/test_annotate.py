@@ -308,7 +308,7 @@ def test_a_second_run_on_the_same_output_waits_for_the_first_and_nothing_is_lost
     assert not df.duplicated(["video", "frame"]).any()
 
 
-def test_resume_keys_on_every_setting_that_changes_the_rows_and_says_which_differs(tmp_path, checkpoint, standin):
+def test_resume_keys_on_every_setting_that_changes_the_rows_and_says_which_differs(tmp_path, checkpoint, standin, monkeypatch):
     from typer.testing import CliRunner
 
     from auhm.cli import app
@@ -327,6 +327,11 @@ def test_resume_keys_on_every_setting_that_changes_the_rows_and_says_which_diffe
     assert "2 already done" in run("--landmarks", "truth")
     assert "redoing 2 video(s) made with other settings (--faces all → largest)" in run("--landmarks", "truth", "--faces", "largest")
     assert "redoing 2 video(s) made with other settings (tracking" in run("--landmarks", "truth", "--faces", "largest", "--max-gap", "2")
+    from auhm.face.detectors import HogDetector
+
+    with monkeypatch.context() as other_rules:  # the same options under another auhm's rules (here HOG's candidates)
+        other_rules.setattr(HogDetector, "CANDIDATES", {"threshold": -0.3})
+        assert "redoing 2 video(s) made with other settings (tracking" in run("--landmarks", "truth", "--faces", "largest", "--max-gap", "2")
     older = {"checkpoint": "a" * 64, "landmark_backend": "truth", "landmark_model": None, "every": 1}  # before --faces: the largest face
     assert made_differently(older, {**older, "faces": "all"}) == "--faces largest → all"
     from auhm.infer.sources import dlib_available

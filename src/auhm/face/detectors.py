@@ -68,6 +68,11 @@ def register_detector(name: str, preference: int | None = None):
     return deco
 
 
+def candidate_settings() -> dict[str, dict]:
+    """Each registered detector's settings for a tracker that confirms its finds (``CANDIDATES``)."""
+    return {name: dict(getattr(REGISTRY.get(name), "CANDIDATES", {})) for name in REGISTRY.names()}
+
+
 def hog_confidence(score: float) -> float:
     """HOG detector score (≈ −1 … 3, 0 is dlib's default threshold) to (0, 1)."""
     return float(1.0 / (1.0 + np.exp(-2.0 * score)))

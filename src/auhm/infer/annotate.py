@@ -14,6 +14,7 @@ complete, so a killed run leaves only whole videos behind and a re-run skips the
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import threading
 from dataclasses import dataclass, field
@@ -202,9 +203,14 @@ def _uses_landmark_model(source) -> bool:
 
 
 def _tracking_key(config: AnnotateConfig) -> str:
-    """The tracking settings that change rows, in the metadata (and so in the resume key)."""
+    """The tracking settings that change rows, in the metadata (and so in the resume key): the
+    options, and a fingerprint of the tracker's rules and the detectors' candidate settings, so
+    that a table begun under other rules (an older auhm) is redone, not continued."""
+    from auhm.face.detectors import candidate_settings
+
     t = tracking_config(config)
-    return f"detect_every={t.detect_every} max_gap={config.max_gap:g}s min_face={config.min_face or 'default'}"
+    rules = hashlib.sha1(f"{t!r} {candidate_settings()!r}".encode()).hexdigest()[:8]
+    return f"detect_every={t.detect_every} max_gap={config.max_gap:g}s min_face={config.min_face or 'default'} rules={rules}"
 
 
 def _learning_warnings(config: AnnotateConfig, predictor: Predictor) -> list[str]:
