@@ -33,8 +33,10 @@ can be fed.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import resource
+import shutil
 import tempfile
 import threading
 import time
@@ -148,6 +150,7 @@ def main() -> None:
         raise SystemExit(f"{args.video}: not found (the benchmark needs ../shared/media)")
 
     tmp = Path(tempfile.mkdtemp(prefix="auhm-bench-"))
+    atexit.register(shutil.rmtree, tmp, True)  # the checkpoint, corpus and tables made here
     if args.model_stub:
         return stub_run(args, tmp)
     ckpt = save_checkpoint(tmp / "scratch.pt", build_model("scratch", corpus_spec("disfa").aus, preset="paper"))

@@ -19,7 +19,9 @@ bench/annotate.py measures the CPU with dlib tracking. ``--json`` writes the fig
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -58,6 +60,7 @@ def main() -> None:
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="auhm-bench-"))
+    atexit.register(shutil.rmtree, tmp, True)  # the checkpoint, corpus and tables made here
     width, height = (int(v) for v in args.size.lower().split("x"))
     make_corpus(SynthConfig(tmp / "corpus", subjects=args.videos, frames=args.frames, width=width, height=height, seed=0,
                             contact_sheet=False), quiet=True)
