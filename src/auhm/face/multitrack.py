@@ -197,6 +197,11 @@ class MultiTracker:
         look = appearance(frame, landmarks, others)
         return look is None or look_distance(track.look, look) <= self._veto
 
+    def _holds(self, frame: np.ndarray, track: Track, landmarks: np.ndarray, boxes: np.ndarray, found: np.ndarray | None) -> bool:
+        """Whether a followed fit is still the track's face at a search: it looks like the track, and
+        its size is not far off that of the sure find matched to it (``found``, where there is one)."""
+        return self._still_alike(frame, track, landmarks, boxes) and (found is None or not size_off(landmarks, found, self.config.find_scale))
+
     def _remember_look(self, track: Track, frame: np.ndarray, landmarks: np.ndarray, others: np.ndarray) -> np.ndarray | None:
         """Absorb the face's colours, without what ``others`` cover, into its track's; the look taken."""
         look = appearance(frame, landmarks, others) if self.config.reid_distance is not None else None
@@ -287,8 +292,8 @@ class MultiTracker:
         missing = sorted((t for t in self._tracks if not t.live), key=lambda t: -t.frame)
         detection_of = {k: d for d, k in taken.items()}
         box_of = {k: boxes[d] for d, k in taken.items()}
-        held = {t.key: fit for t in live if (fit := followed.get(t.key)) is not None and self._still_alike(frame, t, fit[0], boxes)
-                and not (t.key in box_of and sure[detection_of[t.key]] and size_off(fit[0], box_of[t.key], self.config.find_scale))}
+        sure_box = {k: box_of[k] for k in box_of if sure[detection_of[k]]}
+        held = {t.key: fit for t in live if (fit := followed.get(t.key)) is not None and self._holds(frame, t, fit[0], boxes, sure_box.get(t.key))}
         wanted = [d for d in range(len(boxes)) if taken.get(d) not in held]  # fitted from the box alone, in one call
         finds = dict(zip(wanted, fit_on_frame(self.backend, self._fit_rules, frame, [box_points(boxes[d]) for d in wanted])))
         fitted = []  # (track, landmarks, confidence, scores)
