@@ -100,6 +100,9 @@ def test_a_stream_rewritten_at_its_commit_joins_face_ids_and_keeps_its_metadata(
     assert read_metadata(out) == {"version": __version__, "checkpoint": "abc", "notes": {"tracks": 2}}
     assert pq.read_schema(out).field("face").type == pa.int16()
     assert with_people(table, {1: 0}).column("face").to_pylist() == [0, 0, None, 2, 0, 3]  # ids not named stay
+    handed = with_people(table, {0: 0, 1: 1, 2: 0, 3: 1}, {1: {4: 3}, 3: {1: 0}})  # id 1's row on frame 4 is id 3's; frame 1 has no id 3
+    assert handed.column("face").to_pylist() == [0, 1, None, 0, 1, 1]
+    assert with_people(table, {}, {1: {1: 2, 4: 0}, 2: {1: 5, 3: 1}}).column("face").to_pylist() == [0, 2, None, 1, 0, 3]  # each row moved once
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.parquet"]
 
 

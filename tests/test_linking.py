@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from auhm.face.linking import JoinConfig, TrackRecord, join_tracks
+from auhm.face.linking import JoinConfig, People, TrackRecord, join_tracks
 from auhm.face.looks import look_distance
 
 FPS = 30.0
@@ -76,3 +76,18 @@ def test_three_tracks_of_one_person_join_in_a_chain_of_reachable_steps():
     tracks = [record(0, range(0, 20), 100, 100, look(3)), record(1, range(50, 70), 110, 110, look(3, 0.03)),
               record(2, range(100, 120), 120, 120, look(3, 0.06)), record(3, range(0, 120), 250, 250, look(10))]
     assert join_tracks(tracks, FPS, JoinConfig(margin=0.0)) == {0: 0, 1: 0, 2: 0, 3: 1}
+
+
+def test_rows_handed_on_take_their_new_ids_person_and_a_tracks_span_follows():
+    people = People({0: 0, 1: 1, 2: 0}, {1: {40: 2, 41: 2}})
+    assert [people.of(1, f) for f in (39, 40, 41, 42)] == [1, 0, 0, 1]
+    assert people.of(2, 40) == 0 and people.of(7, 3) == 7  # an id it does not know stays itself
+    assert People({0: 0, 1: 1}, {1: {5: 0}}).renames and not People({0: 0, 1: 1}).renames and People({0: 0, 1: 0}).renames
+    r = TrackRecord(4)
+    r.add_frames(np.array([50, 51]), np.array([[50, 0, 90, 40], [51, 0, 91, 40]]))
+    r.add_frames(np.array([40, 41]), np.array([[40, 0, 80, 40], [41, 0, 81, 40]]))  # handed to it after its first frames
+    assert (r.first, r.last, r.first_box[0], r.last_box[0]) == (40, 51, 40, 51)
+    r.cut_after(50, np.array([50, 0, 90, 40]))  # its last frame handed away
+    assert (r.last, r.last_box[0]) == (50, 50)
+    r.cut_after(60, np.array([0, 0, 1, 1]))  # past its end: nothing to cut
+    assert r.last == 50

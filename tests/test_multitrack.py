@@ -273,6 +273,28 @@ def test_a_track_that_slid_onto_another_face_lets_it_go_at_the_next_detection():
     assert all(i in out for i in range(32, 64))  # green followed from the detection on
 
 
+def as_people(tracker: MultiTracker, out: dict) -> dict[int, dict[int, np.ndarray]]:
+    """``out`` ({frame: {id: box}}) with each row's id as the video's end gives it (:meth:`MultiTracker.people`)."""
+    people = tracker.people()
+    return {i: {people.of(face, i): box for face, box in faces.items()} for i, faces in out.items()}
+
+
+@pytest.mark.parametrize("batch", [16, 4])
+def test_the_rows_a_slid_fit_held_are_handed_to_the_face_it_slid_onto(batch):
+    """Red vanishes at frame 26 where green stands, overlapping it: red's fit slides onto green
+    (it leaps a third of a face) and holds it until the search at 31 lets it go. Green's track, born
+    there, takes the rows since the slide: those of its batch at once, those already written (batches
+    of 4) at the video's end."""
+    frames, truth = scene(48, {"red": (lambda i: 100, lambda i: i < 26), "green": (lambda i: 112, lambda i: i >= 26)})
+    tracker = MultiTracker(BlobBackend(), MultiTrackConfig(detect_every=8))
+    out = as_people(tracker, follow(tracker, frames, batch))
+    green = {f for i in range(32, 48) for f in out[i]}
+    assert len(green) == 1
+    assert all(set(out[i]) == green for i in range(26, 48))
+    assert {f for i in range(26) for f in out[i]} == {0} != green
+    assert tracker.people().moved == ({} if batch == 16 else {0: {26: 1, 27: 1}})
+
+
 def test_a_track_look_takes_in_what_agrees_with_it_and_not_another_face():
     from auhm.face.looks import absorbed, appearance, look_distance
 
@@ -321,12 +343,12 @@ def test_tracks_of_one_face_are_joined_into_one_person_at_the_videos_end():
     tracker = NoReidWhileReading(BlobBackend(), MultiTrackConfig(max_gap=10 / 30))
     got = ids_of(follow(tracker, frames), truth)
     assert len(got["green"]) == 2 and len(got["red"]) == 1
-    people = tracker.people()
+    people = tracker.people().ids
     assert {people[i] for i in got["green"]} == {people[min(got["green"])]} and people[min(got["red"])] not in {people[i] for i in got["green"]}
     assert sorted(set(people.values())) == [0, 1]
     apart = NoReidWhileReading(BlobBackend(), MultiTrackConfig(max_gap=10 / 30, join=None))
     follow(apart, frames)
-    assert apart.people() == {0: 0, 1: 1, 2: 2}
+    assert apart.people().ids == {0: 0, 1: 1, 2: 2}
 
 
 def test_a_fit_that_changes_size_too_fast_is_searched_again_at_once():

@@ -107,10 +107,21 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[str]:
             os.unlink(tmp)
 
 
-def with_people(table: pa.Table, people: dict[int, int]) -> pa.Table:
+def with_people(table: pa.Table, people: dict[int, int], moved: dict[int, dict[int, int]] | None = None) -> pa.Table:
     """``table`` with each face id replaced by its person's (tracks joined after the video); a
-    null face stays null, an id not in ``people`` stays itself."""
+    null face stays null, an id not in ``people`` stays itself. ``moved`` (id → {frame: id}) first
+    gives the rows of an id on some frames another id (rows a fit held after it slid onto another
+    face)."""
     face = table.column("face")
+    if moved:
+        frame = table.column("frame").to_numpy()
+        present = np.asarray(face.is_valid())
+        written = pc.fill_null(face, 0).to_numpy()
+        ids = written.copy()
+        for old, to in moved.items():
+            rows = np.flatnonzero(present & (written == old) & np.isin(frame, list(to)))
+            ids[rows] = [to[int(f)] for f in frame[rows]]
+        face = pa.chunked_array([pa.array(ids, face.type, mask=~present)])
     where = pc.index_in(face, value_set=pa.array(list(people), face.type))
     joined = pc.take(pa.array(list(people.values()), face.type), where)
     return table.set_column(table.schema.get_field_index("face"), table.schema.field("face"), pc.coalesce(joined, face))

@@ -11,7 +11,7 @@ in the order their people were first confirmed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -40,11 +40,17 @@ class TrackRecord:
     looks: int = 0
 
     def add_frames(self, frames: np.ndarray, boxes: np.ndarray) -> None:
-        """Frames (in order, after any added before) where this track has a face, with its boxes there."""
+        """Frames (in order) where this track has a face, with its boxes there."""
         if len(frames):
-            if self.first_box is None:
+            if self.first_box is None or int(frames[0]) < self.first:
                 self.first, self.first_box = int(frames[0]), np.asarray(boxes[0], np.float64)
-            self.last, self.last_box = int(frames[-1]), np.asarray(boxes[-1], np.float64)
+            if int(frames[-1]) > self.last:
+                self.last, self.last_box = int(frames[-1]), np.asarray(boxes[-1], np.float64)
+
+    def cut_after(self, frame: int, box: np.ndarray) -> None:
+        """This track's frames end at ``frame`` (where its box is ``box``): those after were handed to another."""
+        if self.first_box is not None and self.first <= frame < self.last:
+            self.last, self.last_box = frame, np.asarray(box, np.float64)
 
     def add_look(self, look: np.ndarray | None) -> None:
         if look is not None:
@@ -92,9 +98,24 @@ def join_tracks(records: list[TrackRecord], fps: float, config: JoinConfig = Joi
     return {i: people[group[i]] for i in sorted(group)}
 
 
-def renames(people: dict[int, int]) -> bool:
-    """Whether joining gave any track another id (else a video's table is written as it is)."""
-    return any(face != person for face, person in people.items())
+@dataclass(frozen=True)
+class People:
+    """Who each written row is, known at a video's end: each face id → its person's id
+    (:func:`join_tracks`), after rows handed from one id to another on some frames (``moved``:
+    id → {frame: id}; a fit that slid onto another face, found out a few frames later)."""
+
+    ids: dict[int, int]
+    moved: dict[int, dict[int, int]] = field(default_factory=dict)
+
+    def of(self, face: int, frame: int) -> int:
+        """The person of face ``face``'s row on ``frame``."""
+        face = self.moved.get(face, {}).get(frame, face)
+        return self.ids.get(face, face)
+
+    @property
+    def renames(self) -> bool:
+        """Whether any row takes another id (else a video's table is written as it is)."""
+        return bool(self.moved) or any(face != person for face, person in self.ids.items())
 
 
 def _rival(pair: tuple, within: float, group: dict[int, int], people: set[int]) -> bool:

@@ -48,8 +48,9 @@ from auhm.face.base import LandmarkBackend, landmark_boxes
 from auhm.face.entries import FaceEntries
 from auhm.face.boxes import box_iou, box_points, match_overlaps
 from auhm.face.following import FitsAhead, Track, fit_on_frame, follow_face, follow_faces, one_track_a_face, size_off
-from auhm.face.linking import JoinConfig, TrackRecord, join_tracks
+from auhm.face.linking import JoinConfig, People, TrackRecord, join_tracks
 from auhm.face.looks import absorbed, appearance, looks_alike, look_distance, nearest_look
+from auhm.face.recent import RecentFrames
 from auhm.face.schedule import SearchSchedule
 from auhm.face.tracking import TrackerConfig
 from auhm.video import FrameBatch
@@ -68,6 +69,7 @@ class MultiTrackConfig:
     join: JoinConfig | None = field(default_factory=JoinConfig)  # tracks joined into people at the video's end (None: not; needs reid_distance)
     max_step_scale: float = 1.12  # a followed face's size ratio between two frames beyond this: lost (its fit slid between two faces)
     max_run_scale: float = 1.2  # … and among several faces, its size ratio to where a batched run of fits began (one spreading onto a face beside it)
+    max_leap: float = 0.25  # a fit leaping further than this share of its width from where its motion took it had slid onto another face
     find_scale: tuple[float, float] = (0.65, 1.25)  # a followed fit's width over its matched sure find's outside this at a search: fitted again from the find
     tracker: TrackerConfig = field(default_factory=TrackerConfig)  # what a plausible fit is (its max_scale_change capped by max_step_scale)
 
@@ -91,24 +93,26 @@ class MultiTracker:
         self._schedule = SearchSchedule(config.detect_every)  # which decoded frames are searched
         self._decoded = 0  # frames of this video tracked before this batch
         self._last_detection = -1  # frame of the last detection
-        self._recent: list = []  # entries of the batch being tracked, so far
         self._ahead: dict[int, FitsAhead] = {}  # track key → its fits made ahead, to this batch's end (or its loss)
         self._min_hits = config.min_hits
         self._max_gap = max(1, round(config.max_gap * 30.0))
         self._fps = 30.0
         self._records: dict[int, TrackRecord] = {}  # confirmed id → what joining tracks into people needs
         self._ids: dict[int, int] = {}  # track key → its id, once confirmed (also after the track is dropped)
+        self._recent = RecentFrames(config.detect_every)  # the last frames and fits, for handing a slid fit's rows on
+        self._moved: dict[int, dict[int, int]] = {}  # written id → {frame: the id its row there is handed to}
 
     def start(self, video: str, frames: int | None = None, fps: float | None = None) -> None:
         """A new video; ``frames``, when known, lets a video shorter than ``min_hits`` (a photo) confirm
         its faces at once; ``fps`` turns ``max_gap`` into frame numbers."""
         self._fps = fps if fps and fps > 0 else 30.0
         self._max_gap = max(1, round(self.config.max_gap * self._fps))
-        self._records, self._ids = {}, {}
+        self._records, self._ids, self._moved = {}, {}, {}
+        self._recent.clear()
         self._min_hits = max(1, min(self.config.min_hits, frames)) if frames else self.config.min_hits
         self._tracks, self._gone, self._births, self._decoded = [], [], 0, 0
         self._schedule = SearchSchedule(self.config.detect_every)
-        self._last_detection, self._recent = -1, []
+        self._last_detection = -1
         self.faces_seen = self.tracks_made = self.rejected = self.accepted = 0
         self.backend.start(video)
 
@@ -121,8 +125,7 @@ class MultiTracker:
         n, i, first, schedule = len(batch), 0, self._decoded, self._schedule
         while i < n:
             if first + i >= schedule.next:
-                self._recent = found  # what this batch holds so far: a face followed back stops at another
-                found += self._detection_frame(batch, i)
+                found += self._detection_frame(batch, i, found)
                 self._last_detection = int(batch.indices[i])
                 schedule.searched(first + i, sum(t.live for t in self._tracks), sum(t.id is not None and not t.live for t in self._tracks))
                 i += 1
@@ -135,6 +138,7 @@ class MultiTracker:
             i = lost_at
         self._ahead = {}
         self._decoded += n
+        self._recent.add(batch, found)
         return self._entries(batch, found)
 
     def _entries(self, batch: FrameBatch, found: list) -> FaceEntries:
@@ -149,12 +153,14 @@ class MultiTracker:
             record.add_frames(batch.indices[[e[0] for e in mine]], np.array([landmark_boxes(e[2]) for e in mine]))
         return FaceEntries.from_lists(batch, kept)
 
-    def people(self) -> dict[int, int]:
-        """After the video: each written id → the id of the person it is (tracks joined by
-        :func:`~auhm.face.linking.join_tracks`; every id itself where joining is off)."""
+    def people(self) -> People:
+        """After the video: who each written row is (tracks joined by
+        :func:`~auhm.face.linking.join_tracks`, every id itself where joining is off; rows a slid fit
+        held handed to the face it slid onto)."""
+        moved = {face: dict(frames) for face, frames in self._moved.items()}
         if self.config.join is None or self.config.reid_distance is None:
-            return {face: face for face in sorted(self._records)}
-        return join_tracks(list(self._records.values()), self._fps, self.config.join)
+            return People({face: face for face in sorted(self._records)}, moved)
+        return People(join_tracks(list(self._records.values()), self._fps, self.config.join), moved)
 
     def _confirm(self, track: Track) -> None:
         if track.id is None and track.hits >= self._min_hits:
@@ -276,7 +282,9 @@ class MultiTracker:
         return follow_face(self.backend, self._fit_rules, batch.frames[i:j], regions, t.landmarks, t.confidence, run_scale)
 
     # ── detection frames ──────────────────────────────────────────────────────────────────────
-    def _detection_frame(self, batch: FrameBatch, r: int) -> list:
+    def _detection_frame(self, batch: FrameBatch, r: int, before: list) -> list:
+        """The faces of search row ``r``; ``before``: the batch's entries so far (a face found here
+        is followed back over them, and takes those a fit let go here held of it)."""
         frame, index = batch.frames[r], int(batch.indices[r])
         self._expire(index)
         self.detections += 1
@@ -297,6 +305,8 @@ class MultiTracker:
         wanted = [d for d in range(len(boxes)) if taken.get(d) not in held]  # fitted from the box alone, in one call
         finds = dict(zip(wanted, fit_on_frame(self.backend, self._fit_rules, frame, [box_points(boxes[d]) for d in wanted])))
         fitted = []  # (track, landmarks, confidence, scores)
+        released: dict[int, Track] = {}  # detection → the followed track that let it go (its fit had slid onto that face)
+        slid_onto: dict[int, Track] = {}  # new track key → that followed track, when the new face is its detection
         for t in live:  # followed faces: from their own landmarks (unless followed onto someone else), else from their detection
             fit = held.get(t.key)
             if fit is None and t.key in box_of:
@@ -304,6 +314,7 @@ class MultiTracker:
                 fit = finds[detection_of[t.key]]
                 if fit is not None and not self._still_alike(frame, t, fit[0], boxes):
                     fit = None  # … and so is its detection: someone else's, free for a track of their own
+                    released[detection_of[t.key]] = t
                     taken = {d: k for d, k in taken.items() if k != t.key}
             if fit is None:
                 t.live = False
@@ -327,6 +338,8 @@ class MultiTracker:
                 t = Track(self._births, fit[0], fit[1], index, hits=0, live=False)
                 self._tracks.append(t)
                 fitted.append((t, *fit))
+                if d in released:
+                    slid_onto[t.key] = released[d]
         fitted = one_track_a_face(frame, fitted, self.config.duplicate_iou, self.config.reid_distance or 0.0)
         self.faces_seen = max(self.faces_seen, len(fitted))  # … and an unsure find that proved a face
         kept = {t.key for t, *_ in fitted}
@@ -337,12 +350,18 @@ class MultiTracker:
         found = []
         born = {t.key for t in self._tracks if t.hits == 0}
         for t, landmarks, confidence, scores in fitted:
-            if t.key in born:  # a face found now may have been there since the last detection: follow it back
-                found += self._follow_back(batch, r, t, landmarks, confidence)
             t.seen(index, landmarks, confidence)
             others = np.array([landmark_boxes(g[1]) for g in fitted if g[0] is not t]).reshape(-1, 4)
             look = self._remember_look(t, frame, landmarks, others)  # what no other face covers
+            handed: dict[int, np.ndarray] = {}
+            if t.key in born:  # a face found now may have been there since the last detection: follow it back
+                released = slid_onto.get(t.key)
+                handed = self._slid_frames(batch, r, before, t, released) if released is not None else {}
+                found += self._follow_back(batch, r, t, landmarks, confidence, before, handed, released)
+                t.hits += len(handed)
             self._confirm(t)
+            if handed and t.id is not None:
+                self._hand_over(batch, before, slid_onto[t.key], t, handed)
             if t.id is not None and not (box_iou(landmark_boxes(landmarks), others) > 0).any():  # no other face touches it: a clean look
                 self._records.setdefault(t.id, TrackRecord(t.id)).add_look(look)
             found.append((r, t.key, landmarks, confidence, scores))
@@ -360,9 +379,11 @@ class MultiTracker:
             self._ahead.update({t.key: ahead[t.key].after(r + 1) for t in live})
         return {key: fit for key, fit in fits.items() if fit is not None}
 
-    def _follow_back(self, batch: FrameBatch, r: int, t: Track, landmarks: np.ndarray, confidence: float) -> list:
+    def _follow_back(self, batch: FrameBatch, r: int, t: Track, landmarks: np.ndarray, confidence: float,
+                     before: list, handed: dict[int, np.ndarray], released: Track | None) -> list:
         """Entries of a new face on the frames of this batch since the last detection, fitted backwards
-        from where it was found, up to the first frame where it is not (or another face is)."""
+        from where it was found, up to the first frame where it is not (or another face is, other
+        than a fit ``released`` here whose rows are ``handed`` to it)."""
         start = r
         while start > 0 and batch.indices[start - 1] > self._last_detection:
             start -= 1
@@ -376,11 +397,70 @@ class MultiTracker:
         for k in range(len(fitted)):
             row = int(rows[k])
             box = landmark_boxes(fitted[k])
-            if any(row == f[0] and box_iou(box, landmark_boxes(f[2]))[0, 0] > self.config.duplicate_iou for f in self._recent):
+            on = {f[1] for f in before if row == f[0] and box_iou(box, landmark_boxes(f[2]))[0, 0] > self.config.duplicate_iou}
+            if on and not (released is not None and on == {released.key} and int(batch.indices[row]) in handed):
                 break
-            t.hits += 1
-            out.append((row, t.key, fitted[k], float(conf[k]), None if scores is None else scores[k]))
+            if not on:
+                t.hits += 1
+                out.append((row, t.key, fitted[k], float(conf[k]), None if scores is None else scores[k]))
         return out
+
+    def _slid_frames(self, batch: FrameBatch, r: int, before: list, track: Track, released: Track) -> dict[int, np.ndarray]:
+        """The frames, back from search row ``r``, where the fit of ``released`` (let go there) was
+        already on ``track``'s face, when the two clearly look like two people; frame number → the
+        fit ``released`` had there. Those since it
+        leapt against its motion (it slid from one face to the next), where it did within the
+        frames kept; else those since the last search (where it still looked like its track) on
+        which its face looks more like ``track`` than like ``released``."""
+        if track.look is None or released.look is None or look_distance(track.look, released.look) <= self._veto:
+            return {}  # not clearly two people
+        frames, fits = self._recent.with_batch(batch, r, before)
+        held = [f for f in sorted(frames) if released.key in fits.get(f, {})]
+        run = []  # released's fits on the frames right before the search, newest first
+        for f in reversed(held):
+            if run and f != run[-1] - 1:
+                break
+            run.append(f)
+        if not run or run[0] != int(batch.indices[r]) - 1:
+            return {}
+        theirs = {f: fits[f][released.key] for f in run}
+        leap = next((f for f in run[:-2] if _leapt(theirs[f - 2], theirs[f - 1], theirs[f], self.config.max_leap)), None)
+        if leap is not None:
+            return {f: theirs[f] for f in run if f >= leap}
+        handed = {}
+        for f in run:
+            if f <= self._last_detection or not self._nearer(frames[f], theirs[f], track, released):
+                break
+            handed[f] = theirs[f]
+        return handed
+
+    def _hand_over(self, batch: FrameBatch, before: list, released: Track, track: Track, handed: dict[int, np.ndarray]) -> None:
+        """Give confirmed ``track`` the rows of ``released`` on the ``handed`` frames: those of this
+        batch at once, those already written at the video's end (:meth:`people`); ``released`` goes
+        back to where it last was before them."""
+        first_row = int(batch.indices[0])
+        for k, e in enumerate(before):
+            if e[1] == released.key and int(batch.indices[e[0]]) in handed:
+                before[k] = (e[0], track.key, *e[2:])
+        written = sorted(f for f in handed if f < first_row)
+        if written and released.id is not None:
+            self._moved.setdefault(released.id, {}).update({f: track.id for f in written})
+            boxes = np.array([landmark_boxes(handed[f]) for f in written])
+            self._records.setdefault(track.id, TrackRecord(track.id)).add_frames(np.array(written), boxes)
+        _, fits = self._recent.with_batch(batch, len(batch), before)
+        earlier = [f for f in fits if f < min(handed) and released.key in fits[f]]
+        if earlier:
+            last = max(earlier)
+            released.landmarks, released.frame = fits[last][released.key], last
+            if written and released.id in self._records:
+                self._records[released.id].cut_after(last, landmark_boxes(released.landmarks))
+
+    def _nearer(self, frame: np.ndarray, landmarks: np.ndarray, track: Track, other: Track) -> bool:
+        """Whether the face at ``landmarks`` looks more like ``track`` than like ``other``."""
+        look = appearance(frame, landmarks)
+        if look is None or track.look is None or other.look is None:
+            return False
+        return look_distance(track.look, look) < look_distance(other.look, look)
 
     def _associate(self, frame: np.ndarray, index: int, boxes: np.ndarray) -> dict[int, Track]:
         """Which track each found box belongs to: by overlap with where each track's motion puts it,
@@ -437,3 +517,12 @@ class MultiTracker:
 
 def _area(box: np.ndarray) -> float:
     return float(max(box[2] - box[0], 0) * max(box[3] - box[1], 0))
+
+
+def _leapt(a: np.ndarray, b: np.ndarray, c: np.ndarray, limit: float) -> bool:
+    """Whether a fit moved from ``b`` to ``c`` by more than ``limit`` of its width, both from where
+    it was and from where its motion (from ``a`` to ``b``) carried it on."""
+    boxes = landmark_boxes(np.stack([a, b, c])).astype(np.float64)
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    far = limit * max(boxes[1, 2] - boxes[1, 0], 1.0)
+    return bool(np.hypot(*(centres[2] - centres[1])) > far and np.hypot(*(centres[2] - 2 * centres[1] + centres[0])) > far)

@@ -8,6 +8,7 @@ import numpy as np
 
 from auhm.face.crop import CropConfig, crop_face
 from auhm.face.entries import faces_of
+from auhm.face.linking import People
 from auhm.video import FrameBatch
 
 
@@ -43,7 +44,7 @@ class VideoEnd:
     job: int
     error: str | None = None  # the video failed: its rows are dropped
     notes: dict | None = None  # the video is written, with these notes (faces seen, a shortfall of frames)
-    people: dict[int, int] | None = None  # each face id written → its person's id (tracks joined at the end), when any changes
+    people: People | None = None  # who each row written is (tracks joined at the end, rows handed on), when any id changes
 
 
 @dataclass

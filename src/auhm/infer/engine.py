@@ -240,7 +240,7 @@ class Engine:
                 w = self._writer(item.job)
                 self.writers.pop(item.job)
             people = item.people
-            w.commit({"notes": {**(item.notes or {}), **gaps.notes()}}, rewrite=None if people is None else lambda t: with_people(t, people))
+            w.commit({"notes": {**(item.notes or {}), **gaps.notes()}}, rewrite=None if people is None else lambda t: with_people(t, people.ids, people.moved))
             self.rows += w.rows_written
             self.written.append(video)
 

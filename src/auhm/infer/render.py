@@ -126,7 +126,7 @@ def render(video: str | Path, config: RenderConfig) -> RenderResult:
     limit = config.max_frames or info.frames_claimed or None
     with VideoWriter(config.out, info.fps or 25.0, width + PANEL_WIDTH, height) as writer, progress(config.quiet) as bar:
         tracked = _tracked(reader, tracker, config, bar, limit)
-        people = tracker.people() if hasattr(tracker, "people") else {}
+        people = tracker.people() if hasattr(tracker, "people") else None
         task = bar.add_task("render", total=limit, unit="frames")
         for batch, found in zip(reader.batches(config.batch_size), tracked):
             cut = [crop_face(batch.frames[r], found.landmarks[k], predictor.crop) for k, r in enumerate(found.rows)]
@@ -139,7 +139,8 @@ def render(video: str | Path, config: RenderConfig) -> RenderResult:
                 values = None
                 for k in np.flatnonzero(found.rows == r):  # every face, with its id
                     canvas = draw_heatmaps(canvas, pred.heatmaps[k], cut[k][1], predictor.crop.size, colours, config.opacity)
-                    draw_face_id(canvas, found.boxes[k], people.get(int(found.ids[k]), int(found.ids[k])))
+                    face = int(found.ids[k])
+                    draw_face_id(canvas, found.boxes[k], face if people is None else people.of(face, int(batch.indices[r])))
                     values = pred.intensities[k] if values is None else values  # the bars: the face of the lowest id
                     faces += 1
                 writer.write(np.concatenate([canvas, draw_panel(height, predictor.aus, values, colours)], axis=1))

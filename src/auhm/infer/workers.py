@@ -18,7 +18,7 @@ from typing import Iterator, Sequence
 import torch
 
 from auhm.errors import failure_reason
-from auhm.face.linking import renames
+from auhm.face.linking import People
 from auhm.infer.chunks import Note, VideoEnd, WorkerDone, track_and_crop
 from auhm.video import FrameBatch, VideoError, VideoReader
 from auhm.video.inputs import known_length
@@ -248,22 +248,22 @@ class TrackingWorkers:
         return fallback
 
 
-def _tracking_notes(tracker, current) -> tuple[dict, dict[int, int] | None]:
+def _tracking_notes(tracker, current) -> tuple[dict, People | None]:
     """What a video's notes say of its faces (the most one detection found, the tracks written and
-    how many were joined into an earlier person's id, faces rejected), and each face id written →
-    its person's id, or None where no id changes."""
+    how many were joined into an earlier person's id, faces rejected), and who each row written is,
+    or None where no id changes."""
     notes: dict = {}
     if tracker.detections or current.detections:
         notes["faces_seen"] = int(max(tracker.faces_seen, current.faces_seen))
     people = current.people() if hasattr(current, "people") else None
     made = getattr(current, "tracks_made", None)
     if made is not None:
-        notes["tracks"] = len(set(people.values())) if people else int(made)
-        if people and len(set(people.values())) < len(people):
-            notes["tracks_joined"] = len(people) - len(set(people.values()))
+        notes["tracks"] = len(set(people.ids.values())) if people and people.ids else int(made)
+        if people and len(set(people.ids.values())) < len(people.ids):
+            notes["tracks_joined"] = len(people.ids) - len(set(people.ids.values()))
     if tracker.rejected:
         notes["faces_rejected"] = int(tracker.rejected)
-    return notes, people if people and renames(people) else None
+    return notes, people if people is not None and people.renames else None
 
 
 def _with_shortfall(notes: dict, reader: VideoReader) -> dict:

@@ -19,7 +19,6 @@ from auhm.console import progress
 from auhm.errors import InputFailure, UsageError, failure_reason
 from auhm.face.base import BackendUnavailable
 from auhm.face.entries import FaceEntries, faces_of, row_layout
-from auhm.face.linking import renames
 from auhm.face.multitrack import MultiTrackConfig, MultiTracker
 from auhm.face.tracking import Tracker, TrackerConfig
 from auhm.io import ParquetStream, check_writable, encode_metadata, with_people
@@ -139,9 +138,9 @@ def extract_landmarks(videos: list[str], out: Path, config: LandmarksConfig = La
 
 def _write_people(tracker, tables: list[pa.Table], stream: ParquetStream) -> None:
     """A video's rows, each face id replaced by its person's (tracks joined after the video)."""
-    people = tracker.people() if hasattr(tracker, "people") else {}
+    people = tracker.people() if hasattr(tracker, "people") else None
     for table in tables:
-        stream.append(with_people(table, people) if renames(people) else table)
+        stream.append(with_people(table, people.ids, people.moved) if people is not None and people.renames else table)
 
 
 def _one_video(video: str, tracker, stream: ParquetStream, schema: pa.Schema, batch_size: int, advance) -> tuple[int, int, InputFailure | None]:
