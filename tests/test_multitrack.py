@@ -8,7 +8,8 @@ import pytest
 
 from auhm.face.base import LandmarkBackend
 from auhm.face.boxes import box_iou as iou
-from auhm.face.multitrack import MultiTrackConfig, MultiTracker, _leapt
+from auhm.face.multitrack import MultiTrackConfig, MultiTracker
+from auhm.face.recent import leapt
 from auhm.video import FrameBatch
 
 from helpers import inscribed_ring
@@ -293,7 +294,7 @@ def test_the_rows_a_slid_fit_held_are_handed_to_the_face_it_slid_onto(batch):
     assert all(set(out[i]) == green for i in range(26, 48))
     assert {f for i in range(26) for f in out[i]} == {0} != green
     assert tracker.people().moved == ({} if batch == 16 else {0: {26: 1, 27: 1}})
-    spans = {r.id: (r.first, r.last) for r in tracker._records.values()}  # what joining tracks into people is told
+    spans = {r.id: (r.first, r.last) for r in tracker._written.records.values()}  # what joining tracks into people is told
     assert spans == {0: (0, 25), 1: (26, 47)}
 
 
@@ -301,10 +302,10 @@ def test_a_leap_is_a_jump_both_from_where_a_fit_was_and_from_where_its_motion_to
     def at(x: float) -> np.ndarray:
         return inscribed_ring(np.array([x, 40.0, x + 40.0, 80.0]))
 
-    assert _leapt(at(100), at(100), at(112), 0.25)  # still, then a third of a face over
-    assert not _leapt(at(100), at(100), at(108), 0.25)
-    assert not _leapt(at(88), at(100), at(112), 0.25)  # walking fast: where its motion took it
-    assert not _leapt(at(112), at(100), at(100), 0.25)  # stopped after a leap: no new leap
+    assert leapt(at(100), at(100), at(112), 0.25)  # still, then a third of a face over
+    assert not leapt(at(100), at(100), at(108), 0.25)
+    assert not leapt(at(88), at(100), at(112), 0.25)  # walking fast: where its motion took it
+    assert not leapt(at(112), at(100), at(100), 0.25)  # stopped after a leap: no new leap
 
 
 def test_a_track_look_takes_in_what_agrees_with_it_and_not_another_face():

@@ -61,6 +61,35 @@ class TrackRecord:
         return None if self.look_sum is None else (self.look_sum / self.looks).astype(np.float32)
 
 
+class Written:
+    """What a video's tracker wrote under each id: each id's frames and clean looks
+    (:class:`TrackRecord`), and rows handed from one id to another once written; at the video's
+    end, :meth:`people` says who each row is."""
+
+    def __init__(self):
+        self.records: dict[int, TrackRecord] = {}
+        self.moved: dict[int, dict[int, int]] = {}  # id → {frame: the id its row there is handed to}
+
+    def record(self, face: int) -> TrackRecord:
+        return self.records.setdefault(face, TrackRecord(face))
+
+    def hand_over(self, face: int, to: int, frames: list[int], boxes: np.ndarray, kept: tuple[int, np.ndarray] | None) -> None:
+        """The rows of ``face`` on ``frames`` (written, at ``boxes``) are ``to``'s; ``face``'s last
+        row is then ``kept`` (frame, box), where known."""
+        self.moved.setdefault(face, {}).update({f: to for f in frames})
+        self.record(to).add_frames(np.asarray(frames), boxes)
+        if kept is not None and face in self.records:
+            self.records[face].cut_after(*kept)
+
+    def people(self, fps: float, join: JoinConfig | None) -> People:
+        """Who each row is: ids joined into people by :func:`join_tracks` (each itself where ``join``
+        is None), after the rows handed on."""
+        moved = {face: dict(frames) for face, frames in self.moved.items()}
+        if join is None:
+            return People({face: face for face in sorted(self.records)}, moved)
+        return People(join_tracks(list(self.records.values()), fps, join), moved)
+
+
 def join_tracks(records: list[TrackRecord], fps: float, config: JoinConfig = JoinConfig()) -> dict[int, int]:
     """Every track id → the id of the person it belongs to (renumbered 0, 1 … in order of the
     people's first ids). Pairs are joined nearest colours first; a pair is skipped where another

@@ -48,9 +48,9 @@ from auhm.face.base import LandmarkBackend, landmark_boxes
 from auhm.face.entries import FaceEntries
 from auhm.face.boxes import box_iou, box_points, match_overlaps
 from auhm.face.following import FitsAhead, Track, fit_on_frame, follow_face, follow_faces, one_track_a_face, size_off
-from auhm.face.linking import JoinConfig, People, TrackRecord, join_tracks
+from auhm.face.linking import JoinConfig, People, Written
 from auhm.face.looks import absorbed, appearance, looks_alike, look_distance, nearest_look
-from auhm.face.recent import RecentFrames
+from auhm.face.recent import RecentFrames, slid_frames
 from auhm.face.schedule import SearchSchedule
 from auhm.face.tracking import TrackerConfig
 from auhm.video import FrameBatch
@@ -97,17 +97,16 @@ class MultiTracker:
         self._min_hits = config.min_hits
         self._max_gap = max(1, round(config.max_gap * 30.0))
         self._fps = 30.0
-        self._records: dict[int, TrackRecord] = {}  # confirmed id → what joining tracks into people needs
+        self._written = Written()  # each confirmed id's frames and looks, and rows handed on: who each row is, at the end
         self._ids: dict[int, int] = {}  # track key → its id, once confirmed (also after the track is dropped)
         self._recent = RecentFrames(config.detect_every)  # the last frames and fits, for handing a slid fit's rows on
-        self._moved: dict[int, dict[int, int]] = {}  # written id → {frame: the id its row there is handed to}
 
     def start(self, video: str, frames: int | None = None, fps: float | None = None) -> None:
         """A new video; ``frames``, when known, lets a video shorter than ``min_hits`` (a photo) confirm
         its faces at once; ``fps`` turns ``max_gap`` into frame numbers."""
         self._fps = fps if fps and fps > 0 else 30.0
         self._max_gap = max(1, round(self.config.max_gap * self._fps))
-        self._records, self._ids, self._moved = {}, {}, {}
+        self._written, self._ids = Written(), {}
         self._recent.clear()
         self._min_hits = max(1, min(self.config.min_hits, frames)) if frames else self.config.min_hits
         self._tracks, self._gone, self._births, self._decoded = [], [], 0, 0
@@ -149,18 +148,14 @@ class MultiTracker:
         kept = [(r, ids[k], lm, c, s) for r, k, lm, c, s in found if k in ids]
         for face in sorted({e[1] for e in kept}):
             mine = sorted((e for e in kept if e[1] == face), key=lambda e: e[0])
-            record = self._records.setdefault(face, TrackRecord(face))
-            record.add_frames(batch.indices[[e[0] for e in mine]], np.array([landmark_boxes(e[2]) for e in mine]))
+            self._written.record(face).add_frames(batch.indices[[e[0] for e in mine]], np.array([landmark_boxes(e[2]) for e in mine]))
         return FaceEntries.from_lists(batch, kept)
 
     def people(self) -> People:
         """After the video: who each written row is (tracks joined by
         :func:`~auhm.face.linking.join_tracks`, every id itself where joining is off; rows a slid fit
         held handed to the face it slid onto)."""
-        moved = {face: dict(frames) for face, frames in self._moved.items()}
-        if self.config.join is None or self.config.reid_distance is None:
-            return People({face: face for face in sorted(self._records)}, moved)
-        return People(join_tracks(list(self._records.values()), self._fps, self.config.join), moved)
+        return self._written.people(self._fps, self.config.join if self.config.reid_distance is not None else None)
 
     def _confirm(self, track: Track) -> None:
         if track.id is None and track.hits >= self._min_hits:
@@ -356,14 +351,15 @@ class MultiTracker:
             handed: dict[int, np.ndarray] = {}
             if t.key in born:  # a face found now may have been there since the last detection: follow it back
                 released = slid_onto.get(t.key)
-                handed = self._slid_frames(batch, r, before, t, released) if released is not None else {}
+                handed = {} if released is None else slid_frames(*self._recent.with_batch(batch, r, before), int(batch.indices[r]), self._last_detection,
+                                                                  t, released, self._veto, self.config.max_leap)
                 found += self._follow_back(batch, r, t, landmarks, confidence, before, handed, released)
                 t.hits += len(handed)
             self._confirm(t)
             if handed and t.id is not None:
                 self._hand_over(batch, before, slid_onto[t.key], t, handed)
             if t.id is not None and not (box_iou(landmark_boxes(landmarks), others) > 0).any():  # no other face touches it: a clean look
-                self._records.setdefault(t.id, TrackRecord(t.id)).add_look(look)
+                self._written.record(t.id).add_look(look)
             found.append((r, t.key, landmarks, confidence, scores))
         return found
 
@@ -405,35 +401,6 @@ class MultiTracker:
                 out.append((row, t.key, fitted[k], float(conf[k]), None if scores is None else scores[k]))
         return out
 
-    def _slid_frames(self, batch: FrameBatch, r: int, before: list, track: Track, released: Track) -> dict[int, np.ndarray]:
-        """The frames, back from search row ``r``, where the fit of ``released`` (let go there) was
-        already on ``track``'s face, when the two clearly look like two people; frame number → the
-        fit ``released`` had there. Those since it
-        leapt against its motion (it slid from one face to the next), where it did within the
-        frames kept; else those since the last search (where it still looked like its track) on
-        which its face looks more like ``track`` than like ``released``."""
-        if track.look is None or released.look is None or look_distance(track.look, released.look) <= self._veto:
-            return {}  # not clearly two people
-        frames, fits = self._recent.with_batch(batch, r, before)
-        held = [f for f in sorted(frames) if released.key in fits.get(f, {})]
-        run = []  # released's fits on the frames right before the search, newest first
-        for f in reversed(held):
-            if run and f != run[-1] - 1:
-                break
-            run.append(f)
-        if not run or run[0] != int(batch.indices[r]) - 1:
-            return {}
-        theirs = {f: fits[f][released.key] for f in run}
-        leap = next((f for f in run[:-2] if _leapt(theirs[f - 2], theirs[f - 1], theirs[f], self.config.max_leap)), None)
-        if leap is not None:
-            return {f: theirs[f] for f in run if f >= leap}
-        handed = {}
-        for f in run:
-            if f <= self._last_detection or not self._nearer(frames[f], theirs[f], track, released):
-                break
-            handed[f] = theirs[f]
-        return handed
-
     def _hand_over(self, batch: FrameBatch, before: list, released: Track, track: Track, handed: dict[int, np.ndarray]) -> None:
         """Give confirmed ``track`` the rows of ``released`` on the ``handed`` frames: those of this
         batch at once, those already written at the video's end (:meth:`people`); ``released`` goes
@@ -442,25 +409,15 @@ class MultiTracker:
         for k, e in enumerate(before):
             if e[1] == released.key and int(batch.indices[e[0]]) in handed:
                 before[k] = (e[0], track.key, *e[2:])
-        written = sorted(f for f in handed if f < first_row)
-        if written and released.id is not None:
-            self._moved.setdefault(released.id, {}).update({f: track.id for f in written})
-            boxes = np.array([landmark_boxes(handed[f]) for f in written])
-            self._records.setdefault(track.id, TrackRecord(track.id)).add_frames(np.array(written), boxes)
         _, fits = self._recent.with_batch(batch, len(batch), before)
         earlier = [f for f in fits if f < min(handed) and released.key in fits[f]]
         if earlier:
-            last = max(earlier)
-            released.landmarks, released.frame = fits[last][released.key], last
-            if written and released.id in self._records:
-                self._records[released.id].cut_after(last, landmark_boxes(released.landmarks))
-
-    def _nearer(self, frame: np.ndarray, landmarks: np.ndarray, track: Track, other: Track) -> bool:
-        """Whether the face at ``landmarks`` looks more like ``track`` than like ``other``."""
-        look = appearance(frame, landmarks)
-        if look is None or track.look is None or other.look is None:
-            return False
-        return look_distance(track.look, look) < look_distance(other.look, look)
+            released.frame = max(earlier)
+            released.landmarks = fits[released.frame][released.key]
+        written = sorted(f for f in handed if f < first_row)
+        if written and released.id is not None:
+            kept = (released.frame, landmark_boxes(released.landmarks)) if earlier else None
+            self._written.hand_over(released.id, track.id, written, np.array([landmark_boxes(handed[f]) for f in written]), kept)
 
     def _associate(self, frame: np.ndarray, index: int, boxes: np.ndarray) -> dict[int, Track]:
         """Which track each found box belongs to: by overlap with where each track's motion puts it,
@@ -518,11 +475,3 @@ class MultiTracker:
 def _area(box: np.ndarray) -> float:
     return float(max(box[2] - box[0], 0) * max(box[3] - box[1], 0))
 
-
-def _leapt(a: np.ndarray, b: np.ndarray, c: np.ndarray, limit: float) -> bool:
-    """Whether a fit moved from ``b`` to ``c`` by more than ``limit`` of its width, both from where
-    it was and from where its motion (from ``a`` to ``b``) carried it on."""
-    boxes = landmark_boxes(np.stack([a, b, c])).astype(np.float64)
-    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
-    far = limit * max(boxes[1, 2] - boxes[1, 0], 1.0)
-    return bool(np.hypot(*(centres[2] - centres[1])) > far and np.hypot(*(centres[2] - 2 * centres[1] + centres[0])) > far)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from auhm.face.base import landmark_boxes
+from auhm.face.following import Track
+from auhm.face.looks import appearance, look_distance
 from auhm.video import FrameBatch
 
 
@@ -48,3 +51,40 @@ class RecentFrames:
             if row < upto:
                 fits.setdefault(int(batch.indices[row]), {})[key] = landmarks
         return frames, fits
+
+
+def slid_frames(frames: dict[int, np.ndarray], fits: dict[int, dict[int, np.ndarray]], search: int, last_search: int,
+                track: Track, released: Track, apart: float, leap: float) -> dict[int, np.ndarray]:
+    """The frames before ``search`` where the fit of ``released`` (let go there: it does not look
+    like its track) was already on the face ``track`` was found on, when the two looks are more than
+    ``apart``; frame number → the fit ``released`` had there. Those since its fit leapt (more than
+    ``leap`` of its width, both from where it was and from where its motion took it: it slid from
+    one face to the next), where it did within the frames kept; else those since ``last_search``
+    (where it still looked like its track) on which the face it held looks more like ``track``."""
+    if track.look is None or released.look is None or look_distance(track.look, released.look) <= apart:
+        return {}
+    run = []  # the frames right before the search where released has a fit, newest first
+    for f in sorted((f for f in frames if released.key in fits.get(f, {})), reverse=True):
+        if f != (run[-1] if run else search) - 1:
+            break
+        run.append(f)
+    theirs = {f: fits[f][released.key] for f in run}
+    start = next((f for f in run[:-2] if leapt(theirs[f - 2], theirs[f - 1], theirs[f], leap)), None)
+    if start is not None:
+        return {f: theirs[f] for f in run if f >= start}
+    handed = {}
+    for f in run:
+        look = appearance(frames[f], theirs[f]) if f > last_search else None
+        if look is None or look_distance(track.look, look) >= look_distance(released.look, look):
+            break
+        handed[f] = theirs[f]
+    return handed
+
+
+def leapt(a: np.ndarray, b: np.ndarray, c: np.ndarray, limit: float) -> bool:
+    """Whether a fit moved from ``b`` to ``c`` by more than ``limit`` of its width, both from where
+    it was and from where its motion (from ``a`` to ``b``) carried it on."""
+    boxes = landmark_boxes(np.stack([a, b, c])).astype(np.float64)
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    far = limit * max(boxes[1, 2] - boxes[1, 0], 1.0)
+    return bool(np.hypot(*(centres[2] - centres[1])) > far and np.hypot(*(centres[2] - 2 * centres[1] + centres[0])) > far)
