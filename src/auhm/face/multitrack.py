@@ -25,7 +25,8 @@ matches one of a face gone from view, clearly better than any other, takes that 
 face's colours are taken at detections, leaving out what other faces' boxes cover (one of them
 may stand in front of it); at each detection a followed face that no longer looks like its track
 (a fit that slid onto someone passing close) is let go, and its detection is free for a track of
-its own, and one whose size is off from that of the face found there (``find_scale``) is fitted
+its own, which takes the rows that fit held since it slid (:mod:`auhm.face.recent`); one whose
+size is off from that of the face found there (``find_scale``) is fitted
 again from the find; between detections, a fit whose size jumps by more than ``max_step_scale``
 from one frame to the next (one sliding between two faces) is lost there and searched for at
 once, and so, among several faces, is one whose size drifts past ``max_run_scale`` from where its
@@ -50,7 +51,7 @@ from auhm.face.boxes import box_iou, box_points, match_overlaps
 from auhm.face.following import FitsAhead, Track, fit_on_frame, follow_face, follow_faces, one_track_a_face, size_off
 from auhm.face.linking import JoinConfig, People, Written
 from auhm.face.looks import absorbed, appearance, looks_alike, look_distance, nearest_look
-from auhm.face.recent import RecentFrames, slid_frames
+from auhm.face.recent import RecentFrames, hand_over, slid_frames
 from auhm.face.schedule import SearchSchedule
 from auhm.face.tracking import TrackerConfig
 from auhm.video import FrameBatch
@@ -357,7 +358,7 @@ class MultiTracker:
                 t.hits += len(handed)
             self._confirm(t)
             if handed and t.id is not None:
-                self._hand_over(batch, before, slid_onto[t.key], t, handed)
+                hand_over(batch, before, self._recent, self._written, slid_onto[t.key], t, handed)
             if t.id is not None and not (box_iou(landmark_boxes(landmarks), others) > 0).any():  # no other face touches it: a clean look
                 self._written.record(t.id).add_look(look)
             found.append((r, t.key, landmarks, confidence, scores))
@@ -400,24 +401,6 @@ class MultiTracker:
                 t.hits += 1
                 out.append((row, t.key, fitted[k], float(conf[k]), None if scores is None else scores[k]))
         return out
-
-    def _hand_over(self, batch: FrameBatch, before: list, released: Track, track: Track, handed: dict[int, np.ndarray]) -> None:
-        """Give confirmed ``track`` the rows of ``released`` on the ``handed`` frames: those of this
-        batch at once, those already written at the video's end (:meth:`people`); ``released`` goes
-        back to where it last was before them."""
-        first_row = int(batch.indices[0])
-        for k, e in enumerate(before):
-            if e[1] == released.key and int(batch.indices[e[0]]) in handed:
-                before[k] = (e[0], track.key, *e[2:])
-        _, fits = self._recent.with_batch(batch, len(batch), before)
-        earlier = [f for f in fits if f < min(handed) and released.key in fits[f]]
-        if earlier:
-            released.frame = max(earlier)
-            released.landmarks = fits[released.frame][released.key]
-        written = sorted(f for f in handed if f < first_row)
-        if written and released.id is not None:
-            kept = (released.frame, landmark_boxes(released.landmarks)) if earlier else None
-            self._written.hand_over(released.id, track.id, written, np.array([landmark_boxes(handed[f]) for f in written]), kept)
 
     def _associate(self, frame: np.ndarray, index: int, boxes: np.ndarray) -> dict[int, Track]:
         """Which track each found box belongs to: by overlap with where each track's motion puts it,

@@ -1,9 +1,10 @@
-"""The last few frames of a video and the fits made on them, kept across batches.
+"""The last few frames of a video and the fits made on them, kept across batches, and what they
+are kept for: handing a slid fit's rows to the face it slid onto.
 
 A fit can slide from one person onto another (one walking out of view, the other coming out from
-behind them) and pass a search or two before its colours give it away. When a search lets it
-go, the frames since it slid are found here, those where its fit looks more like the face found
-than like its own track, and their rows are handed to that face.
+behind them) and pass a search or two before its colours give it away. When a search lets it go
+and the face it held gets a track of its own, the frames since it slid are found here
+(:func:`slid_frames`) and their rows handed to that track (:func:`hand_over`).
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ import numpy as np
 
 from auhm.face.base import landmark_boxes
 from auhm.face.following import Track
+from auhm.face.linking import Written
 from auhm.face.looks import appearance, look_distance
 from auhm.video import FrameBatch
 
 
 class RecentFrames:
-    """Copies of the last ``limit`` decoded frames, and each track's landmarks on them."""
+    """The last ``limit`` decoded frames, and each track's landmarks on them. Frames are kept as
+    views of their batch (a reader makes a new array for each batch): no copy a frame, and at most
+    one batch held beyond the current one."""
 
     def __init__(self, limit: int):
         self.limit = limit
@@ -28,11 +32,11 @@ class RecentFrames:
         self._frames, self._fits = {}, {}
 
     def add(self, batch: FrameBatch, entries: list) -> None:
-        """A batch once tracked, with its entries (row, track key, landmarks, …); only its last
-        ``limit`` frames are copied, and frames older than the last ``limit`` are forgotten."""
+        """A batch once tracked, with its entries (row, track key, landmarks, …); frames older than
+        the last ``limit`` are forgotten."""
         first = max(0, len(batch) - self.limit)
         for row in range(first, len(batch)):
-            self._frames[int(batch.indices[row])] = batch.frames[row].copy()
+            self._frames[int(batch.indices[row])] = batch.frames[row]
         for row, key, landmarks, *_ in entries:
             if row >= first:
                 self._fits.setdefault(int(batch.indices[row]), {})[key] = landmarks
@@ -79,6 +83,25 @@ def slid_frames(frames: dict[int, np.ndarray], fits: dict[int, dict[int, np.ndar
             break
         handed[f] = theirs[f]
     return handed
+
+
+def hand_over(batch: FrameBatch, entries: list, recent: RecentFrames, written: Written, released: Track, track: Track,
+              handed: dict[int, np.ndarray]) -> None:
+    """Give confirmed ``track`` the rows of ``released`` on the ``handed`` frames (:func:`slid_frames`):
+    those among the batch's ``entries`` at once, those already written at the video's end
+    (``written``); ``released`` goes back to where it last was before them."""
+    for k, e in enumerate(entries):
+        if e[1] == released.key and int(batch.indices[e[0]]) in handed:
+            entries[k] = (e[0], track.key, *e[2:])
+    fits = recent.with_batch(batch, len(batch), entries)[1]
+    earlier = [f for f in fits if f < min(handed) and released.key in fits[f]]
+    if earlier:
+        released.frame = max(earlier)
+        released.landmarks = fits[released.frame][released.key]
+    done = sorted(f for f in handed if f < int(batch.indices[0]))
+    if done and released.id is not None:
+        kept = (released.frame, landmark_boxes(released.landmarks)) if earlier else None
+        written.hand_over(released.id, track.id, done, np.array([landmark_boxes(handed[f]) for f in done]), kept)
 
 
 def leapt(a: np.ndarray, b: np.ndarray, c: np.ndarray, limit: float) -> bool:
