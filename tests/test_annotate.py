@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from auhm.face.crop import CropConfig, crop_face
+from auhm.face.linking import People
 from auhm.io import read_metadata
 from auhm.video import VideoReader, VideoWriter
 
@@ -820,8 +821,9 @@ def test_face_gaps_count_runs_without_a_face_across_chunks():
 
 
 def test_tracks_joined_at_a_videos_end_rename_its_face_ids_in_annotates_and_landmarks_tables(tmp_path, checkpoint, standin, monkeypatch):
-    """Whatever the tracker says at a video's end (here: its two first ids swapped) is what both
-    tables hold, every row of an id renamed, with the notes' count of tracks; nothing else moves."""
+    """Whatever the tracker says at a video's end (here: its two first ids swapped, and one row of
+    id 0 handed to another id) is what both tables hold, every row of an id renamed, with the
+    notes' count of tracks; nothing else moves."""
     from auhm.face.multitrack import MultiTracker
     from auhm.infer.annotate import annotate
     from auhm.landmarks.job import LandmarksConfig, extract_landmarks
@@ -835,12 +837,15 @@ def test_tracks_joined_at_a_videos_end_rename_its_face_ids_in_annotates_and_land
     plain_lm = pd.read_parquet(extract_landmarks([video], tmp_path / "plain_lm.parquet", LandmarksConfig(backend="truth", truth=truth, quiet=True)).out)
     assert {0, 1} <= set(plain.face.dropna())
     swap = {0: 1, 1: 0}
-    monkeypatch.setattr(MultiTracker, "people", lambda self: {face: swap.get(face, face) for face in self._records})
+    first = int(plain.frame[plain.face == 0].min())  # id 0's row there handed to a new id 7 (a fit that slid), the others swapped
+    monkeypatch.setattr(MultiTracker, "people", lambda self: People({face: swap.get(face, face) for face in self._written.records}, {0: {first: 7}}))
     out = annotate([video], annotate_config(checkpoint, tmp_path / "joined.parquet")).out
     joined = pd.read_parquet(out)
     assert joined.face.dtype == plain.face.dtype
-    pd.testing.assert_series_equal(joined.face, plain.face.map(lambda f: swap.get(f, f)), check_names=False, check_dtype=False)
+    expected = plain.face.map(lambda f: swap.get(f, f)).where(~((plain.face == 0) & (plain.frame == first)), 7)
+    pd.testing.assert_series_equal(joined.face, expected, check_names=False, check_dtype=False)
     pd.testing.assert_frame_equal(joined.drop(columns="face"), plain.drop(columns="face"))
     assert read_metadata(out)["videos"][video]["tracks"] == plain.face.nunique()
     lm = pd.read_parquet(extract_landmarks([video], tmp_path / "joined_lm.parquet", LandmarksConfig(backend="truth", truth=truth, quiet=True)).out)
-    pd.testing.assert_series_equal(lm.face, plain_lm.face.map(lambda f: swap.get(f, f)), check_names=False, check_dtype=False)
+    expected_lm = plain_lm.face.map(lambda f: swap.get(f, f)).where(~((plain_lm.face == 0) & (plain_lm.frame == first)), 7)
+    pd.testing.assert_series_equal(lm.face, expected_lm, check_names=False, check_dtype=False)

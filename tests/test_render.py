@@ -77,8 +77,10 @@ def test_render_real_clip(media, tmp_path):
 
 def test_render_draws_each_face_with_the_id_of_annotates_table(tmp_path, monkeypatch):
     """The clip is tracked before it is drawn: what the tracker says at its end (here: its two
-    first ids swapped) is the id drawn on every frame of those faces."""
+    first ids swapped, and one frame of id 0 handed to another id) is the id drawn on every frame
+    of those faces."""
     import auhm.infer.render as render_module
+    from auhm.face.linking import People
     from auhm.face.multitrack import MultiTracker
     from auhm.infer.render import RenderConfig, render
     from auhm.synth import SynthConfig, make_corpus
@@ -87,15 +89,25 @@ def test_render_draws_each_face_with_the_id_of_annotates_table(tmp_path, monkeyp
                             contact_sheet=False), quiet=True)
     clip = tmp_path / "crowd" / "videos" / "crowd000.mp4"
     ckpt = small_checkpoint(tmp_path / "m.pt")
-    drawn: list[int] = []
-    monkeypatch.setattr(render_module, "draw_face_id", lambda canvas, box, face: drawn.append(face))
+    drawn: list[tuple[int, int]] = []  # (frame, id) of each face drawn
+    panels = [0]  # frames drawn so far (one panel a frame, drawn after its faces)
+    draw_panel = render_module.draw_panel
+
+    def counted(*args, **kwargs):
+        panels[0] += 1
+        return draw_panel(*args, **kwargs)
+
+    monkeypatch.setattr(render_module, "draw_face_id", lambda canvas, box, face: drawn.append((panels[0], face)))
+    monkeypatch.setattr(render_module, "draw_panel", counted)
 
     def ids(name: str) -> list[int]:
         drawn.clear()
+        panels[0] = 0
         render(clip, RenderConfig(model=ckpt, out=tmp_path / name, landmarks="truth", device="cpu", precision="fp32", batch_size=4, quiet=True))
         return list(drawn)
 
     plain = ids("plain.mp4")
-    assert {0, 1} <= set(plain)
-    monkeypatch.setattr(MultiTracker, "people", lambda self: {face: {0: 1, 1: 0}.get(face, face) for face in self._records})
-    assert ids("joined.mp4") == [{0: 1, 1: 0}.get(f, f) for f in plain]
+    assert {0, 1} <= {f for _, f in plain}
+    first = min(i for i, f in plain if f == 0)  # id 0's face there handed to a new id 7 (a fit that slid), the others swapped
+    monkeypatch.setattr(MultiTracker, "people", lambda self: People({face: {0: 1, 1: 0}.get(face, face) for face in self._written.records}, {0: {first: 7}}))
+    assert ids("joined.mp4") == [(i, 7 if (i, f) == (first, 0) else {0: 1, 1: 0}.get(f, f)) for i, f in plain]
