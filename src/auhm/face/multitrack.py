@@ -349,16 +349,16 @@ class MultiTracker:
             t.seen(index, landmarks, confidence)
             others = np.array([landmark_boxes(g[1]) for g in fitted if g[0] is not t]).reshape(-1, 4)
             look = self._remember_look(t, frame, landmarks, others)  # what no other face covers
-            handed: dict[int, np.ndarray] = {}
+            released, handed = slid_onto.get(t.key), {}  # … the fit let go here, and the rows it held of this face
+            if released is not None:
+                known = self._recent.with_batch(batch, r, before)
+                handed = slid_frames(*known, index, self._last_detection, t, released, self._veto, self.config.max_leap)
             if t.key in born:  # a face found now may have been there since the last detection: follow it back
-                released = slid_onto.get(t.key)
-                handed = {} if released is None else slid_frames(*self._recent.with_batch(batch, r, before), int(batch.indices[r]), self._last_detection,
-                                                                  t, released, self._veto, self.config.max_leap)
                 found += self._follow_back(batch, r, t, landmarks, confidence, before, handed, released)
                 t.hits += len(handed)
             self._confirm(t)
             if handed and t.id is not None:
-                hand_over(batch, before, self._recent, self._written, slid_onto[t.key], t, handed)
+                hand_over(batch, before, self._recent, self._written, released, t, handed)
             if t.id is not None and not (box_iou(landmark_boxes(landmarks), others) > 0).any():  # no other face touches it: a clean look
                 self._written.record(t.id).add_look(look)
             found.append((r, t.key, landmarks, confidence, scores))
@@ -457,4 +457,3 @@ class MultiTracker:
 
 def _area(box: np.ndarray) -> float:
     return float(max(box[2] - box[0], 0) * max(box[3] - box[1], 0))
-
