@@ -11,10 +11,14 @@ on (video, frame, face) with the corpus's labels.parquet. On the real clips of .
 
 Each ``--variant NAME:key=value,…`` is one annotate run (all in this process, one after the
 other) with those AnnotateConfig fields on top of ``--set key=value`` (given to every run), so
-options the annotator gains (``faces``, ``detect_every``, ``max_gap`` …) need no change here.
+options the annotator gains (``faces``, ``detect_every``, ``max_gap`` …) need no change here. A
+key ``rule.NAME`` sets the multi-face tracker's ``MultiTrackConfig.NAME`` instead (a rule with no
+option, e.g. ``rule.max_leap=0.2``), for comparing rules by command rather than by editing code.
 
     OMP_NUM_THREADS=1 python bench/tracking.py /tmp/crowd --make 4 --model-stub --landmarks dlib \\
         --variant all:faces=all --variant largest:faces=largest --real
+    OMP_NUM_THREADS=2 python bench/tracking.py /tmp/crowd12 --model best.pt --landmarks auto \\
+        --variant now:detector=dlib --variant leap:detector=dlib,rule.max_leap=0.2
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from __future__ import annotations
 import argparse
 import ast
 import atexit
+import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -79,11 +85,34 @@ def crowd_truth(folder: Path) -> tuple[list[str], pd.DataFrame]:
 
 
 def run(videos: list[str], out: Path, args, extra: dict, predictor) -> tuple[pd.DataFrame, float]:
+    rules = {k.removeprefix("rule."): v for k, v in extra.items() if k.startswith("rule.")}
+    fields = {k: v for k, v in extra.items() if not k.startswith("rule.")}
     config = auhm.AnnotateConfig(model=args.model, out=out, landmarks=args.landmarks, device=args.device, quiet=True,
-                                 overwrite=True, **extra)
+                                 overwrite=True, **fields)
     t0 = time.perf_counter()
-    auhm.annotate(videos, config, predictor=predictor)
+    with tracker_rules(rules):
+        auhm.annotate(videos, config, predictor=predictor)
     return auhm.read_predictions(out), time.perf_counter() - t0
+
+
+@contextlib.contextmanager
+def tracker_rules(rules: dict):
+    """Within: the multi-face tracker's settings from the options, with ``rules`` on top."""
+    from auhm.infer import annotate, sources
+
+    options = sources.tracking_config
+    unknown = set(rules) - {f.name for f in dataclasses.fields(sources.MultiTrackConfig)}
+    if unknown:
+        raise SystemExit(f"rule.{sorted(unknown)[0]}: MultiTrackConfig has no such field")
+
+    def with_rules(config):
+        return dataclasses.replace(options(config), **rules)
+
+    sources.tracking_config = annotate.tracking_config = with_rules
+    try:
+        yield
+    finally:
+        sources.tracking_config = annotate.tracking_config = options
 
 
 def au_on_true_faces(pred: pd.DataFrame, truth: pd.DataFrame, labels: pd.DataFrame, iou: float) -> dict:
