@@ -67,15 +67,15 @@ def slid_frames(frames: dict[int, np.ndarray], fits: dict[int, dict[int, np.ndar
     (where it still looked like its track) on which the face it held looks more like ``track``."""
     if track.look is None or released.look is None or look_distance(track.look, released.look) <= apart:
         return {}
-    run = []  # the frames right before the search where released has a fit, newest first
-    for f in sorted((f for f in frames if released.key in fits.get(f, {})), reverse=True):
-        if f != (run[-1] if run else search) - 1:
+    run = []  # the decoded frames right before the search where released has a fit, newest first
+    for f in sorted((f for f in frames if f < search), reverse=True):
+        if released.key not in fits.get(f, {}):
             break
         run.append(f)
     theirs = {f: fits[f][released.key] for f in run}
-    start = next((f for f in run[:-2] if leapt(theirs[f - 2], theirs[f - 1], theirs[f], leap)), None)
+    start = next((k for k in range(len(run) - 2) if leapt(theirs[run[k + 2]], theirs[run[k + 1]], theirs[run[k]], leap)), None)
     if start is not None:
-        return {f: theirs[f] for f in run if f >= start}
+        return {f: theirs[f] for f in run[: start + 1]}
     handed = {}
     for f in run:
         look = appearance(frames[f], theirs[f]) if f > last_search else None
