@@ -351,14 +351,14 @@ class MultiTracker:
             look = self._remember_look(t, frame, landmarks, others)  # what no other face covers
             released, handed = slid_onto.get(t.key), {}  # … the fit let go here, and the rows it held of this face
             if released is not None:
-                known = self._recent.with_batch(batch, r, before)
-                handed = slid_frames(*known, index, self._last_detection, t, released, self._veto, self.config.max_leap)
+                frames, fits = self._recent.with_batch(batch, r, before)
+                handed = slid_frames(frames, fits, index, self._last_detection, t, released, self._veto, self.config.max_leap)
             if t.key in born:  # a face found now may have been there since the last detection: follow it back
                 found += self._follow_back(batch, r, t, landmarks, confidence, before, handed, released)
                 t.hits += len(handed)
             self._confirm(t)
             if handed and t.id is not None:
-                hand_over(batch, before, self._recent, self._written, released, t, handed)
+                hand_over(batch, before, fits, self._written, released, t, handed)
             if t.id is not None and not (box_iou(landmark_boxes(landmarks), others) > 0).any():  # no other face touches it: a clean look
                 self._written.record(t.id).add_look(look)
             found.append((r, t.key, landmarks, confidence, scores))

@@ -85,15 +85,14 @@ def slid_frames(frames: dict[int, np.ndarray], fits: dict[int, dict[int, np.ndar
     return handed
 
 
-def hand_over(batch: FrameBatch, entries: list, recent: RecentFrames, written: Written, released: Track, track: Track,
-              handed: dict[int, np.ndarray]) -> None:
-    """Give confirmed ``track`` the rows of ``released`` on the ``handed`` frames (:func:`slid_frames`):
-    those among the batch's ``entries`` at once, those already written at the video's end
-    (``written``); ``released`` goes back to where it last was before them."""
+def hand_over(batch: FrameBatch, entries: list, fits: dict[int, dict[int, np.ndarray]], written: Written, released: Track,
+              track: Track, handed: dict[int, np.ndarray]) -> None:
+    """Give confirmed ``track`` the rows of ``released`` on the ``handed`` frames (:func:`slid_frames`,
+    from these ``fits``): those among the batch's ``entries`` at once, those already written at the
+    video's end (``written``); ``released`` goes back to where it last was before them."""
     for k, e in enumerate(entries):
         if e[1] == released.key and int(batch.indices[e[0]]) in handed:
             entries[k] = (e[0], track.key, *e[2:])
-    fits = recent.with_batch(batch, len(batch), entries)[1]
     earlier = [f for f in fits if f < min(handed) and released.key in fits[f]]
     if earlier:
         released.frame = max(earlier)
