@@ -327,6 +327,28 @@ def test_a_track_look_takes_in_what_agrees_with_it_and_not_another_face():
     assert n == 2 and np.array_equal(kept, mixed)
 
 
+def test_two_skin_tones_a_few_hues_apart_are_two_people_and_one_tone_in_shade_is_one():
+    """Faces shaded from light to dark, with a little noise in hue (as skin is): over the hues of
+    skin, any two tones 6 hue steps apart (of OpenCV's 180) look like two people to the tracker,
+    one tone lit 15 % darker like one person."""
+    import cv2
+
+    from auhm.face.looks import appearance, look_distance
+
+    rng = np.random.default_rng(0)
+
+    def face(hue: float, light: float = 1.0) -> np.ndarray:
+        shade = np.linspace(235, 120, 40)[:, None] * light
+        hsv = np.stack(np.broadcast_arrays(hue + rng.normal(0, 1, (40, 40)), 120 + rng.normal(0, 8, (40, 40)), shade), -1)
+        rgb = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB)
+        return appearance(rgb, np.array([[0.0, 0.0], [40.0, 40.0]]))
+
+    same_person = MultiTrackConfig().reid_distance
+    skin = range(4, 26)
+    assert min(look_distance(face(hue), face(hue + 6)) for hue in skin) > same_person
+    assert max(look_distance(face(hue), face(hue, light=0.85)) for hue in skin) < same_person
+
+
 def test_a_search_that_leaves_out_the_followed_faces_keeps_the_same_ids():
     """The tracker tells each search where the faces it follows are; a detector that then finds only
     the others (a cascade saving its cost) gives the same ids through a crossing."""

@@ -20,7 +20,7 @@ from auhm.face.looks import look_distance
 
 @dataclass(frozen=True)
 class JoinConfig:
-    distance: float = 0.3  # Bhattacharyya distance of two tracks' clean colours below which they may be one person
+    distance: float = 0.35  # Bhattacharyya distance of two tracks' clean colours below which they may be one person
     margin: float = 0.05  # … and no other pairing of either track within this much of it
     speed: float = 1.5  # face widths a second a person may move while out of view
     least_looks: int = 2  # clean looks a track needs before its colours are trusted

@@ -1,6 +1,7 @@
 """Telling faces apart by their colours: the multi-face tracker's re-identification.
 
-A face's look is its colour histogram (hue × saturation) inside its box, leaving out what other
+A face's look is its colour histogram (32 hues × 16 saturations: bins fine enough to tell two
+skin tones apart, ``bench/looks.py``) inside its box, leaving out what other
 faces' boxes cover (one of them may stand in front of it); a track's look is the mean of its
 face's looks at detections, each absorbed only when it agrees with the mean (a fit that takes in
 part of another face does not drift it). Two looks are compared by Bhattacharyya distance.
@@ -13,6 +14,8 @@ import numpy as np
 
 from auhm.face.base import landmark_boxes
 from auhm.face.boxes import box_points
+
+BINS = (32, 16)  # hue × saturation bins of a look
 
 
 def appearance(frame: np.ndarray, points: np.ndarray, hidden: np.ndarray | None = None, least: float = 0.5) -> np.ndarray | None:
@@ -32,7 +35,7 @@ def appearance(frame: np.ndarray, points: np.ndarray, hidden: np.ndarray | None 
         if np.count_nonzero(mask) < least * mask.size:
             return None
     hsv = cv2.cvtColor(np.ascontiguousarray(frame[y0:y1, x0:x1]), cv2.COLOR_RGB2HSV)
-    hist = cv2.calcHist([hsv], [0, 1], mask, [16, 8], [0, 180, 0, 256]).ravel()
+    hist = cv2.calcHist([hsv], [0, 1], mask, list(BINS), [0, 180, 0, 256]).ravel()
     return (hist / max(float(hist.sum()), 1.0)).astype(np.float32)
 
 

@@ -65,7 +65,7 @@ class MultiTrackConfig:
     match_iou: float = 0.3  # least overlap of a detection with a track's predicted box
     duplicate_iou: float = 0.5  # two tracks' boxes overlapping more than this hold one face
     max_faces: int | None = None  # at most this many tracks at once (None: no limit)
-    reid_distance: float | None = 0.3  # Bhattacharyya distance of colour histograms below which a face is the same (None: no re-identification)
+    reid_distance: float | None = 0.35  # Bhattacharyya distance of colour histograms below which a face is the same (None: no re-identification)
     reid_margin: float = 0.1  # … and the next nearest face at least this much further
     join: JoinConfig | None = field(default_factory=JoinConfig)  # tracks joined into people at the video's end (None: not; needs reid_distance)
     max_step_scale: float = 1.12  # a followed face's size ratio between two frames beyond this: lost (its fit slid between two faces)
