@@ -23,6 +23,7 @@ from auhm.face.boxes import box_iou
 from auhm.face.crop import crop_square
 from auhm.face.looks import appearance, look_distance
 from auhm.face.tracking import TrackerConfig, plausible
+from auhm.video import FrameBatch
 
 Fits = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]  # landmarks (n, 68, 2), confidence (n,), scores (n, …) or None
 
@@ -182,6 +183,74 @@ class FitsAhead:
         k = row - self.start
         landmarks, confidence, scores = self.fits
         return FitsAhead(row, max(row, self.end), (landmarks[k:], confidence[k:], None if scores is None else scores[k:]))
+
+
+class Follower:
+    """Fits the followed faces forward from their own landmarks, and keeps what a backend that fits
+    many frames at once (``batched_fit``: a network) fitted ahead of the frame asked for: a lone
+    face to the batch's end (one call a batch, as with one face), several only to the next search
+    (among several faces a fit is lost sooner, and what was fitted past the loss is thrown away).
+    ``run_scale``: how far, among several faces, a batched run's size may drift (:func:`follow_face`)."""
+
+    def __init__(self, backend: LandmarkBackend, rules: TrackerConfig, run_scale: float):
+        self.backend, self.rules, self.run_scale = backend, rules, run_scale
+        self.ahead: dict[int, FitsAhead] = {}  # track key → its fits made ahead, to the batch's end (or its loss)
+
+    def forget(self, key: int | None = None) -> None:
+        """Drop what was fitted ahead: for track ``key`` (its face found again elsewhere, or gone), or for all (a new batch)."""
+        if key is None:
+            self.ahead = {}
+        else:
+            self.ahead.pop(key, None)
+
+    def fits(self, batch: FrameBatch, i: int, upto: int, live: list[Track]) -> dict[int, FitsAhead]:
+        """Each live track's fits from row ``i``, at least to row ``upto`` (or to where it is lost):
+        with a batched backend in one call for every track lacking them, else frame by frame."""
+        if not self.backend.batched_fit:
+            return {t.key: FitsAhead(i, upto, self.fit_track(batch, i, upto, t)) for t in live}
+        need = [t for t in live if not (t.key in self.ahead and self.ahead[t.key].covers(i, upto))]
+        end = len(batch) if len(live) < 2 else upto
+        run_scale = self.run_scale if len(live) > 1 else None
+        if len(need) == 1:
+            self.ahead[need[0].key] = FitsAhead(i, end, self.fit_track(batch, i, end, need[0], run_scale))
+        elif need:
+            regions = [np.stack([t.predicted_points(int(f)) for f in batch.indices[i:end]]) for t in need]
+            fits = follow_faces(self.backend, self.rules, batch.frames[i:end], regions, [t.landmarks for t in need], run_scale)
+            self.ahead.update({t.key: FitsAhead(i, end, f) for t, f in zip(need, fits)})
+        return {t.key: self.ahead[t.key] for t in live}
+
+    def keep_after(self, ahead: dict[int, FitsAhead], row: int) -> None:
+        """Keep of ``ahead`` (from :meth:`fits`) what lies from ``row`` on, for the rows still to come."""
+        if self.backend.batched_fit:
+            self.ahead.update({key: a.after(row) for key, a in ahead.items()})
+
+    def on_row(self, batch: FrameBatch, r: int, live: list[Track]) -> dict:
+        """Track key → its fit (landmarks, confidence, scores) on row ``r`` from its own landmarks, for
+        the live tracks whose face is there."""
+        if not self.backend.batched_fit:
+            regions = [t.predicted_points(int(batch.indices[r])) for t in live]
+            fits = dict(zip([t.key for t in live], fit_on_frame(self.backend, self.rules, batch.frames[r], regions, [t.landmarks for t in live])))
+        else:
+            ahead = self.fits(batch, r, r + 1, live)
+            fits = {t.key: ahead[t.key].row(0) for t in live}
+            self.keep_after(ahead, r + 1)
+        return {key: fit for key, fit in fits.items() if fit is not None}
+
+    def fit_track(self, batch: FrameBatch, i: int, j: int, t: Track, run_scale: float | None = None) -> Fits:
+        """Landmarks, confidence (and scores) of track ``t`` on rows i, i+1 … up to the first implausible one (excluded)."""
+        regions = np.stack([t.predicted_points(int(f)) for f in batch.indices[i:j]])
+        return follow_face(self.backend, self.rules, batch.frames[i:j], regions, t.landmarks, t.confidence, run_scale)
+
+
+def first_conflict(i: int, end: int, live: list[Track], fits: dict[int, Fits], duplicate_iou: float) -> int:
+    """The first row in [i, end) where two tracks' ``fits`` (from row ``i``) hold one face; ``end`` where none does."""
+    if len(live) < 2:
+        return end
+    for r in range(i, end):
+        boxes = np.array([landmark_boxes(fits[t.key][0][r - i]) for t in live], np.float64).reshape(-1, 4)
+        if (np.triu(box_iou(boxes, boxes), 1) > duplicate_iou).any():
+            return r
+    return end
 
 
 def _frame_by_frame(backend: LandmarkBackend, cfg: TrackerConfig, frames: np.ndarray, start: np.ndarray, confidence: float) -> Fits:

@@ -9,7 +9,7 @@ face is followed from its own landmarks, as the single-face :class:`~auhm.face.t
 does; a backend that fits a batch at once (a network) fits a lone face to the batch's end in one
 call, and several faces together in one call only as far as the next search (a loss among them
 comes sooner, and what was fitted past it is thrown away), detection frames included
-(:class:`~auhm.face.following.FitsAhead`); the faces a search finds are fitted in one call too.
+(:class:`~auhm.face.following.Follower`); the faces a search finds are fitted in one call too.
 At a detection, faces are matched to tracks by box overlap after each track's motion is carried
 forward, with an optimal assignment (``scipy.optimize.linear_sum_assignment``): first the
 tracks followed up to this frame, then those missing for at most ``max_gap`` seconds (an
@@ -48,7 +48,7 @@ import numpy as np
 from auhm.face.base import LandmarkBackend, landmark_boxes
 from auhm.face.entries import FaceEntries
 from auhm.face.boxes import box_iou, box_points, match_overlaps
-from auhm.face.following import FitsAhead, Track, fit_on_frame, follow_face, follow_faces, one_track_a_face, size_off
+from auhm.face.following import Follower, Track, first_conflict, fit_on_frame, one_track_a_face, size_off
 from auhm.face.linking import JoinConfig, People, Written
 from auhm.face.looks import absorbed, appearance, looks_alike, look_distance, nearest_look
 from auhm.face.recent import RecentFrames, hand_over, slid_frames
@@ -83,6 +83,7 @@ class MultiTracker:
         self.config = config
         limit = min(config.tracker.max_scale_change, config.max_step_scale)
         self._fit_rules = replace(config.tracker, max_scale_change=limit)  # what a plausible fit is, here
+        self._follower = Follower(backend, self._fit_rules, config.max_run_scale)  # fits from each face's own landmarks, and those made ahead
         self.detections = 0  # full-frame detections run (all videos)
         self.faces_seen = 0  # most faces in view at one detection in this video (followed, and found beside them)
         self.tracks_made = 0  # confirmed tracks in this video
@@ -94,7 +95,6 @@ class MultiTracker:
         self._schedule = SearchSchedule(config.detect_every)  # which decoded frames are searched
         self._decoded = 0  # frames of this video tracked before this batch
         self._last_detection = -1  # frame of the last detection
-        self._ahead: dict[int, FitsAhead] = {}  # track key → its fits made ahead, to this batch's end (or its loss)
         self._min_hits = config.min_hits
         self._max_gap = max(1, round(config.max_gap * 30.0))
         self._fps = 30.0
@@ -136,7 +136,7 @@ class MultiTracker:
             if lost_at < j:
                 schedule.lost(first + lost_at)
             i = lost_at
-        self._ahead = {}
+        self._follower.forget()
         self._decoded += n
         self._recent.add(batch, found)
         return self._entries(batch, found)
@@ -225,10 +225,10 @@ class MultiTracker:
         was lost, the entries up to there)."""
         live = [t for t in self._tracks if t.live]
         upto = min(j + 1, len(batch)) if self.backend.batched_fit else j  # a batched fit goes through the search at j, which reads it
-        ahead = self._fits_ahead(batch, i, upto, live)
+        ahead = self._follower.fits(batch, i, upto, live)
         fits = {key: a.fits for key, a in ahead.items()}
         lost_at = min([i + len(f[0]) for f in fits.values()] + [j])
-        lost_at = self._first_conflict(i, lost_at, live, fits)
+        lost_at = first_conflict(i, lost_at, live, fits, self.config.duplicate_iou)
         if lost_at == i:  # a track is lost (or two merge) on the first frame: settle it with a detection there
             return i, []
         found = []
@@ -238,44 +238,8 @@ class MultiTracker:
                 t.seen(int(batch.indices[r]), landmarks[r - i], float(confidence[r - i]))
                 self._confirm(t)
                 found.append((r, t.key, landmarks[r - i], float(confidence[r - i]), None if scores is None else scores[r - i]))
-            if self.backend.batched_fit:
-                self._ahead[t.key] = ahead[t.key].after(lost_at)
+        self._follower.keep_after(ahead, lost_at)
         return lost_at, found
-
-    def _first_conflict(self, i: int, end: int, live: list[Track], fits: dict) -> int:
-        """The first row in [i, end) where two tracks hold one face; ``end`` where none does."""
-        if len(live) < 2:
-            return end
-        for r in range(i, end):
-            boxes = np.array([landmark_boxes(fits[t.key][0][r - i]) for t in live], np.float64).reshape(-1, 4)
-            if (np.triu(box_iou(boxes, boxes), 1) > self.config.duplicate_iou).any():
-                return r
-        return end
-
-    def _fits_ahead(self, batch: FrameBatch, i: int, upto: int, live: list[Track]) -> dict[int, FitsAhead]:
-        """Each live track's fits from row ``i``, at least to row ``upto`` (or to where it is lost).
-        A backend that fits many frames at once (``batched_fit``: a network) fits every track lacking
-        them in one call and keeps what it fitted for later rows: a lone face to the batch's end (one
-        call a batch, as with one face), several only to ``upto`` (the next search), since among
-        several faces a fit is lost sooner and what was fitted past the loss is thrown away. Any
-        other backend fits rows [i, upto) frame by frame."""
-        if not self.backend.batched_fit:
-            return {t.key: FitsAhead(i, upto, self._fit_track(batch, i, upto, t)) for t in live}
-        need = [t for t in live if not (t.key in self._ahead and self._ahead[t.key].covers(i, upto))]
-        end = len(batch) if len(live) < 2 else upto
-        run_scale = self.config.max_run_scale if len(live) > 1 else None
-        if len(need) == 1:
-            self._ahead[need[0].key] = FitsAhead(i, end, self._fit_track(batch, i, end, need[0], run_scale))
-        elif need:
-            regions = [np.stack([t.predicted_points(int(f)) for f in batch.indices[i:end]]) for t in need]
-            fits = follow_faces(self.backend, self._fit_rules, batch.frames[i:end], regions, [t.landmarks for t in need], run_scale)
-            self._ahead.update({t.key: FitsAhead(i, end, f) for t, f in zip(need, fits)})
-        return {t.key: self._ahead[t.key] for t in live}
-
-    def _fit_track(self, batch: FrameBatch, i: int, j: int, t: Track, run_scale: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Landmarks, confidence (and scores) of track ``t`` on frames i, i+1 … up to the first implausible one (excluded)."""
-        regions = np.stack([t.predicted_points(int(f)) for f in batch.indices[i:j]])
-        return follow_face(self.backend, self._fit_rules, batch.frames[i:j], regions, t.landmarks, t.confidence, run_scale)
 
     # ── detection frames ──────────────────────────────────────────────────────────────────────
     def _detection_frame(self, batch: FrameBatch, r: int, before: list) -> list:
@@ -285,7 +249,7 @@ class MultiTracker:
         self._expire(index)
         self.detections += 1
         live = [t for t in self._tracks if t.live]
-        followed = self._followed_fits(batch, r, live)
+        followed = self._follower.on_row(batch, r, live)
         known = np.array([landmark_boxes(fit[0]) for fit in followed.values()], np.float64).reshape(-1, 4)
         searched = self.backend.detect_new(frame, known)
         boxes = np.array([np.asarray(box, np.float64) for box, _ in searched]).reshape(-1, 4)
@@ -306,7 +270,7 @@ class MultiTracker:
         for t in live:  # followed faces: from their own landmarks (unless followed onto someone else), else from their detection
             fit = held.get(t.key)
             if fit is None and t.key in box_of:
-                self._ahead.pop(t.key, None)  # found again from its detection: what was fitted ahead no longer follows
+                self._follower.forget(t.key)  # found again from its detection: what was fitted ahead no longer follows
                 fit = finds[detection_of[t.key]]
                 if fit is not None and not self._still_alike(frame, t, fit[0], boxes):
                     fit = None  # … and so is its detection: someone else's, free for a track of their own
@@ -342,7 +306,7 @@ class MultiTracker:
         for t in self._tracks:
             if t.key not in kept:
                 t.live = False
-                self._ahead.pop(t.key, None)
+                self._follower.forget(t.key)
         found = []
         born = {t.key for t in self._tracks if t.hits == 0}
         for t, landmarks, confidence, scores in fitted:
@@ -364,18 +328,6 @@ class MultiTracker:
             found.append((r, t.key, landmarks, confidence, scores))
         return found
 
-    def _followed_fits(self, batch: FrameBatch, r: int, live: list[Track]) -> dict:
-        """Track key → its fit on detection row ``r`` from its own landmarks (made ahead by a batched
-        backend), for the followed tracks whose face is there."""
-        if not self.backend.batched_fit:
-            regions = [t.predicted_points(int(batch.indices[r])) for t in live]
-            fits = dict(zip([t.key for t in live], fit_on_frame(self.backend, self._fit_rules, batch.frames[r], regions, [t.landmarks for t in live])))
-        else:
-            ahead = self._fits_ahead(batch, r, r + 1, live)
-            fits = {t.key: ahead[t.key].row(0) for t in live}
-            self._ahead.update({t.key: ahead[t.key].after(r + 1) for t in live})
-        return {key: fit for key, fit in fits.items() if fit is not None}
-
     def _follow_back(self, batch: FrameBatch, r: int, t: Track, landmarks: np.ndarray, confidence: float,
                      before: list, handed: dict[int, np.ndarray], released: Track | None) -> list:
         """Entries of a new face on the frames of this batch since the last detection, fitted backwards
@@ -389,7 +341,7 @@ class MultiTracker:
         rows = np.arange(r - 1, start - 1, -1)
         back = FrameBatch(batch.indices[rows], batch.timestamps[rows], batch.frames[rows])
         probe = Track(t.key, landmarks, confidence, int(batch.indices[r]))
-        fitted, conf, scores = self._fit_track(back, 0, len(rows), probe)
+        fitted, conf, scores = self._follower.fit_track(back, 0, len(rows), probe)
         out = []
         for k in range(len(fitted)):
             row = int(rows[k])
