@@ -448,6 +448,17 @@ def test_a_face_that_enters_between_two_searches_is_written_from_where_it_entere
     assert min(i for i, faces in out.items() if 1 in faces) == 20
 
 
+def test_a_face_found_late_is_followed_back_along_its_own_motion():
+    """Green appears on frame 1 and walks left, 4 px a frame (its square is 40 px), until the search
+    on frame 15 (every 16 with one face followed) finds it 56 px from where it appeared. Followed
+    back from its own motion it is written from frame 1; fitted back from where it was found, it
+    would be lost after about 10 frames."""
+    frames, truth = scene(32, {"red": (lambda i: 20, lambda i: True), "green": (lambda i: 250 - 4 * i, lambda i: i >= 1)})
+    out = run(frames, batch=32, backend=BatchedBlobBackend())
+    assert ids_of(out, truth) == {"red": {0}, "green": {1}}
+    assert min(i for i, faces in out.items() if 1 in faces) == 1
+
+
 def test_a_missing_face_is_found_again_where_it_was_last_seen_whatever_its_motion_says():
     """A face hidden by someone walking in front: its fit was dragged along before it was lost, so
     its motion points away, but it comes back where it stood; colours are left out (they would

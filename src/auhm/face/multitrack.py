@@ -332,26 +332,32 @@ class MultiTracker:
                      before: list, handed: dict[int, np.ndarray], released: Track | None) -> list:
         """Entries of a new face on the frames of this batch since the last detection, fitted backwards
         from where it was found, up to the first frame where it is not (or another face is, other
-        than a fit ``released`` here whose rows are ``handed`` to it)."""
+        than a fit ``released`` here whose rows are ``handed`` to it). The face is followed in
+        reversed time, a search interval among several faces at a time, its motion carried on from
+        what it did in the frames fitted so far: a face that walked in is found where it was."""
         start = r
         while start > 0 and batch.indices[start - 1] > self._last_detection:
             start -= 1
-        if start == r:
-            return []
         rows = np.arange(r - 1, start - 1, -1)
-        back = FrameBatch(batch.indices[rows], batch.timestamps[rows], batch.frames[rows])
-        probe = Track(t.key, landmarks, confidence, int(batch.indices[r]))
-        fitted, conf, scores = self._follower.fit_track(back, 0, len(rows), probe)
+        probe = Track(t.key, landmarks, confidence, -int(batch.indices[r]))  # frame numbers negated: time runs backwards
+        chunk = max(1, self.config.detect_every // 2)
         out = []
-        for k in range(len(fitted)):
-            row = int(rows[k])
-            box = landmark_boxes(fitted[k])
-            on = {f[1] for f in before if row == f[0] and box_iou(box, landmark_boxes(f[2]))[0, 0] > self.config.duplicate_iou}
-            if on and not (released is not None and on == {released.key} and int(batch.indices[row]) in handed):
+        for first in range(0, len(rows), chunk):
+            part = rows[first : first + chunk]
+            back = FrameBatch(-batch.indices[part], batch.timestamps[part], batch.frames[part])
+            fitted, conf, scores = self._follower.fit_track(back, 0, len(part), probe)
+            for k in range(len(fitted)):
+                row = int(part[k])
+                box = landmark_boxes(fitted[k])
+                on = {f[1] for f in before if row == f[0] and box_iou(box, landmark_boxes(f[2]))[0, 0] > self.config.duplicate_iou}
+                if on and not (released is not None and on == {released.key} and int(batch.indices[row]) in handed):
+                    return out
+                if not on:
+                    t.hits += 1
+                    out.append((row, t.key, fitted[k], float(conf[k]), None if scores is None else scores[k]))
+                probe.seen(-int(batch.indices[row]), fitted[k], float(conf[k]))
+            if len(fitted) < len(part):
                 break
-            if not on:
-                t.hits += 1
-                out.append((row, t.key, fitted[k], float(conf[k]), None if scores is None else scores[k]))
         return out
 
     def _associate(self, frame: np.ndarray, index: int, boxes: np.ndarray) -> dict[int, Track]:
