@@ -38,6 +38,9 @@ def main() -> None:
     args = ap.parse_args()
     media = Path(os.environ.get("AUHM_MEDIA") or Path(__file__).resolve().parents[2] / "shared" / "media")
     clips = args.videos or [str(media / c) for c in CLIPS]
+    missing = [c for c in clips if not Path(c).is_file()]
+    if missing:
+        raise SystemExit(f"no such video: {missing[0]} (name one-face videos, or set AUHM_MEDIA to the real clips' folder)")
     rates: dict[str, list[float]] = {"all": [], "largest": []}
     cpu_rates: dict[str, list[float]] = {"all": [], "largest": []}  # frames per CPU second (all threads): steadier on a shared machine
     with tempfile.TemporaryDirectory() as tmp:
