@@ -7,9 +7,10 @@ the previous fit.
 A backend whose presence check is costly (``verify_every`` = k: dlib's HOG window) is checked on
 every k-th frame and the last; when a check fails, the frames since the last one are fitted again,
 each checked, so a face is lost where it left. Several faces on the same frames are fitted in one
-call (:func:`follow_faces`, :func:`fit_on_frame`); what makes a fit no longer the face's own is
-judged here too: a size far off the face found there (:func:`size_off`), two fits on one face
-(:func:`one_track_a_face`).
+call (:func:`follow_faces`, :func:`fit_on_frame`), and a :class:`Follower` does it for every face
+a tracker follows, keeping what a batched fit made ahead; what makes a fit no longer the face's
+own is judged here too: a size far off the face found there (:func:`size_off`), two fits on one
+face (:func:`one_track_a_face`, :func:`first_conflict`).
 """
 
 from __future__ import annotations
