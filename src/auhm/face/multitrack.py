@@ -340,7 +340,7 @@ class MultiTracker:
             start -= 1
         rows = np.arange(r - 1, start - 1, -1)
         probe = Track(t.key, landmarks, confidence, -int(batch.indices[r]))  # frame numbers negated: time runs backwards
-        chunk = max(1, self.config.detect_every // 2)
+        chunk = self._schedule.among_several
         out = []
         for first in range(0, len(rows), chunk):
             part = rows[first : first + chunk]

@@ -28,13 +28,18 @@ class SearchSchedule:
         self.next = 0  # the first frame is searched
         self._empty = 0  # searches in a row that found nothing
 
+    @property
+    def among_several(self) -> int:
+        """The grid's step while several faces are followed (or one is missing): twice as fine."""
+        return max(1, self.every // 2)
+
     def searched(self, ordinal: int, followed: int, missing: int) -> None:
         """A search ran on the ``ordinal``-th frame, after which ``followed`` faces are followed and
         ``missing`` are missing (kept for a while under their ids)."""
         if followed:
             self._empty = 0
             crowded = followed > 1 or missing > 0
-            self.next = ordinal + to_grid(ordinal, max(1, self.every // 2) if crowded else self.every)
+            self.next = ordinal + to_grid(ordinal, self.among_several if crowded else self.every)
         else:
             self._empty += 1
             self.next = ordinal + min(2 ** (self._empty - 1), to_grid(ordinal, self.every))
