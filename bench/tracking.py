@@ -9,6 +9,13 @@ each output row named after the true face it lies on (``truth_faces``), then ``a
 on (video, frame, face) with the corpus's labels.parquet. On the real clips of ../shared/media
 (``--real``): frames, frames with a face, the most faces in a frame, and tracks made.
 
+Speed is measured warm, as over a long corpus: each variant first annotates one video untimed (a
+process's first forwards at each batch size set up their kernels, which made whichever variant ran
+first about a tenth slower), and with ``--rounds N`` the variants run N times, in turns whose order
+alternates, each speed the median of its runs; the ratio line compares every variant with the
+last one's frames/s (``--variant largest:faces=largest`` last: the cost of a face among several
+against one face followed).
+
 Each ``--variant NAME:key=value,…`` is one annotate run (all in this process, one after the
 other) with those AnnotateConfig fields on top of ``--set key=value`` (given to every run), so
 options the annotator gains (``faces``, ``detect_every``, ``max_gap`` …) need no change here. A
@@ -31,6 +38,7 @@ import dataclasses
 import json
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -151,6 +159,8 @@ def main() -> None:
     ap.add_argument("--real", action="store_true", help="also annotate the real clips of ../shared/media")
     ap.add_argument("--iou", type=float, default=0.5)
     ap.add_argument("--min-visible", type=float, default=0.5, help="truth faces less visible than this are not counted")
+    ap.add_argument("--rounds", type=int, default=1, help="timed runs of each variant, in turns of alternating order (speed: the median)")
+    ap.add_argument("--no-warm-up", dest="warm_up", action="store_false", help="time each variant's first run too (cold: kernels set up on first use)")
     ap.add_argument("--json", type=Path, help="write every figure here")
     args = ap.parse_args()
     if args.make:
@@ -170,12 +180,23 @@ def main() -> None:
     base = settings(args.sets)
     report = {"settings": base, "landmarks": args.landmarks, "model": "stub" if args.model_stub else str(args.model),
               "cpus": os.cpu_count(), "runs": {}}
-    for name, extra in variants(args.variant).items():
-        pred, wall = run(videos, tmp / f"{name}.parquet", args, {**base, **extra}, predictor)
+    runs = variants(args.variant)
+    if args.warm_up:
+        for name, extra in runs.items():
+            run(videos[:1], tmp / f"{name}-warm-up.parquet", args, {**base, **extra}, predictor)
+    walls: dict[str, list[float]] = {name: [] for name in runs}
+    tables: dict[str, pd.DataFrame] = {}
+    for k in range(max(1, args.rounds)):
+        for name in list(runs) if k % 2 == 0 else list(runs)[::-1]:
+            pred, wall = run(videos, tmp / f"{name}.parquet", args, {**base, **runs[name]}, predictor)
+            walls[name].append(wall)
+            tables.setdefault(name, pred)
+    for name, extra in runs.items():
+        pred, wall = tables[name], statistics.median(walls[name])
         scores = track_scores(pred, truth, iou=args.iou, min_visible=args.min_visible)
         frames, faces = int(pred.groupby("video")["frame"].nunique().sum()), len(face_rows(pred))
         o = scores["overall"]
-        run_report = {"fields": {**base, **extra}, "frames": frames, "face_rows": faces, "seconds": wall,
+        run_report = {"fields": {**base, **extra}, "frames": frames, "face_rows": faces, "seconds": wall, "all_seconds": walls[name],
                       "frames_per_s": frames / wall, "faces_per_s": faces / wall, "crowd": scores}
         labels = args.folder / "labels.parquet"
         if labels.exists() and not args.model_stub:  # AU accuracy on the rows that lie on a true face
@@ -201,6 +222,8 @@ def main() -> None:
     if len(report["runs"]) > 1:
         rates = {n: r["frames_per_s"] for n, r in report["runs"].items()}
         print("frames/s: " + ", ".join(f"{n} {v:.1f}" for n, v in rates.items()))
+        last, one = list(rates)[-1], list(rates.values())[-1]
+        print(f"faces/s against {last}'s frames/s: " + ", ".join(f"{n} {r['faces_per_s'] / one:.2f}" for n, r in report["runs"].items() if n != last))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=lambda v: v.item() if isinstance(v, np.generic) else str(v)))
 

@@ -28,11 +28,17 @@ from auhm.video import FrameBatch
 
 Fits = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]  # landmarks (n, 68, 2), confidence (n,), scores (n, …) or None
 
+STEP_WEIGHT = 0.25  # a new step's share of a face's velocity: one step is mostly its fit's jitter of a pixel or two
+CUT_AHEAD = 8  # frames at most a face's velocity is carried when cutting its crops (bench/RESULTS.md)
+GAP_AHEAD = 30  # … and when looking for it after a gap
+
 
 @dataclass
 class Track:
     """One face followed: where it was last seen, how its box moves (carried forward to predict
-    where it is next), its id once confirmed, and what it looks like."""
+    where it is next), its id once confirmed, and what it looks like. Its velocity is smoothed over
+    several steps (``STEP_WEIGHT``) and carried at most ``CUT_AHEAD`` frames where its crops are cut:
+    a still face's jitter, carried a batch ahead, moved its crops off it, and each was cut again."""
 
     key: int  # internal, in order of birth
     landmarks: np.ndarray
@@ -49,16 +55,18 @@ class Track:
         return landmark_boxes(self.landmarks).astype(np.float64)
 
     def predicted_box(self, frame: int) -> np.ndarray:
-        shift = self.velocity * min(max(frame - self.frame, 0), 30)
+        """Where its box is on ``frame``, by its motion: to match what a search finds (after a gap too)."""
+        shift = self.velocity * min(max(frame - self.frame, 0), GAP_AHEAD)
         return self.box() + np.concatenate([shift, shift])
 
     def predicted_points(self, frame: int) -> np.ndarray:
-        return self.landmarks + self.velocity * min(max(frame - self.frame, 0), 30)
+        """Where its landmarks are on ``frame``, by its motion: where its crop is cut."""
+        return self.landmarks + self.velocity * min(max(frame - self.frame, 0), CUT_AHEAD)
 
     def seen(self, frame: int, landmarks: np.ndarray, confidence: float) -> None:
         if frame > self.frame:
             step = (landmark_boxes(landmarks)[:2] + landmark_boxes(landmarks)[2:] - self.box()[:2] - self.box()[2:]) / 2 / (frame - self.frame)
-            self.velocity = 0.5 * self.velocity + 0.5 * step if self.live else step
+            self.velocity = (1 - STEP_WEIGHT) * self.velocity + STEP_WEIGHT * step if self.live else step
         self.landmarks, self.confidence, self.frame = landmarks, confidence, frame
         self.hits += 1
         self.live = True
