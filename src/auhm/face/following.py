@@ -59,9 +59,11 @@ class Track:
         shift = self.velocity * min(max(frame - self.frame, 0), GAP_AHEAD)
         return self.box() + np.concatenate([shift, shift])
 
-    def predicted_points(self, frame: int) -> np.ndarray:
-        """Where its landmarks are on ``frame``, by its motion: where its crop is cut."""
-        return self.landmarks + self.velocity * min(max(frame - self.frame, 0), CUT_AHEAD)
+    def predicted_points(self, frames) -> np.ndarray:
+        """Where its landmarks are on ``frames`` (a frame index: (68, 2); several: (n, 68, 2)), by its
+        motion: where its crops are cut."""
+        ahead = np.minimum(np.maximum(np.asarray(frames) - self.frame, 0), CUT_AHEAD)
+        return self.landmarks + self.velocity * ahead[..., None, None]
 
     def seen(self, frame: int, landmarks: np.ndarray, confidence: float) -> None:
         if frame > self.frame:
@@ -223,7 +225,7 @@ class Follower:
         if len(need) == 1:
             self.ahead[need[0].key] = FitsAhead(i, end, self.fit_track(batch, i, end, need[0], run_scale))
         elif need:
-            regions = [np.stack([t.predicted_points(int(f)) for f in batch.indices[i:end]]) for t in need]
+            regions = [t.predicted_points(batch.indices[i:end]) for t in need]
             fits = follow_faces(self.backend, self.rules, batch.frames[i:end], regions, [t.landmarks for t in need], run_scale)
             self.ahead.update({t.key: FitsAhead(i, end, f) for t, f in zip(need, fits)})
         return {t.key: self.ahead[t.key] for t in live}
@@ -247,7 +249,7 @@ class Follower:
 
     def fit_track(self, batch: FrameBatch, i: int, j: int, t: Track, run_scale: float | None = None) -> Fits:
         """Landmarks, confidence (and scores) of track ``t`` on rows i, i+1 … up to the first implausible one (excluded)."""
-        regions = np.stack([t.predicted_points(int(f)) for f in batch.indices[i:j]])
+        regions = t.predicted_points(batch.indices[i:j])
         return follow_face(self.backend, self.rules, batch.frames[i:j], regions, t.landmarks, t.confidence, run_scale)
 
 

@@ -339,6 +339,10 @@ class MultiTracker:
         while start > 0 and batch.indices[start - 1] > self._last_detection:
             start -= 1
         rows = np.arange(r - 1, start - 1, -1)
+        taken: dict[int, list] = {}  # row → (track key, box) of the batch's entries there
+        for row, key, points, *_ in before:
+            if start <= row < r:
+                taken.setdefault(row, []).append((key, landmark_boxes(points)))
         probe = Track(t.key, landmarks, confidence, -int(batch.indices[r]))  # frame numbers negated: time runs backwards
         chunk = self._schedule.among_several
         out = []
@@ -349,7 +353,7 @@ class MultiTracker:
             for k in range(len(fitted)):
                 row = int(part[k])
                 box = landmark_boxes(fitted[k])
-                on = {f[1] for f in before if row == f[0] and box_iou(box, landmark_boxes(f[2]))[0, 0] > self.config.duplicate_iou}
+                on = {key for key, other in taken.get(row, []) if box_iou(box, other)[0, 0] > self.config.duplicate_iou}
                 if on and not (released is not None and on == {released.key} and int(batch.indices[row]) in handed):
                     return out
                 if not on:
