@@ -200,7 +200,7 @@ _STANDIN_SCRIPT = textwrap.dedent(
     sys.path.insert(0, {tests!r})
     import helpers as h
     from auhm.infer.predictor import Predictor
-    Predictor.from_checkpoint = classmethod(lambda cls, p, device="auto", precision="auto": cls({model}, h.INFO, "cpu", "fp32"))
+    Predictor.from_checkpoint = classmethod(lambda cls, p, device="auto", precision="auto": cls({model}, h.INFO, "cpu", "fp32", trace=False))
     {setup}
     from auhm.cli import app
     app(sys.argv[1:], prog_name="auhm")
@@ -210,7 +210,8 @@ _STANDIN_SCRIPT = textwrap.dedent(
 
 def standin_script(path: Path, model: str = "h.StandInAU()", setup: str = "") -> Path:
     """A script that runs the real CLI in a process of its own, with a stand-in model (an
-    expression over this module, ``h``) and ``setup``, a line run before the CLI."""
+    expression over this module, ``h``, run as it is, untraced: its Python may hold or count
+    batches) and ``setup``, a line run before the CLI."""
     path.write_text(_STANDIN_SCRIPT.format(tests=str(TESTS), model=model, setup=setup))
     return path
 

@@ -128,7 +128,7 @@ def test_two_model_lanes_run_side_by_side_finish_out_of_order_and_keep_rows_and_
         torch_threads(threads)
         assert model_lanes(torch.device("cpu")) == threads
         model = models[name]
-        monkeypatch.setattr(Predictor, "from_checkpoint", classmethod(lambda cls, path, device="auto", precision="auto": cls(model, INFO, "cpu", precision)))
+        monkeypatch.setattr(Predictor, "from_checkpoint", classmethod(lambda cls, path, device="auto", precision="auto": cls(model, INFO, "cpu", precision, trace=False)))
         cfg = annotate_config(checkpoint, tmp_path / f"{threads}.parquet", workers=2)
         cfg.batch_size = 2
         assert annotate(clips, cfg).frames == 32

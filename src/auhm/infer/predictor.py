@@ -1,12 +1,15 @@
 """The AU model at inference: batched uint8 crops in, intensities (and backbone landmarks) out.
 
 :class:`Predictor` holds the device, precision and memory layout; :class:`ModelLanes` runs it as
-one single-threaded forward per core side by side on a CPU (one lane on a GPU).
+one single-threaded forward per core side by side on a CPU (one lane on a GPU). On a CPU the
+forward runs traced (:func:`traced_forward`): the same operations, bit for bit, without the Python
+of the model's modules, which costs more than the convolutions of a few crops.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -39,7 +42,7 @@ def default_batch_size(device: torch.device) -> int:
 class Predictor:
     """An AU checkpoint ready for batched inference on uint8 crops: device, precision, layout."""
 
-    def __init__(self, model: torch.nn.Module, info: dict, device: str = "auto", precision: str = "auto"):
+    def __init__(self, model: torch.nn.Module, info: dict, device: str = "auto", precision: str = "auto", trace: bool = True):
         self.device = resolve_device(device)
         self.precision = resolve_precision(self.device, precision)
         self.channels_last = use_channels_last(self.device, self.precision)
@@ -61,6 +64,9 @@ class Predictor:
             with torch.inference_mode():
                 probe = self.model(torch.zeros(1, 3, self.input_size, self.input_size, device=self.device))
         self.has_landmarks = probe.get("landmark_heatmaps") is not None
+        self.forward = self.model
+        if trace and self.device.type == "cpu":  # trace=False: the model's own Python runs (a stand-in that records its calls)
+            self.forward = traced_forward(self.model, self.input_size, self.device, self.precision, self.channels_last) or self.model
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str = "auto", precision: str = "auto") -> "Predictor":
@@ -73,7 +79,7 @@ class Predictor:
     def __call__(self, crops: np.ndarray, keep_heatmaps: bool = False) -> Prediction:
         x = model_input(np.ascontiguousarray(crops), self.device, self.channels_last)
         with autocast_context(self.device, self.precision):
-            out = self.model(x)
+            out = self.forward(x)
         pred = Prediction(read_intensities(self.model, out).cpu().numpy().astype(np.float32))
         if self.has_landmarks and out.get("landmark_heatmaps") is not None:
             pts, conf = heatmaps_to_landmarks(out["landmark_heatmaps"].float(), self.input_size)
@@ -83,6 +89,40 @@ class Predictor:
         if keep_heatmaps:
             pred.heatmaps = out["heatmaps"].float().cpu().numpy()
         return pred
+
+
+class _Tensors(torch.nn.Module):
+    """A model's output dict without its None entries (a trace gives back tensors only)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.model(x).items() if v is not None}
+
+
+def traced_forward(model: torch.nn.Module, input_size: int, device: torch.device, precision: str, channels_last: bool):
+    """``model``'s forward traced with TorchScript at this precision, or None where it cannot be, or
+    where on crops of another batch size it gives anything but the eager model's outputs bit for bit.
+
+    The trace records the same operations; a network of many small layers then costs on a CPU a
+    few milliseconds less a call (figures in bench/RESULTS.md), which the self-tracking path, with
+    its many small batches, pays on every fit. The model's parameters are frozen (inference only)."""
+    model.requires_grad_(False)  # a trace under autocast keeps each weight's cast, which must need no gradient
+    rng = np.random.default_rng(0)
+    traced_on, checked_on = (model_input(rng.integers(0, 256, (n, input_size, input_size, 3), dtype=np.uint8), device, channels_last)
+                             for n in (2, 3))
+    try:
+        with torch.inference_mode(False), torch.no_grad(), autocast_context(device, precision), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            traced = torch.jit.trace(_Tensors(model), traced_on, strict=False, check_trace=False)
+        with torch.inference_mode(), autocast_context(device, precision):
+            eager, ours = model(checked_on), traced(checked_on)
+    except Exception:  # a forward that cannot be traced (Python control flow on values): run it as it is
+        return None
+    same = all((v is None and k not in ours) or (k in ours and torch.equal(v, ours[k])) for k, v in eager.items())
+    return traced if same and len(ours) == sum(v is not None for v in eager.values()) else None
 
 
 def model_lanes(device: torch.device) -> int:
