@@ -126,8 +126,9 @@ def traced_forward(model: torch.nn.Module, input_size: int, device: torch.device
                 ours = traced(checked_on)
     except Exception:  # a forward that cannot be traced (Python control flow on values): run it as it is
         return None
-    same = all((v is None and k not in ours) or (k in ours and torch.equal(v, ours[k])) for k, v in eager.items())
-    return traced if same and len(ours) == sum(v is not None for v in eager.values()) else None
+    kept = {k: v for k, v in eager.items() if v is not None}
+    same = ours.keys() == kept.keys() and all(torch.equal(v, ours[k]) for k, v in kept.items())
+    return traced if same else None
 
 
 def model_lanes(device: torch.device) -> int:
